@@ -1,0 +1,50 @@
+# One command builds the book, one runs the tests. Everything runs inside .venv.
+PROFILE ?= quick
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test env data unit smoke-book nbval lint bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+env: $(STAMP)
+
+data: env
+	$(PY) -m kdlib data
+
+## book: execute every chapter under PROFILE (default quick) and build the HTML book
+book: data
+	$(PY) -m kdlib book $(PROFILE)
+
+lint: env
+	$(VENV)/bin/ruff check kdlib tests benchmarks
+
+unit: env data
+	$(VENV)/bin/pytest -q tests
+
+smoke-book: env data
+	$(PY) -m kdlib book smoke
+
+# nbval re-executes the smoke-executed notebooks in scratch result folders and compares
+# the outputs of the cells marked NBVAL_CHECK_OUTPUT with the stored ones.
+nbval: smoke-book
+	@tmp=$$(mktemp -d); KDLIB_RESULTS=$$tmp/results KDLIB_CHECKPOINTS=$$tmp/models \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax _build/smoke/site/book/chapters; \
+	  rc=$$?; rm -rf $$tmp; exit $$rc
+
+## test: lint, unit tests, the smoke book and nbval on its executed notebooks
+test: lint unit nbval
+
+bench: env
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf _build

