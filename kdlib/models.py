@@ -102,3 +102,124 @@ def count_cost(model: nn.Module, input_shape: tuple[int, ...]) -> Cost:
         for h in handles:
             h.remove()
     return Cost(weights, biases, macs, tuple(per_layer), bias_adds)
+
+
+# --- ResNets in the CIFAR form ---------------------------------------------------------------
+
+#: Per-channel mean and standard deviation of the training images, for :class:`Normalize`.
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, as the model's first layer.
+
+    Keeping it inside the model lets attacks and AutoAttack work on inputs in
+    ``[0, 1]``, where the ε-ball is defined. Mean and std are buffers, so they
+    travel with the weights and the device.
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with a residual connection (ResNet18/34)."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1×1 reduce, 3×3, 1×1 expand by 4, with a residual connection (ResNet50+)."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:
+    """Identity, or a strided 1×1 projection when the shape changes (option B of He et al.)."""
+    if stride == 1 and in_planes == out_planes:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False),
+                         nn.BatchNorm2d(out_planes))
+
+
+class ResNet(nn.Module):
+    """A ResNet in the CIFAR form (He et al. 2016, "Deep Residual Learning").
+
+    As torchvision's ``resnet18``/``resnet50`` except the stem: one 3×3
+    stride-1 convolution and no max-pool, so 32×32 inputs keep their
+    resolution into ``layer1`` (the ImageNet 7×7/2 stem plus pool costs
+    several points on CIFAR-10, DESIGN.md §4). Stages ``layer1``..``layer4``
+    have widths ``w, 2w, 4w, 8w`` (``w = 64`` is the standard network; smaller
+    `width` makes CPU profiles affordable), then global average pooling and
+    the linear head ``fc``. `normalize` is ``(mean, std)`` applied inside the
+    model, so it takes inputs in ``[0, 1]``.
+    """
+
+    def __init__(self, block: type[BasicBlock | Bottleneck], num_blocks: tuple[int, ...],
+                 num_classes: int = 10, in_channels: int = 3, width: int = 64,
+                 normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None):
+        super().__init__()
+        self.normalize = Normalize(*normalize) if normalize is not None else nn.Identity()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        in_planes = width
+        for i, n in enumerate(num_blocks):
+            planes, stride = width * 2**i, 1 if i == 0 else 2
+            blocks = []
+            for s in [stride] + [1] * (n - 1):
+                blocks.append(block(in_planes, planes, s))
+                in_planes = planes * block.expansion
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(self.normalize(x))))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))
+
+
+def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64,
+             normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> ResNet:
+    """CIFAR ResNet18: BasicBlocks [2, 2, 2, 2]; 11,173,962 parameters at width 64, 10 classes."""
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels, width, normalize)
+
+
+def resnet50(num_classes: int = 10, in_channels: int = 3, width: int = 64,
+             normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> ResNet:
+    """CIFAR ResNet50: Bottlenecks [3, 4, 6, 3] (outputs 4× the stage width)."""
+    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels, width, normalize)

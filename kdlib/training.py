@@ -26,9 +26,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib import losses
-from kdlib.data import random_shift
+from kdlib.data import random_crop_flip, random_shift
 
-Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+#: Per-example targets: the labels, or a dict of tensors indexed alongside the inputs
+#: (such as ``{"labels": y, "teacher_logits": t}``).
+Targets = torch.Tensor | dict[str, torch.Tensor]
+Objective = Callable[[nn.Module, torch.Tensor, Targets], dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Recipe:
     gamma: float = 0.2  # lr factor at each milestone, for "step"
     jitter: int = 0  # random translation in pixels
     amp: bool = True  # bf16 autocast, on CUDA only
+    crop_flip: bool = False  # 4-pixel padded random crop and horizontal flip (CIFAR)
 
     def as_dict(self) -> dict:
         """JSON-ready form (tuples become lists), as stored in specs and checkpoints."""
@@ -80,7 +84,11 @@ def supervised() -> Objective:
 
 
 def distillation(teacher: nn.Module, temperature: float, alpha: float) -> Objective:
-    """Hinton KD from a frozen `teacher`, evaluated on the same (augmented) batch."""
+    """Hinton KD from a frozen `teacher`, evaluated on the same (augmented) batch.
+
+    When the student sees un-augmented inputs, :func:`distillation_from_logits`
+    gives the same loss with the teacher's logits computed once, not every epoch.
+    """
     teacher.eval()
 
     def objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -89,6 +97,21 @@ def distillation(teacher: nn.Module, temperature: float, alpha: float) -> Object
         return losses.hinton_kd(model(x).float(), t, y, temperature, alpha)
 
     return objective
+
+
+def distillation_from_logits(temperature: float, alpha: float) -> Objective:
+    """Hinton KD from precomputed teacher logits: targets are
+    ``{"labels": y, "teacher_logits": t}`` (see :func:`predict`)."""
+
+    def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
+        return losses.hinton_kd(model(x).float(), y["teacher_logits"], y["labels"],
+                                temperature, alpha)
+
+    return objective
+
+
+def _take(y: Targets, idx: torch.Tensor) -> Targets:
+    return {k: v[idx] for k, v in y.items()} if isinstance(y, dict) else y[idx]
 
 
 # --- schedule --------------------------------------------------------------------------------
@@ -120,19 +143,23 @@ def _save_atomic(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tensor,
+def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
           recipe: Recipe, *, seed: int, checkpoint: Path | None = None,
           desc: str = "train", progress: bool = True,
-          stop_after_epochs: int | None = None) -> list[dict[str, float]]:
-    """Train `model` in place on the tensors `x`, `y` (already on the model's device).
+          stop_after_epochs: int | None = None,
+          on_backward: Callable[[int], None] | None = None) -> list[dict[str, float]]:
+    """Train `model` in place on inputs `x` and targets `y` (on the model's device).
 
     Returns one dict of mean losses per epoch. With `checkpoint`, the full state
     (weights, optimiser, random generators) is saved after each epoch, and a
     later call with the same path resumes after the last completed epoch.
     `stop_after_epochs` ends the call early, as an interruption would (tests).
+    `on_backward(step)` is called with the global step after each backward pass,
+    before the optimiser step, while the gradients are in place (see
+    :class:`kdlib.gradients.GradientRecorder`).
     """
     device = x.device
-    n = len(y)
+    n = len(x)
     steps_per_epoch = n // recipe.batch_size  # drop the ragged last batch
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {recipe.batch_size} is larger than the {n} examples")
@@ -149,13 +176,14 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tens
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        # load on the CPU: RNG states must stay CPU tensors; weights move on load_state_dict
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state["recipe"] != recipe.as_dict():
             raise ValueError(f"{checkpoint} was written for another recipe; delete it to restart")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
+        gen.set_state(state["generator"])
         torch.set_rng_state(state["cpu_rng"])
         if device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"])
@@ -173,10 +201,13 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tens
         for step in range(steps_per_epoch):
             idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
             xb = random_shift(x[idx], recipe.jitter, gen)
+            xb = random_crop_flip(xb, generator=gen) if recipe.crop_flip else xb
             with _autocast(device, recipe):
-                parts = objective(model, xb, y[idx])
+                parts = objective(model, xb, _take(y, idx))
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
+            if on_backward is not None:
+                on_backward(epoch * steps_per_epoch + step)
             opt.step()
             sched.step()
             for k, v in parts.items():

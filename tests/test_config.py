@@ -31,8 +31,9 @@ def test_notebook_defaults_are_the_smoke_profile(chapter):
 
 def write_profile(tmp_path, name="custom", **changes):
     raw = yaml.safe_load((paths.profiles_dir() / "smoke.yaml").read_text())
+    for chapter in raw["chapters"].values():
+        chapter["profile"] = name
     params = raw["chapters"]["01_vanilla_kd"]
-    params["profile"] = name
     for key, value in changes.items():
         if value is dataclasses.MISSING:
             del params[key]

@@ -94,3 +94,19 @@ def test_accuracy_and_predict_restore_train_mode():
 def test_batch_larger_than_data_is_an_error():
     with pytest.raises(ValueError, match="larger than"):
         trained(0, recipe=training.Recipe(epochs=1, batch_size=10_000))
+
+
+def test_precomputed_teacher_logits_give_the_same_training():
+    torch.manual_seed(5)
+    teacher = models.MLP([784, 16, 10])
+    x, y = toy_data(128)
+    recipe = training.Recipe(epochs=2, batch_size=32)
+    a = training.seeded(0, lambda: models.MLP([784, 8, 10]))
+    b = training.seeded(0, lambda: models.MLP([784, 8, 10]))
+    ha = training.train(a, training.distillation(teacher, 4.0, 0.7), x, y, recipe, seed=0,
+                        progress=False)
+    targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
+    hb = training.train(b, training.distillation_from_logits(4.0, 0.7), x, targets, recipe,
+                        seed=0, progress=False)
+    torch.testing.assert_close(weights(a), weights(b), atol=1e-5, rtol=1e-4)
+    assert ha[-1]["kd"] == pytest.approx(hb[-1]["kd"], rel=1e-4)

@@ -1,0 +1,1 @@
+"""Speed benchmarks: ratios measured side by side in one run (``python -m benchmarks.run``)."""

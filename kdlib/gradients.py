@@ -1,0 +1,73 @@
+"""Average absolute gradient of each layer during training, grouped by ResNet stage.
+
+Figure 2 of the paper compares "average gradients for each layer at each
+stage" of ResNet18 trained with and without teacher-free KD. A
+:class:`GradientRecorder` is handed to :func:`kdlib.training.train` as its
+``on_backward`` hook. Every `every` optimiser steps it adds each layer's
+``mean(|grad|)`` to a running sum kept on the device, so training never waits
+for the host; the values are read once, by :meth:`GradientRecorder.frame`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+
+def stage_of(name: str) -> str:
+    """The stage of a ResNet parameter: ``layer1``..``layer4``, ``fc``, else ``stem``.
+
+    ``"layer2.0.conv1.weight"`` gives ``"layer2"``; ``"conv1.weight"`` gives ``"stem"``.
+    """
+    head = name.split(".", 1)[0]
+    return head if head.startswith("layer") or head == "fc" else "stem"
+
+
+class GradientRecorder:
+    """Running mean over sampled steps of ``mean(|grad|)`` for each layer's weight.
+
+    Layers are the convolutions and linear maps (weights of two or more
+    dimensions: biases and BatchNorm scales are left out), in the model's
+    order. Call it with the global step after ``backward()``; steps that are
+    not multiples of `every` cost nothing. It is not saved with training
+    checkpoints, so after a resume it covers the resumed steps only.
+    """
+
+    def __init__(self, model: nn.Module, every: int = 1,
+                 stage: Callable[[str], str] = stage_of):
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.dim() > 1]
+        self.names = [n.removesuffix(".weight") for n, _ in named]
+        self.stages = [stage(n) for n, _ in named]
+        self.params = [p for _, p in named]
+        self.every = every
+        self.samples = 0
+        self._sums: torch.Tensor | None = None  # on the model's device
+
+    def __call__(self, step: int) -> None:
+        if step % self.every:
+            return
+        missing = [n for n, p in zip(self.names, self.params, strict=True) if p.grad is None]
+        if missing:
+            raise RuntimeError(f"no gradient for {missing[:3]}: call after backward()")
+        means = torch.stack([p.grad.detach().abs().mean(dtype=torch.float32)
+                             for p in self.params])
+        self._sums = means if self._sums is None else self._sums + means
+        self.samples += 1
+
+    def frame(self) -> pd.DataFrame:
+        """One row per layer: ``stage``, ``layer``, ``mean_abs_grad``, ``samples``."""
+        if self._sums is None:
+            raise RuntimeError("no step was sampled yet")
+        values = (self._sums / self.samples).tolist()  # the only read from the device
+        return pd.DataFrame({"stage": self.stages, "layer": self.names,
+                             "mean_abs_grad": values, "samples": self.samples})
+
+
+def stage_means(frame: pd.DataFrame) -> pd.Series:
+    """Mean over the layers of each stage, in network order."""
+    return frame.groupby("stage", sort=False)["mean_abs_grad"].mean()

@@ -1,0 +1,469 @@
+"""Table 2: distillation onto a transfer set that never shows one digit.
+
+Hinton et al. trained a small MNIST network on a transfer set with every
+example of one digit removed, by distillation from a teacher that had seen
+all ten. The student never gets a single example of that digit, yet learns a
+good deal about it from the teacher's soft targets on the other digits. Its
+remaining handicap is a too-low bias for the digit's output, which a single
+shift of that bias repairs (DESIGN.md §4).
+
+The data, in this chapter's terms:
+
+- the *teacher* trains on the chapter's training images, exactly as in
+  chapter 1 (same images, same spec), so both chapters share one checkpoint;
+- the *held-out* images are those training images whose position in MNIST's
+  60,000 is :data:`HELD_OUT_FROM` or later, the classic 10,000-image
+  validation split. No student ever trains on them: they are used, without
+  their labels, to choose the bias shift. That the teacher saw them does not
+  matter, because the shift is computed from the *student's* logits only;
+- the *transfer set* is the rest of the training images with every example
+  of the omitted digit removed;
+- the test set is used for evaluation only, after the shift is chosen.
+
+The bias shift. A student that never saw digit ``d`` rarely predicts it. We
+add a shift ``b`` to the bias of ``d``'s output unit, choosing ``b`` so that
+the *fraction of held-out images predicted as d* equals ``d``'s frequency
+among the training labels (about 11% for a 1, 10% for a 2): the student
+should name a digit about as often as the digit occurs. That fraction never
+decreases as ``b`` grows, so a bisection finds the smallest ``b`` that
+reaches the target. :func:`choose_bias_shift` can instead match the *mean
+softmax mass* on ``d`` (criterion ``"mass"``); records keep both.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+from torch import nn
+
+from kdlib import config, mnist_kd, models, paper, results, stats, training
+from kdlib.config import OmittedDigit, VanillaKD
+
+CHAPTER = "02_omitted_digit"
+
+#: Training images from this position of MNIST's 60,000 on are held out from every student.
+HELD_OUT_FROM = 50_000
+
+Criterion = Literal["fraction", "mass"]
+
+#: How the chapter's main bias shift is chosen (see the module docstring).
+CRITERION: Criterion = "fraction"
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+def vanilla_config(cfg: OmittedDigit) -> VanillaKD:
+    """The chapter-1 parameters with this chapter's shared settings.
+
+    Everything the teacher's spec depends on (data set, training subset, batch
+    and teacher recipe) is copied, so :func:`kdlib.mnist_kd.teacher_spec` of the
+    result equals chapter 1's whenever the two profiles agree on those settings.
+    """
+    shared = {f.name for f in dataclasses.fields(VanillaKD)} & set(config.as_dict(cfg))
+    return dataclasses.replace(VanillaKD(), **{k: getattr(cfg, k) for k in shared})
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OmittedSetup:
+    """Chapter 1's data (the teacher's training set) and which images are held out."""
+
+    base: mnist_kd.MnistSetup
+    held_out: torch.Tensor  # bool, one per training image of `base`, on its device
+
+
+def held_out_mask(train_index: torch.Tensor, start: int = HELD_OUT_FROM) -> torch.Tensor:
+    """True for the training images at position `start` or later of the full training split."""
+    return train_index >= start
+
+
+def load(cfg: OmittedDigit) -> OmittedSetup:
+    """Chapter 1's data for these settings, with the held-out images marked."""
+    base = mnist_kd.load(vanilla_config(cfg))
+    return OmittedSetup(base, held_out_mask(base.train_index).to(base.device))
+
+
+def without_digit(x: torch.Tensor, y: torch.Tensor,
+                  digit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples of `x`, `y` whose label is not `digit`."""
+    keep = y != digit
+    return x[keep], y[keep]
+
+
+def transfer_set(setup: OmittedSetup, digit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's training data: the images that are not held out, minus `digit`."""
+    keep = ~setup.held_out
+    return without_digit(setup.base.x_train[keep], setup.base.y_train[keep], digit)
+
+
+def held_out_images(setup: OmittedSetup) -> torch.Tensor:
+    """The held-out images (their labels are never used)."""
+    return setup.base.x_train[setup.held_out]
+
+
+def class_frequency(labels: torch.Tensor, digit: int) -> float:
+    """Share of `labels` equal to `digit`: the target of the bias shift."""
+    return float((labels == digit).float().mean())
+
+
+# --- the bias shift -----------------------------------------------------------------------------
+
+def predicted_share(logits: torch.Tensor, digit: int, shift: float = 0.0,
+                    criterion: Criterion = "fraction") -> float:
+    """How much the model predicts `digit` once `shift` is added to its logit.
+
+    ``"fraction"``: the share of rows whose top class is `digit`;
+    ``"mass"``: the mean softmax probability of `digit`. Both grow with `shift`.
+    """
+    z = logits.float().clone()
+    z[:, digit] += shift
+    if criterion == "fraction":
+        return float((z.argmax(1) == digit).float().mean())
+    if criterion == "mass":
+        return float(torch.softmax(z, 1)[:, digit].mean())
+    raise ValueError(f"unknown criterion {criterion!r}; use 'fraction' or 'mass'")
+
+
+def choose_bias_shift(logits: torch.Tensor, digit: int, target: float,
+                      criterion: Criterion = "fraction", tol: float = 1e-4) -> float:
+    """The smallest shift of `digit`'s logit at which its predicted share reaches `target`.
+
+    `logits` are the student's outputs on held-out *training* images; nothing
+    else is looked at. The share is non-decreasing in the shift, so the answer
+    is bracketed (doubling outwards from ±1) and then bisected to within `tol`.
+    With ``"fraction"`` this is, up to `tol`, the ``target`` quantile of the
+    margins ``max_{j≠d} z_j - z_d``.
+    """
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target must lie strictly between 0 and 1, got {target}")
+    if logits.ndim != 2 or len(logits) == 0 or not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits must be a non-empty (N, classes) tensor of finite values")
+
+    def share(b: float) -> float:
+        return predicted_share(logits, digit, b, criterion)
+
+    lo, hi = -1.0, 1.0
+    while share(lo) >= target:
+        lo *= 2
+    while share(hi) < target:
+        hi *= 2
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        if share(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def apply_bias_shift(model: nn.Module, digit: int, shift: float) -> nn.Module:
+    """A copy of `model` whose output bias for `digit` is raised by `shift`.
+
+    The output layer is the model's last :class:`torch.nn.Linear`; `model`
+    itself is left unchanged.
+    """
+    shifted = copy.deepcopy(model)
+    last = [m for m in shifted.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias[digit] += shift
+    return shifted
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor,
+                     num_classes: int = 10) -> torch.Tensor:
+    """Counts ``C[i, j]`` of images of class ``i`` predicted as ``j``."""
+    flat = labels.long() * num_classes + pred.long()
+    return torch.bincount(flat.cpu(), minlength=num_classes ** 2).reshape(num_classes,
+                                                                          num_classes)
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
+    """Share of each class's images predicted correctly (NaN for an empty class)."""
+    c = confusion.double()
+    return [float(v) for v in c.diagonal() / c.sum(1)]
+
+
+def evaluate(logits: torch.Tensor, labels: torch.Tensor, digit: int) -> dict[str, Any]:
+    """Accuracy overall, on the images of every other digit, on `digit` alone, and per class."""
+    pred = logits.argmax(1)
+    right = pred == labels
+    is_digit = labels == digit
+    conf = confusion_matrix(pred, labels, logits.shape[1])
+    return {"test_acc": float(right.float().mean()),
+            "others_acc": float(right[~is_digit].float().mean()),
+            "digit_acc": float(right[is_digit].float().mean()),
+            "per_class_acc": per_class_accuracy(conf), "confusion": conf.tolist()}
+
+
+def bias_corrected_metrics(model: nn.Module, setup: OmittedSetup, digit: int) -> dict[str, Any]:
+    """The student's metrics before and after the bias shift, the shift and its target.
+
+    The shift is chosen first, from the student's logits on the held-out
+    images; only then are the test images looked at.
+    """
+    held_logits = training.predict(model, held_out_images(setup))
+    target = class_frequency(setup.base.y_train, digit)
+    shift = choose_bias_shift(held_logits, digit, target, CRITERION)
+    mass_shift = choose_bias_shift(held_logits, digit, target, "mass")
+
+    x_test, y_test = setup.base.x_test, setup.base.y_test
+    before = evaluate(training.predict(model, x_test), y_test, digit)
+    after = evaluate(training.predict(apply_bias_shift(model, digit, shift), x_test),
+                     y_test, digit)
+    mass = evaluate(training.predict(apply_bias_shift(model, digit, mass_shift), x_test),
+                    y_test, digit)
+    return {**before, "omitted_digit": digit, "target_share": target,
+            "held_out_size": len(held_logits),
+            "held_out_share": predicted_share(held_logits, digit, 0.0, CRITERION),
+            "shift_criterion": CRITERION, "shift": shift,
+            "shifted_held_out_share": predicted_share(held_logits, digit, shift, CRITERION),
+            **{f"shifted_{k}": v for k, v in after.items()},
+            "mass_shift": mass_shift,
+            **{f"mass_shifted_{k}": mass[k] for k in ("test_acc", "others_acc", "digit_acc")}}
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+def student_recipe(cfg: OmittedDigit) -> training.Recipe:
+    return mnist_kd.student_recipe(vanilla_config(cfg))
+
+
+def run_name(digit: int, kd: bool) -> str:
+    """Record name of a student: ``student_omit1`` or ``student_kd_omit1``."""
+    return f"student{'_kd' if kd else ''}_omit{digit}"
+
+
+def student_spec(cfg: OmittedDigit, seed: int, digit: int, temperature: float | None = None,
+                 alpha: float | None = None) -> dict[str, Any]:
+    """Spec of a student trained without `digit`: without KD when `temperature` is None."""
+    vcfg = vanilla_config(cfg)
+    spec: dict[str, Any] = {
+        "model": "mlp-400",
+        "data": {"dataset": cfg.dataset, "train_size": cfg.train_size, "subset_seed": 0,
+                 "held_out_from": HELD_OUT_FROM, "omitted_digit": digit},
+        "recipe": student_recipe(cfg).as_dict(), "seed": seed,
+        "bias_shift": {"chosen_on": "held-out training images", "criterion": CRITERION,
+                       "target": "frequency in the training labels"}}
+    if temperature is not None:
+        spec["kd"] = {"temperature": temperature, "alpha": alpha,
+                      "teacher": mnist_kd.teacher_spec(vcfg, seed)}
+    return spec
+
+
+def teacher_record(cfg: OmittedDigit, seed: int, setup: OmittedSetup,
+                   progress: bool = True) -> dict[str, Any]:
+    """The shared teacher's per-class test accuracy (trained only if no checkpoint exists)."""
+    vcfg = vanilla_config(cfg)
+
+    def compute() -> dict[str, Any]:
+        model, history = mnist_kd.teacher(vcfg, seed, setup.base, progress)
+        logits = training.predict(model, setup.base.x_test)
+        conf = confusion_matrix(logits.argmax(1), setup.base.y_test, logits.shape[1])
+        acc = float((logits.argmax(1) == setup.base.y_test).float().mean())
+        return {"test_acc": acc, "per_class_acc": per_class_accuracy(conf),
+                "final_train_loss": history[-1]["loss"] if history else None}
+
+    return results.cached_run(cfg.profile, CHAPTER, "teacher", mnist_kd.teacher_spec(vcfg, seed),
+                              compute, device=str(setup.base.device))
+
+
+def student(cfg: OmittedDigit, seed: int, setup: OmittedSetup, digit: int,
+            temperature: float | None = None, alpha: float | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """Record of a student trained on the transfer set without `digit`.
+
+    Without KD (`temperature` None) it learns from the hard labels alone, the
+    paper's "T = 1" column; with KD it learns from the seed's shared teacher,
+    trained on all ten digits. Either way the record holds the metrics before
+    and after the bias shift (see :func:`bias_corrected_metrics`).
+    """
+    spec = student_spec(cfg, seed, digit, temperature, alpha)
+    name = run_name(digit, temperature is not None)
+
+    def compute() -> dict[str, Any]:
+        x, y = transfer_set(setup, digit)
+        targets: training.Targets = y
+        if temperature is None:
+            objective = training.supervised()
+        else:  # un-augmented inputs: the teacher's logits are computed once
+            teacher = mnist_kd.teacher(vanilla_config(cfg), seed, setup.base, progress)[0]
+            targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
+            objective = training.distillation_from_logits(temperature, alpha)
+        model = training.seeded(seed, models.student_mlp).to(setup.base.device)
+        history = training.train(model, objective, x, targets, student_recipe(cfg), seed=seed,
+                                 desc=f"{name} seed {seed}", progress=progress)
+        return {"transfer_size": len(y), "history": history,
+                "final_train_loss": history[-1]["loss"] if history else None,
+                **bias_corrected_metrics(model, setup, digit)}
+
+    return results.cached_run(cfg.profile, CHAPTER, name, spec, compute,
+                              device=str(setup.base.device))
+
+
+def run_all(cfg: OmittedDigit, setup: OmittedSetup,
+            progress: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Every run of the chapter: teachers, and both students for each digit and seed."""
+    runs: dict[str, list[dict[str, Any]]] = {"teacher": []}
+    for seed in cfg.seeds:
+        runs["teacher"].append(teacher_record(cfg, seed, setup, progress))
+        for digit in cfg.digits:
+            runs.setdefault(run_name(digit, False), []).append(
+                student(cfg, seed, setup, digit, progress=progress))
+            runs.setdefault(run_name(digit, True), []).append(
+                student(cfg, seed, setup, digit, cfg.temperature, cfg.alpha, progress))
+    return runs
+
+
+def saved_records(cfg: OmittedDigit) -> dict[str, list[dict[str, Any]]] | None:
+    """The students of `cfg` that are already on disk, or None if any is missing."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for digit in cfg.digits:
+        for kd in (False, True):
+            t, a = (cfg.temperature, cfg.alpha) if kd else (None, None)
+            found = [results.record_path(cfg.profile, CHAPTER, run_name(digit, kd),
+                                         student_spec(cfg, s, digit, t, a)) for s in cfg.seeds]
+            if not all(p.is_file() for p in found):
+                return None
+            out[run_name(digit, kd)] = [results.load_record(p) for p in found]
+    return out
+
+
+# --- tables and the figure ----------------------------------------------------------------------
+
+def digits_in(runs: dict[str, list[dict[str, Any]]]) -> list[int]:
+    """The omitted digits that have runs, in order."""
+    return sorted({r["spec"]["data"]["omitted_digit"] for name, rs in runs.items()
+                   if name.startswith("student") for r in rs})
+
+
+def _fmt(values: list[float], scale: float = 100.0) -> str:
+    return stats.summarize(values).fmt(scale)
+
+
+def _values(records: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(r["metrics"][key]) for r in records]
+
+
+def _paper(ref: dict[str, float], row: str | None, part: str) -> str:
+    value = ref.get(f"{row}_{part}") if row else None
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def table2(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """Table 2: accuracy (%) on the test images without the digit and on the digit alone."""
+    rows = []
+    for d in digits_in(runs):
+        ref = paper.TABLE2.get(d, {})
+        kd = runs[run_name(d, True)]
+        rows_d = [(f"omit {d}: no KD (T=1)", "no_kd", runs[run_name(d, False)], ""),
+                  (f"omit {d}: KD (T={kd[0]['spec']['kd']['temperature']:g})", "kd", kd, ""),
+                  (f"omit {d}: KD + bias shift", None, kd, "shifted_")]
+        for label, ref_key, recs, prefix in rows_d:
+            rows.append({"": label, "paper: w/o digit": _paper(ref, ref_key, "others"),
+                         "ours: w/o digit": _fmt(_values(recs, f"{prefix}others_acc")),
+                         "paper: only digit": _paper(ref, ref_key, "digit"),
+                         "ours: only digit": _fmt(_values(recs, f"{prefix}digit_acc")),
+                         "runs": len(recs)})
+    return pd.DataFrame(rows).set_index("")
+
+
+def bias_table(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """What the bias shift does for each student: the shift, and accuracy before and after."""
+    rows = []
+    for d in digits_in(runs):
+        for kd in (False, True):
+            recs = runs[run_name(d, kd)]
+            others = [a - b for a, b in zip(_values(recs, "shifted_others_acc"),
+                                            _values(recs, "others_acc"), strict=True)]
+            rows.append({
+                "": f"omit {d}: {'KD' if kd else 'no KD'}",
+                "target share (%)": _fmt(_values(recs, "target_share")),
+                "held-out share before → after (%)":
+                    f"{_fmt(_values(recs, 'held_out_share'))} → "
+                    f"{_fmt(_values(recs, 'shifted_held_out_share'))}",
+                "shift": _fmt(_values(recs, "shift"), 1.0),
+                "only digit before": _fmt(_values(recs, "digit_acc")),
+                "only digit after": _fmt(_values(recs, "shifted_digit_acc")),
+                "w/o digit before": _fmt(_values(recs, "others_acc")),
+                "w/o digit after": _fmt(_values(recs, "shifted_others_acc")),
+                "change w/o digit (points)": _fmt(others),
+                "mass-matched shift": _fmt(_values(recs, "mass_shift"), 1.0),
+                "only digit after (mass)": _fmt(_values(recs, "mass_shifted_digit_acc")),
+                "w/o digit after (mass)": _fmt(_values(recs, "mass_shifted_others_acc"))})
+    return pd.DataFrame(rows).set_index("")
+
+
+def per_class_figure(runs: dict[str, list[dict[str, Any]]]):
+    """Per-class test accuracy of each student, mean over seeds, one panel per omitted digit."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    digits = digits_in(runs)
+    fig, axes = plt.subplots(1, len(digits), figsize=(6.5 * len(digits), 3.6), squeeze=False,
+                             sharey=True)
+    bars = [("no KD", False, "per_class_acc"), ("KD", True, "per_class_acc"),
+            ("KD + bias shift", True, "shifted_per_class_acc")]
+    width = 0.27
+    classes = np.arange(10)
+    for ax, d in zip(axes[0], digits, strict=True):
+        for i, (label, kd, key) in enumerate(bars):
+            recs = runs[run_name(d, kd)]
+            acc = 100 * np.mean([r["metrics"][key] for r in recs], axis=0)
+            ax.bar(classes + (i - 1) * width, acc, width, label=label)
+        ax.axvspan(d - 0.5, d + 0.5, color="grey", alpha=0.15, lw=0)
+        ax.set_xticks(classes)
+        ax.set_xlabel(f"test digit (omitted from the transfer set: {d})")
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncol=len(bars),
+               frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig
+
+
+def table2_cells(runs: dict[str, list[dict[str, Any]]],
+                 digits: tuple[int, ...] = tuple(paper.TABLE2)) -> dict[str, str]:
+    """Text of this build's cells of the page's Table 2, keyed ``t2_<digit>_<row>_<part>``.
+
+    Rows ``nokd``, ``kd``, ``kdshift``; parts ``others`` (accuracy without the
+    digit) and ``digit`` (on the digit alone), as ``mean ± std`` in %. A digit
+    this build did not run reads "not run", so the page builds under any profile.
+    """
+    rows = {"nokd": (False, ""), "kd": (True, ""), "kdshift": (True, "shifted_")}
+    cells = {}
+    for d in digits:
+        for row, (kd, prefix) in rows.items():
+            for part in ("others", "digit"):
+                recs = runs.get(run_name(d, kd))
+                cells[f"t2_{d}_{row}_{part}"] = (
+                    _fmt(_values(recs, f"{prefix}{part}_acc")) if recs else "not run")
+    return cells
+
+
+def summary_sentences(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """One plain-words line per omitted digit: what each student does on it, with the shift."""
+    lines = []
+    for d in digits_in(runs):
+        plain, kd = runs[run_name(d, False)], runs[run_name(d, True)]
+
+        def on(recs: list[dict[str, Any]], key: str) -> float:
+            return 100 * stats.summarize(_values(recs, key)).mean
+
+        lines.append(
+            f"Omitting {d}: the distilled student classifies {on(kd, 'digit_acc'):.2f}% of the "
+            f"test {d}s correctly as trained and {on(kd, 'shifted_digit_acc'):.2f}% after the "
+            f"bias shift (mean shift {stats.summarize(_values(kd, 'shift')).mean:+.2f}), while "
+            f"its accuracy on the other digits moves from {on(kd, 'others_acc'):.2f}% to "
+            f"{on(kd, 'shifted_others_acc'):.2f}%. The student without KD gets "
+            f"{on(plain, 'digit_acc'):.2f}% of the {d}s, and {on(plain, 'shifted_digit_acc'):.2f}%"
+            f" after the same kind of shift.")
+    return lines

@@ -1,0 +1,237 @@
+"""Table 2: the omitted digit never reaches a student; the bias shift never sees the test set."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdlib import config, data, mnist_kd, models, training
+from kdlib import omitted_digit as od
+
+DIGIT = 1
+TEACHER_FIELDS = ("dataset", "train_size", "batch_size", "teacher_epochs", "teacher_lr",
+                  "teacher_dropout", "teacher_jitter")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return dataclasses.replace(config.OmittedDigit(), profile="unit", train_size=768,
+                               device="cpu", digits=[DIGIT])
+
+
+@pytest.fixture(scope="module")
+def setup(cfg):
+    return od.load(cfg)
+
+
+@pytest.fixture(scope="module")
+def teacher_cache(tmp_path_factory):
+    """One checkpoint folder for this module, so its tests train the teacher once."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def shared_teacher(teacher_cache, monkeypatch):
+    monkeypatch.setenv("KDLIB_CHECKPOINTS", str(teacher_cache))
+
+
+def image_bytes(x):
+    """Each image as bytes, to compare sets of images exactly."""
+    return {bytes(row) for row in (x * 255).round().to(torch.uint8).flatten(1).numpy()}
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def test_without_digit_removes_every_example_and_nothing_else():
+    x = torch.arange(30).float().reshape(30, 1)
+    y = torch.arange(30) % 10
+    xs, ys = od.without_digit(x, y, 3)
+    assert 3 not in ys.tolist() and len(ys) == 27
+    assert torch.equal(xs[:, 0].long() % 10, ys)  # the pairs stay together
+
+
+def test_transfer_set_and_held_out_split(cfg, setup):
+    idx = setup.base.train_index
+    assert torch.equal(setup.held_out, idx >= od.HELD_OUT_FROM)
+    x, y = od.transfer_set(setup, DIGIT)
+    expected = (idx < od.HELD_OUT_FROM) & (setup.base.y_train != DIGIT)
+    assert torch.equal(x, setup.base.x_train[expected])
+    assert torch.equal(y, setup.base.y_train[expected])
+    assert (y != DIGIT).all() and len(set(y.tolist())) == 9
+    assert len(od.held_out_images(setup)) == int((idx >= od.HELD_OUT_FROM).sum()) > 0
+    # the teacher's training images are exactly chapter 1's
+    ch1 = mnist_kd.load(od.vanilla_config(cfg))
+    assert torch.equal(ch1.x_train, setup.base.x_train)
+    # on the full training set the held-out images are the classic validation split
+    full = data.subset_indices(60000, 60000)
+    assert torch.equal(od.held_out_mask(full), torch.arange(60000) >= 50000)
+    assert od.class_frequency(torch.tensor([1, 1, 2, 3]), 1) == 0.5
+
+
+# --- the omitted digit never reaches a student ------------------------------------------------
+
+def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_teacher):
+    # the teacher (all ten digits) is trained first, through chapter 1's code
+    mnist_kd.teacher(od.vanilla_config(cfg), 0, setup.base, progress=False)
+    seen = []
+    real_train = training.train
+
+    def spying_train(model, objective, x, y, recipe, **kw):
+        def spy(model, xb, yb):
+            labels = yb["labels"] if isinstance(yb, dict) else yb
+            seen.append((kw["desc"], labels.clone(), xb.detach().clone()))
+            return objective(model, xb, yb)
+
+        return real_train(model, spy, x, y, recipe, **kw)
+
+    monkeypatch.setattr(training, "train", spying_train)
+    od.student(cfg, 0, setup, DIGIT, progress=False)
+    od.student(cfg, 0, setup, DIGIT, cfg.temperature, cfg.alpha, progress=False)
+
+    # only the two students trained: the distilled one reused chapter 1's cached teacher
+    assert {desc.split()[0] for desc, _, _ in seen} == {"student_omit1", "student_kd_omit1"}
+    labels = torch.cat([y for _, y, _ in seen])
+    assert len(labels) > 0 and DIGIT not in labels.tolist()
+    # every image in every batch comes from the transfer set, none from the held-out images
+    allowed = image_bytes(od.transfer_set(setup, DIGIT)[0])
+    batches = image_bytes(torch.cat([x for _, _, x in seen]))
+    assert batches <= allowed
+    assert image_bytes(od.held_out_images(setup)) - allowed  # which the check would have caught
+
+
+# --- the bias shift -----------------------------------------------------------------------------
+
+def hand_made_logits(n=2000, digit=3, seed=0):
+    """Confident logits on labels 0..9 in turn, with `digit`'s logit pushed far down."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 10
+    logits = torch.randn(n, 10, generator=g) + 5 * F.one_hot(y, 10)
+    logits[:, digit] -= 8
+    return logits, y
+
+
+def test_bias_shift_hits_the_target_share_on_hand_made_logits():
+    logits, y = hand_made_logits()
+    assert od.predicted_share(logits, 3) < 0.01  # class 3 is badly under-predicted
+    shift = od.choose_bias_shift(logits, 3, 0.1)
+    share = od.predicted_share(logits, 3, shift)
+    assert shift > 0
+    assert 0.1 <= share <= 0.1 + 2 / len(y)  # reaches the target ...
+    assert od.predicted_share(logits, 3, shift - 1e-3) < 0.1  # ... with the smallest shift
+    # the fraction rule is the target quantile of the margins max_{j != d} z_j - z_d
+    others = logits.clone()
+    others[:, 3] = -float("inf")
+    margins = (others.max(1).values - logits[:, 3]).sort().values
+    assert shift == pytest.approx(float(margins[199]), abs=2e-4)
+    # after the shift the class-3 images are recognised again, and few others are taken
+    pred = (logits + shift * F.one_hot(torch.tensor(3), 10)).argmax(1)
+    assert (pred[y == 3] == 3).float().mean() > 0.9
+    assert (pred[y != 3] == y[y != 3]).float().mean() > 0.95
+    # the mass rule matches the mean probability instead
+    mass_shift = od.choose_bias_shift(logits, 3, 0.1, "mass")
+    assert od.predicted_share(logits, 3, mass_shift, "mass") == pytest.approx(0.1, abs=1e-3)
+
+
+def test_bias_shift_can_be_negative_and_refuses_bad_input():
+    logits, _ = hand_made_logits(digit=3)
+    logits[:, 5] += 8  # class 5 is now over-predicted
+    assert od.choose_bias_shift(logits, 5, 0.1) < 0
+    with pytest.raises(ValueError, match="finite"):
+        od.choose_bias_shift(torch.full((4, 10), float("nan")), 5, 0.1)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        od.choose_bias_shift(logits, 5, 0.0)
+
+
+def test_apply_bias_shift_moves_one_logit_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = models.student_mlp()
+    x = torch.rand(8, 1, 28, 28)
+    before = training.predict(model, x)
+    after = training.predict(od.apply_bias_shift(model, 2, 1.5), x)
+    expected = before.clone()
+    expected[:, 2] += 1.5
+    torch.testing.assert_close(after, expected)
+    torch.testing.assert_close(training.predict(model, x), before)
+
+
+def test_bias_shift_is_chosen_without_the_test_set(cfg, setup, monkeypatch, shared_teacher):
+    clean = od.student(cfg, 0, setup, DIGIT, cfg.temperature, cfg.alpha,
+                       progress=False)["metrics"]
+    calls = []
+    real_choose = od.choose_bias_shift
+
+    def recording_choose(logits, *args, **kwargs):
+        calls.append(logits.clone())
+        return real_choose(logits, *args, **kwargs)
+
+    monkeypatch.setattr(od, "choose_bias_shift", recording_choose)
+    base = setup.base  # the same run with every test image poisoned and every label wrong
+    poisoned = dataclasses.replace(setup, base=dataclasses.replace(
+        base, x_test=torch.full_like(base.x_test, float("nan")),
+        y_test=(base.y_test + 1) % 10))
+    other = dataclasses.replace(cfg, profile="unit-poisoned")  # a fresh record, same spec
+    dirty = od.student(other, 0, poisoned, DIGIT, cfg.temperature, cfg.alpha,
+                       progress=False)["metrics"]
+    assert dirty["shift"] == clean["shift"] and dirty["mass_shift"] == clean["mass_shift"]
+    assert dirty["digit_acc"] != clean["digit_acc"] or dirty["others_acc"] != clean["others_acc"]
+    # the selection saw the student's logits on the held-out images, and nothing else
+    n_held = int(setup.held_out.sum())
+    assert len(calls) == 2 and all(c.shape == (n_held, 10) for c in calls)
+    assert all(bool(torch.isfinite(c).all()) for c in calls)
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+def test_confusion_matrix_and_accuracies_by_hand():
+    y = torch.tensor([0, 0, 1, 1, 2])
+    pred = torch.tensor([0, 1, 1, 1, 0])
+    conf = od.confusion_matrix(pred, y, 3)
+    assert conf.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert od.per_class_accuracy(conf) == [0.5, 1.0, 0.0]
+    m = od.evaluate(F.one_hot(pred, 3).float(), y, digit=2)
+    assert (m["test_acc"], m["others_acc"], m["digit_acc"]) == pytest.approx((0.6, 0.75, 0.0))
+
+
+def test_chapter_runs_tables_and_figure(cfg, setup, shared_teacher):
+    runs = od.run_all(cfg, setup, progress=False)
+    assert set(runs) == {"teacher", "student_omit1", "student_kd_omit1"}
+    kd = runs["student_kd_omit1"][0]
+    assert kd["spec"]["kd"]["teacher"] == mnist_kd.teacher_spec(od.vanilla_config(cfg), 0)
+    assert kd["spec"]["data"]["omitted_digit"] == DIGIT
+    assert kd["metrics"]["transfer_size"] == len(od.transfer_set(setup, DIGIT)[1])
+    assert len(kd["metrics"]["shifted_per_class_acc"]) == 10
+    table = od.table2(runs)
+    assert list(table.index) == ["omit 1: no KD (T=1)", "omit 1: KD (T=10)",
+                                 "omit 1: KD + bias shift"]
+    assert table.loc["omit 1: KD (T=10)", "paper: only digit"] == "98.50"
+    assert od.bias_table(runs).shape[0] == 2
+    cells = od.table2_cells(runs)
+    assert cells["t2_2_kd_digit"] == "not run" and cells["t2_1_kd_digit"] != "not run"
+    assert len(od.summary_sentences(runs)) == 1
+    od.per_class_figure(runs)
+    assert od.saved_records(cfg) == {k: v for k, v in runs.items() if k != "teacher"}
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_profiles_share_the_teacher_between_chapters_1_and_2(name):
+    chapters = config.load_profile(name)
+    ch1, ch2 = chapters["01_vanilla_kd"], chapters["02_omitted_digit"]
+    assert {k: getattr(ch2, k) for k in TEACHER_FIELDS} == \
+        {k: getattr(ch1, k) for k in TEACHER_FIELDS}
+    assert set(ch2.seeds) <= set(ch1.seeds)  # every teacher chapter 2 needs, chapter 1 trains
+    for seed in ch2.seeds:
+        assert mnist_kd.teacher_spec(od.vanilla_config(ch2), seed) == \
+            mnist_kd.teacher_spec(ch1, seed)
+
+
+@pytest.mark.parametrize("digits, message", [
+    ([], "must not be empty"), ([10], "must be <= 9"), ([-1], "must be >= 0"),
+    ([1, 1], "must not repeat"), ([1.0], "expected list"),
+])
+def test_bad_digits_are_refused(digits, message):
+    params = {**config.as_dict(config.OmittedDigit()), "digits": digits}
+    with pytest.raises(config.ProfileError, match=message):
+        config.validate("02_omitted_digit", params)
