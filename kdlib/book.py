@@ -9,6 +9,7 @@ execution off, so the HTML shows exactly the outputs papermill produced.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,44 @@ def stage(profile_name: str) -> Path:
         shutil.copy2(paths.REPO / name, site / name)
     shutil.copytree(paths.REPO / "book", site / "book")
     (site / "book" / "chapters").mkdir(exist_ok=True)
+    write_benchmarks_page(site)
     return site
+
+
+def write_benchmarks_page(site: Path) -> None:
+    """The appendix page ``book/benchmarks.md``: the committed benchmark table
+    (``benchmarks/results/latest.md``, with the machine it ran on) and the cost
+    of the ``paper`` profile (:mod:`kdlib.costs`)."""
+    from kdlib import costs  # imports the chapter modules: only when a book is staged
+
+    folder = paths.REPO / "benchmarks" / "results"
+    measured = (folder / "latest.md").read_text() if (folder / "latest.md").is_file() else (
+        "No benchmark result is committed yet. On an otherwise idle machine run `make bench` "
+        "(or `python -m benchmarks.run`), which writes `benchmarks/results/latest.md` and "
+        "`latest.json`; commit them and build the book again.")
+    cpu_rate = None
+    if (folder / "latest.json").is_file():
+        res = json.loads((folder / "latest.json").read_text())
+        if res["machine"]["device"] == "cpu" and not res.get("quick"):
+            rates = {"mlp": res["cases"]["mlp"]["kdlib_gflops"] * 1e9,
+                     "resnet": res["cases"]["resnet18"]["kdlib_gflops"] * 1e9}
+
+            def cpu_rate(row: costs.Row) -> float | None:
+                return rates.get(row.family)
+    text = f"""# Speed and cost
+
+How fast `kdlib` trains beside a training loop written the textbook way, and what
+the `paper` profile costs to run. Re-measure with `make bench`; spread a profile's runs
+over GPUs or a SLURM cluster with `python -m kdlib jobs PROFILE` (see {{doc}}`reproduce`).
+
+## The training engine, measured
+
+{measured}
+
+## What the paper profile costs
+
+{costs.cost_markdown("paper", cpu_rate=cpu_rate)}"""
+    (site / "book" / "benchmarks.md").write_text(text)
 
 
 def execute(chapters: dict[str, config.Common], out_dir: Path, *,

@@ -3,13 +3,17 @@
 A model that several runs (or chapters) learn from, such as the MNIST teacher,
 is trained once per full configuration and then loaded. Training writes an
 every-epoch resume file beside the final weights, so an interrupted run
-continues from its last completed epoch.
+continues from its last completed epoch. Processes that want the same model
+at once (parallel jobs, see :mod:`kdlib.jobs`) take turns through an exclusive
+lock on ``<checkpoint>.lock``: one trains, the others wait and then load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,22 @@ def checkpoint_path(name: str, spec: Mapping[str, Any]) -> Path:
     return paths.checkpoints_dir() / f"{name}-{spec_hash(spec)}.pt"
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on `path` (created if missing) while the block runs.
+
+    Blocks until no other holder is left; the kernel drops the lock if its holder
+    dies. The file stays behind: removing it would let two processes lock two files.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def trained_model(name: str, spec: Mapping[str, Any], build: Callable[[], nn.Module],
                   fit: Callable[[nn.Module, Path], dict[str, Any]],
                   device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
@@ -31,17 +51,25 @@ def trained_model(name: str, spec: Mapping[str, Any], build: Callable[[], nn.Mod
 
     Returns the model on `device` in eval mode and the `info` its training
     returned (a JSON-able dict, such as the loss history), saved beside the
-    weights so a loaded model still has it.
+    weights so a loaded model still has it. Training holds the checkpoint's lock;
+    a process that waited for it finds the weights saved and loads them.
     """
     final = checkpoint_path(name, spec)
     model = build().to(device)
-    if final.is_file():
-        blob = torch.load(final, map_location=device, weights_only=True)
-        model.load_state_dict(blob["state_dict"])
-        return model.eval(), blob["info"]
+    if not final.is_file():
+        with exclusive_lock(final.with_name(final.name + ".lock")):
+            if not final.is_file():  # nobody trained it while we waited for the lock
+                return _fit_and_save(model, spec, fit, final)
+    blob = torch.load(final, map_location=device, weights_only=True)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), blob["info"]
+
+
+def _fit_and_save(model: nn.Module, spec: Mapping[str, Any],
+                  fit: Callable[[nn.Module, Path], dict[str, Any]],
+                  final: Path) -> tuple[nn.Module, dict[str, Any]]:
     resume = final.with_suffix(".resume.pt")
     info = fit(model, resume)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     torch.save({"state_dict": model.state_dict(), "info": info, "spec": dict(spec)}, tmp)
     tmp.replace(final)

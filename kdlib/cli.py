@@ -4,6 +4,9 @@
 - ``run PROFILE [CHAPTER ...]``: execute chapters only (outputs in ``_build/PROFILE/runs``).
 - ``check PROFILE``: validate a profile against kdlib.config and the notebooks.
 - ``data``: fetch MNIST into the data folder.
+- ``jobs PROFILE --workers N [--executor local|slurm] [--chapters ...] [--dry-run]``:
+  train the independent runs of PROFILE in parallel (see :mod:`kdlib.jobs`), so
+  that ``book PROFILE`` afterwards finds them cached.
 
 PROFILE is a name from ``profiles/`` (smoke, quick, paper) or a path to a YAML file.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdlib import book, config, data, paths
+from kdlib import book, config, data, jobs, paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate a profile")
     p.add_argument("profile")
     sub.add_parser("data", help="download or unpack the data sets")
+    p = sub.add_parser("jobs", help="train a profile's runs in parallel (processes or SLURM)")
+    p.add_argument("profile")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local")
+    p.add_argument("--chapters", nargs="+", help="chapter names (default: all with a plan)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    p.add_argument("--partition", help="SLURM partition")
+    p.add_argument("--timeout-min", type=int, default=240, help="SLURM time limit per run")
     args = parser.parse_args(argv)
 
     try:
@@ -51,7 +62,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile {args.profile!r} is valid: {', '.join(chapters)}")
         elif args.cmd == "data":
             data.load_images("mnist")
+        elif args.cmd == "jobs":
+            return run_jobs(args)
     except (config.ProfileError, data.DatasetUnavailableError, book.BookError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    """``kdlib jobs``: plan, skip the cached runs, execute the rest."""
+    planned = jobs.plan(args.profile, args.chapters)
+    for chapter in ([] if args.chapters else jobs.unplanned(args.profile)):
+        print(f"[jobs] {chapter} has no job plan; `kdlib run` or `kdlib book` runs it")
+    if args.dry_run:
+        for job in planned:
+            print(f"{'cached ' if job.done else 'to run '} {job.label}")
+        print(f"{len(planned)} runs, {sum(not j.done for j in planned)} to run")
+        return 0
+    if args.executor == "slurm":
+        out = jobs.run_slurm(planned, partition=args.partition, timeout_min=args.timeout_min)
+    else:
+        out = jobs.run_local(planned, args.workers)
+    print(f"[jobs] {len(out.cached)} cached, {len(out.ran)} ran, {len(out.failed)} failed")
+    return 1 if out.failed else 0

@@ -11,6 +11,7 @@ for the host; the values are read once, by :meth:`GradientRecorder.frame`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -32,8 +33,9 @@ class GradientRecorder:
     Layers are the convolutions and linear maps (weights of two or more
     dimensions: biases and BatchNorm scales are left out), in the model's
     order. Call it with the global step after ``backward()``; steps that are
-    not multiples of `every` cost nothing. It is not saved with training
-    checkpoints, so after a resume it covers the resumed steps only.
+    not multiples of `every` cost nothing. Training checkpoints do not hold
+    it: save :meth:`state_dict` beside them (as :mod:`kdlib.cifar_kd` does),
+    or a resumed run covers the resumed steps only.
     """
 
     def __init__(self, model: nn.Module, every: int = 1,
@@ -58,6 +60,19 @@ class GradientRecorder:
                              for p in self.params])
         self._sums = means if self._sums is None else self._sums + means
         self.samples += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running sums (on the CPU) and sample count, to save beside a training checkpoint."""
+        return {"names": list(self.names), "every": self.every, "samples": self.samples,
+                "sums": None if self._sums is None else self._sums.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` of a recorder of the same model and sampling."""
+        if state["names"] != self.names or state["every"] != self.every:
+            raise ValueError("gradient state of another model or sampling interval")
+        self.samples = state["samples"]
+        sums = state["sums"]
+        self._sums = None if sums is None else sums.to(self.params[0].device)
 
     def frame(self) -> pd.DataFrame:
         """One row per layer: ``stage``, ``layer``, ``mean_abs_grad``, ``samples``."""

@@ -8,7 +8,9 @@ the same trained teacher.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +176,39 @@ def sweep(cfg: VanillaKD, setup: MnistSetup, progress: bool = True) -> pd.DataFr
                                            progress=progress)["metrics"]["test_acc"]}
             for t in cfg.sweep_temperatures for a in cfg.sweep_alphas]
     return pd.DataFrame(rows, columns=["temperature", "alpha", "test acc (%)"])
+
+
+# --- independent runs, for kdlib.jobs ----------------------------------------------------------
+
+def run(cfg: VanillaKD, name: str, seed: int, temperature: float | None = None,
+        alpha: float | None = None) -> dict[str, Any]:
+    """One run on its own, as a worker process does it: load the data, return the record.
+
+    `name` is ``teacher`` or a student's record name (``student``, ``student_kd``,
+    ``student_kd_sweep``); the notebook's calls then find the record cached.
+    """
+    setup = load(cfg)
+    if name == "teacher":
+        return teacher_record(cfg, seed, setup, progress=False)
+    return student(cfg, seed, setup, temperature, alpha, name=name, progress=False)
+
+
+def plan(cfg: VanillaKD) -> list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]]:
+    """Every run of the chapter as ``(record name, spec, call)``, teachers first.
+
+    The calls are picklable (:func:`functools.partial` of :func:`run`). A KD
+    student whose teacher is not trained yet trains it through the checkpoint
+    cache, or waits for the process that holds its lock.
+    """
+    runs = [("teacher", teacher_spec(cfg, s), partial(run, cfg, "teacher", s))
+            for s in cfg.seeds]
+    for s in cfg.seeds:
+        runs.append(("student", student_spec(cfg, s), partial(run, cfg, "student", s)))
+        runs.append(("student_kd", student_spec(cfg, s, cfg.temperature, cfg.alpha),
+                     partial(run, cfg, "student_kd", s, cfg.temperature, cfg.alpha)))
+    seed = cfg.seeds[0]  # as sweep()
+    for t in cfg.sweep_temperatures:
+        for a in cfg.sweep_alphas:
+            runs.append(("student_kd_sweep", student_spec(cfg, seed, t, a),
+                         partial(run, cfg, "student_kd_sweep", seed, t, a)))
+    return runs

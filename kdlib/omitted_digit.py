@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import pandas as pd
@@ -467,3 +469,34 @@ def summary_sentences(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
             f"{on(plain, 'digit_acc'):.2f}% of the {d}s, and {on(plain, 'shifted_digit_acc'):.2f}%"
             f" after the same kind of shift.")
     return lines
+
+
+# --- independent runs, for kdlib.jobs ----------------------------------------------------------
+
+def run(cfg: OmittedDigit, seed: int, digit: int | None = None,
+        kd: bool = False) -> dict[str, Any]:
+    """One run on its own (a worker process): the teacher's record when `digit` is None,
+    else the student without `digit`, distilled when `kd`."""
+    setup = load(cfg)
+    if digit is None:
+        return teacher_record(cfg, seed, setup, progress=False)
+    t, a = (cfg.temperature, cfg.alpha) if kd else (None, None)
+    return student(cfg, seed, setup, digit, t, a, progress=False)
+
+
+def plan(cfg: OmittedDigit) -> list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]]:
+    """Every run of :func:`run_all` as ``(record name, spec, call)``, teachers first.
+
+    The teacher is chapter 1's when the settings agree: both chapters' teacher
+    runs then share one checkpoint, trained by whichever process locks it first.
+    """
+    vcfg = vanilla_config(cfg)
+    runs = [("teacher", mnist_kd.teacher_spec(vcfg, s), partial(run, cfg, s))
+            for s in cfg.seeds]
+    for s in cfg.seeds:
+        for d in cfg.digits:
+            for kd in (False, True):
+                t, a = (cfg.temperature, cfg.alpha) if kd else (None, None)
+                runs.append((run_name(d, kd), student_spec(cfg, s, d, t, a),
+                             partial(run, cfg, s, d, kd)))
+    return runs

@@ -48,3 +48,13 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     res = _st.ttest_ind(list(a), list(b), equal_var=False)
     return float(res.pvalue)
+
+
+def welch_p_from_summary(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float,
+                         n_b: int) -> float:
+    """Welch's two-sided p-value from published means, sample stds and run counts.
+
+    Lets a page test the paper's own claims from its ``mean ± std`` cells.
+    """
+    res = _st.ttest_ind_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b, equal_var=False)
+    return float(res.pvalue)

@@ -110,3 +110,17 @@ def test_precomputed_teacher_logits_give_the_same_training():
                         seed=0, progress=False)
     torch.testing.assert_close(weights(a), weights(b), atol=1e-5, rtol=1e-4)
     assert ha[-1]["kd"] == pytest.approx(hb[-1]["kd"], rel=1e-4)
+
+
+def test_compile_flag_leaves_existing_spec_hashes_alone():
+    assert "compile" not in training.Recipe(epochs=1).as_dict()  # specs made before it
+    assert training.Recipe(epochs=1, compile=True).as_dict()["compile"] is True
+
+
+def test_fused_sgd_on_cpu_is_deterministic_and_close_to_the_for_loop(monkeypatch):
+    plain, _ = trained(0)
+    monkeypatch.setattr(training, "FUSED_ON_CPU", True)
+    a, _ = trained(0)
+    b, _ = trained(0)
+    assert torch.equal(weights(a), weights(b))
+    assert torch.allclose(weights(a), weights(plain), atol=1e-4)

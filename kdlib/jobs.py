@@ -1,0 +1,212 @@
+"""Scale-out: a profile's independent runs as jobs for a process pool or SLURM.
+
+There is no scheduler here. Each chapter module lists its runs with
+``plan(cfg) -> [(record name, spec, call)]``, where ``call`` is a picklable
+zero-argument callable (a :func:`functools.partial` of a module-level
+function) that loads the data, trains and writes the run's result record. This
+module turns those lists into :class:`Job` s and hands the unfinished ones to
+
+- ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with N workers,
+  each pinned to one GPU through ``CUDA_VISIBLE_DEVICES`` (round-robin when
+  there are more workers than GPUs), or to ``cores / N`` CPU threads;
+- ``slurm``: `submitit <https://github.com/facebookincubator/submitit>`_'s
+  ``AutoExecutor``, one SLURM job (one GPU) per run, submitted as one array.
+
+A job whose record exists is skipped before any worker starts: records are
+named by the hash of the run's spec (:mod:`kdlib.results`). Runs that need the
+same teacher share its checkpoint; its lock (:mod:`kdlib.checkpoints`) lets one
+process train it while the others wait. Afterwards ``kdlib book PROFILE``
+finds every record cached and only renders.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from kdlib import config, paths, results
+
+#: Chapter -> the module whose ``plan(cfg)`` lists its runs.
+PLANNERS: dict[str, str] = {
+    "01_vanilla_kd": "kdlib.mnist_kd",
+    "02_omitted_digit": "kdlib.omitted_digit",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: where its record goes and the picklable call that makes it."""
+
+    profile: str
+    chapter: str
+    name: str
+    spec: dict[str, Any]
+    call: Callable[[], dict[str, Any]]
+
+    @property
+    def record(self) -> Path:
+        return results.record_path(self.profile, self.chapter, self.name, self.spec)
+
+    @property
+    def done(self) -> bool:
+        return self.record.is_file()
+
+    @property
+    def label(self) -> str:
+        return f"{self.chapter}/{self.record.stem} (seed {self.spec.get('seed')})"
+
+
+@dataclass
+class Outcome:
+    """What :func:`run_jobs` did: runs skipped as cached, runs executed, failures."""
+
+    cached: list[Job] = field(default_factory=list)
+    ran: list[Job] = field(default_factory=list)
+    failed: list[tuple[Job, str]] = field(default_factory=list)
+
+
+def plan(profile: str | Path, chapters: Sequence[str] | None = None) -> list[Job]:
+    """The runs of `chapters` (default: every chapter with a planner) of `profile`.
+
+    Runs named ``teacher`` come first, so that a pool starts training teachers
+    before the students that need them. Raises :class:`kdlib.config.ProfileError`
+    for a chapter the profile lacks or that has no planner.
+    """
+    cfgs = config.load_profile(profile)
+    chosen = list(chapters) if chapters else [c for c in cfgs if c in PLANNERS]
+    bad = [c for c in chosen if c not in cfgs or c not in PLANNERS]
+    if bad:
+        raise config.ProfileError(
+            f"cannot plan {bad}: the profile has {sorted(cfgs)}; chapters with a job plan: "
+            f"{sorted(PLANNERS)} (run the others with `python -m kdlib run`)")
+    jobs = [Job(cfgs[c].profile, c, name, spec, call)
+            for c in chosen
+            for name, spec, call in importlib.import_module(PLANNERS[c]).plan(cfgs[c])]
+    return sorted(jobs, key=lambda j: j.name != "teacher")  # stable: plan order otherwise
+
+
+def unplanned(profile: str | Path) -> list[str]:
+    """Chapters of `profile` that have no job plan (they run in their notebook)."""
+    return [c for c in config.load_profile(profile) if c not in PLANNERS]
+
+
+# --- local: one process per worker --------------------------------------------------------------
+
+def _gpu_ids() -> list[str]:
+    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else all."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in visible.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _init_worker(slots: Any, gpus: list[str], threads: int) -> None:
+    """Pin this worker to one GPU (before CUDA starts) or to `threads` CPU threads."""
+    slot = slots.get()
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _execute(job: Job) -> float:
+    """Run one job in a worker; return its wall seconds."""
+    t0 = time.perf_counter()
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
+    print(f"[jobs pid {os.getpid()} gpu {gpu}] start {job.label}", flush=True)
+    job.call()
+    return time.perf_counter() - t0
+
+
+def run_local(jobs: Sequence[Job], workers: int, *, gpus: list[str] | None = None,
+              log: Callable[[str], None] = print) -> Outcome:
+    """Run the unfinished `jobs` on `workers` processes; see the module docstring.
+
+    `gpus` (default: the visible ones) are shared round-robin; with none, each
+    worker gets ``cores // workers`` threads. No worker starts when every job
+    is cached.
+    """
+    out = Outcome(cached=[j for j in jobs if j.done])
+    todo = [j for j in jobs if not j.done]
+    if not todo:
+        return out
+    workers = max(1, min(workers, len(todo)))
+    gpus = _gpu_ids() if gpus is None else gpus
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = get_context("spawn")  # CUDA cannot be forked; a fresh interpreter per worker
+    slots = ctx.Queue()
+    for i in range(workers):
+        slots.put(i)
+    where = f"GPUs {gpus}" if gpus else f"CPU, {threads} threads each"
+    log(f"[jobs] {len(todo)} runs on {workers} workers ({where}); {len(out.cached)} cached")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(slots, gpus, threads)) as pool:
+        futures = {pool.submit(_execute, job): job for job in todo}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                seconds = fut.result()
+            except Exception as err:  # report every failure, keep the other runs going
+                out.failed.append((job, f"{type(err).__name__}: {err}"))
+                log(f"[jobs] FAILED {job.label}: {type(err).__name__}: {err}")
+            else:
+                out.ran.append(job)
+                log(f"[jobs] done {job.label} in {seconds:.0f} s")
+    return out
+
+
+# --- SLURM through submitit ---------------------------------------------------------------------
+
+def run_slurm(jobs: Sequence[Job], *, folder: Path | None = None, partition: str | None = None,
+              timeout_min: int = 240, gpus_per_node: int = 1, cpus_per_task: int = 8,
+              cluster: str | None = None, log: Callable[[str], None] = print) -> Outcome:
+    """Submit the unfinished `jobs` as one SLURM array (one GPU each) and wait for them.
+
+    Needs ``pip install submitit`` and the checkout (with ``results/``,
+    ``cache/`` and ``data/``) on a file system the nodes share; set
+    ``KDLIB_RESULTS`` and friends before submitting to move them. `cluster`
+    is submitit's: None picks SLURM when ``sbatch`` exists, ``"local"`` and
+    ``"debug"`` run on this machine (for trying it out). Logs and pickles go
+    to `folder` (default ``_build/jobs/submitit``).
+    """
+    try:
+        import submitit
+    except ImportError as err:
+        raise RuntimeError("the slurm executor needs submitit: pip install submitit==1.5.4") \
+            from err
+    out = Outcome(cached=[j for j in jobs if j.done])
+    todo = [j for j in jobs if not j.done]
+    if not todo:
+        return out
+    folder = folder or paths.REPO / "_build" / "jobs" / "submitit"
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    params: dict[str, Any] = {"timeout_min": timeout_min, "gpus_per_node": gpus_per_node,
+                              "cpus_per_task": cpus_per_task, "name": "kdlib"}
+    if partition:
+        params["slurm_partition"] = partition
+    executor.update_parameters(**params)
+    with executor.batch():
+        handles = [executor.submit(job.call) for job in todo]
+    log(f"[jobs] submitted {len(todo)} runs ({executor.cluster}); {len(out.cached)} cached; "
+        f"logs in {folder}")
+    for job, handle in zip(todo, handles, strict=True):
+        try:
+            handle.result()
+        except Exception as err:
+            out.failed.append((job, f"{type(err).__name__}: {err}"))
+            log(f"[jobs] FAILED {job.label} (job {handle.job_id}): {err}")
+        else:
+            out.ran.append(job)
+            log(f"[jobs] done {job.label} (job {handle.job_id})")
+    return out

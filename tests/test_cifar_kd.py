@@ -1,0 +1,279 @@
+"""Tables 3-4, Figure 2: isolated runs, reuse of trained baselines, resume, data paths."""
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdlib import cifar_kd, config, data, losses, results, training
+
+PROFILES = ["smoke", "quick", "paper"]
+TINY = {"profile": "unit", "device": "cpu", "train_size": 128, "test_size": 64, "width": 2,
+        "batch_size": 32, "epochs": 2, "grad_every": 3}
+REAL_TRAIN = training.train  # before any test patches it
+
+
+@pytest.fixture
+def tf_cfg():
+    return dataclasses.replace(config.TeacherFree(), **TINY)
+
+
+@pytest.fixture
+def re_cfg():
+    return dataclasses.replace(config.ReversedKD(), **TINY)
+
+
+class Counter:
+    """Wraps training.train and counts the trainings, by their progress label."""
+
+    def __init__(self, monkeypatch):
+        self.calls: list[str] = []
+
+        def counted(*args, **kwargs):
+            self.calls.append(kwargs["desc"])
+            return REAL_TRAIN(*args, **kwargs)
+
+        monkeypatch.setattr(cifar_kd.training, "train", counted)
+
+
+def state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_gradient_chapter_has_exactly_table_4s_settings(name):
+    profile = config.load_profile(name)
+    assert config.as_dict(profile["05_gradients"]) == config.as_dict(profile["04_teacher_free"])
+    runs = cifar_kd.runs_config(profile["05_gradients"])
+    assert cifar_kd.chapter_of(runs) == "04_teacher_free"
+    # so chapter 5 looks for exactly the records chapter 4 writes
+    assert cifar_kd.run_spec(runs, "tf_kd_self", 0) == \
+        cifar_kd.run_spec(profile["04_teacher_free"], "tf_kd_self", 0)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_chapters_3_and_4_share_the_resnet18_baseline(name):
+    profile = config.load_profile(name)
+    for seed in profile["03_reversed_kd"].seeds:
+        assert cifar_kd.checkpoint_path(profile["03_reversed_kd"], "baseline", seed) == \
+            cifar_kd.checkpoint_path(profile["04_teacher_free"], "baseline", seed)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"augment": "crop_flip"}, "mirrors images left-right"),
+    ({"batch_size": 512}, "batch_size 512 is larger than train_size"),
+    ({"dataset": "cifar10", "augment": "crop_flip", "train_size": 60000}, "50000"),
+    ({"dataset": "svhn"}, "dataset: expected one of"),
+])
+def test_impossible_settings_are_refused(changes, message):
+    params = {**config.as_dict(config.TeacherFree()), **changes}
+    with pytest.raises(config.ProfileError, match=message):
+        config.validate("04_teacher_free", params)
+
+
+def test_paper_profile_is_cifar10_at_full_width():
+    for chapter in ("03_reversed_kd", "04_teacher_free"):
+        cfg = config.load_profile("paper")[chapter]
+        assert (cfg.dataset, cfg.width, cfg.augment, len(cfg.seeds)) == ("cifar10", 64,
+                                                                         "crop_flip", 3)
+        assert cifar_kd.recipe(cfg).crop_flip and cifar_kd.recipe(cfg).jitter == 0
+
+
+def test_official_alpha_conversion_keeps_the_loss_up_to_scale():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(8, 10), torch.randn(8, 10) * 3, torch.randint(0, 10, (8,))
+    T, alpha, mult = 6.0, 0.95, 50.0
+    # the official code: nn.KLDivLoss() (reduction 'mean', over batch x classes) * T^2 * mult
+    kl_mean = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="sum") / s.numel()
+    official = (1 - alpha) * F.cross_entropy(s, y) + alpha * kl_mean * T * T * mult
+    ours_alpha = cifar_kd.batchmean_alpha(alpha, 10, mult)
+    ours = losses.hinton_kd(s, t, y, T, ours_alpha)["loss"]
+    scale = 1 - alpha + alpha * mult / 10
+    assert official.item() == pytest.approx(scale * ours.item(), rel=1e-5)
+    assert cifar_kd.batchmean_alpha(0.6, 10) == pytest.approx(0.06 / 0.46)
+
+
+def test_plan_puts_teachers_first_and_its_calls_pickle():
+    cfg = dataclasses.replace(config.ReversedKD(), seeds=[0, 1])
+    order = cifar_kd.runs_of(cfg)
+    assert order[:2] == [("baseline", 0), ("baseline", 1)] and len(order) == 6
+    for i, (method, seed) in enumerate(order):
+        assert all(dep in order[:i] for dep in cifar_kd.depends_on(method, seed))
+    jobs = cifar_kd.plan(cfg)
+    assert [(name, spec["seed"]) for name, spec, _ in jobs] == order
+    assert all(spec == cifar_kd.run_spec(cfg, name, spec["seed"]) for name, spec, _ in jobs)
+    call = pickle.loads(pickle.dumps(jobs[-1][2]))
+    assert (call.func, call.args) == (cifar_kd.run, (cfg, "re_kd", 1))
+    # chapter 5's plan is chapter 4's
+    grad = config.GradientStats()
+    assert [j[1] for j in cifar_kd.plan(grad)] == [j[1] for j in cifar_kd.plan(
+        config.TeacherFree())]
+    with pytest.raises(ValueError, match="unknown method"):
+        cifar_kd.run(cfg, "tf_kd_reg", 0)
+
+
+# --- Figure 1 ------------------------------------------------------------------------------------
+
+def test_figure_1_formula_and_kdlib_agree():
+    curve = cifar_kd.virtual_teacher_curve(0.9, 10, range(1, 21))
+    assert len(curve) == 20
+    for part in ("correct", "incorrect"):
+        diff = (curve[f"{part} (formula)"] - curve[f"{part} (kdlib)"]).abs().max()
+        assert diff < 1e-6
+    assert curve.loc[1.0, "correct (formula)"] == pytest.approx(0.2128, abs=5e-5)
+    assert curve.loc[20.0, "correct (formula)"] == pytest.approx(0.1041, abs=5e-5)
+    total = curve["correct (formula)"] + 9 * curve["incorrect (formula)"]
+    assert np.allclose(total, 1.0)
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+def test_teachers_are_reused_not_retrained(tf_cfg, re_cfg, monkeypatch):
+    base = cifar_kd.run(tf_cfg, "baseline", 0, progress=False)
+    g = base["metrics"]["gradients"]
+    assert g["samples"] == 3 and len(g["layer"]) == len(g["mean_abs_grad"]) == 21  # 8 steps
+    assert [s["stage"] for s in g["stage_means"]] == ["stem", "layer1", "layer2", "layer3",
+                                                      "layer4", "fc"]
+
+    counter = Counter(monkeypatch)
+    self_kd = cifar_kd.run(tf_cfg, "tf_kd_self", 0, progress=False)
+    re_kd = cifar_kd.run(re_cfg, "re_kd", 0, progress=False)
+    assert counter.calls == ["tf_kd_self seed 0", "re_kd seed 0"]  # students only
+    assert self_kd["spec"]["objective"]["teacher"] == base["spec"]
+    assert re_kd["spec"]["objective"]["teacher"] == base["spec"]
+    # chapter 3's baseline record comes from the same checkpoint, with the same numbers
+    base3 = cifar_kd.run(re_cfg, "baseline", 0, progress=False)
+    assert counter.calls == ["tf_kd_self seed 0", "re_kd seed 0"]
+    assert base3["spec"] == base["spec"] and base3["metrics"] == base["metrics"]
+    assert base3["chapter"] == "03_reversed_kd" and base["chapter"] == "04_teacher_free"
+    # records are reused too: nothing trains, nothing is evaluated again
+    assert cifar_kd.run(tf_cfg, "tf_kd_self", 0) == self_kd and len(counter.calls) == 2
+
+
+def test_gradient_chapter_reads_table_4s_records(tf_cfg, monkeypatch):
+    runs = cifar_kd.run_all(tf_cfg, progress=False)
+    grad_cfg = config.GradientStats(**config.as_dict(tf_cfg))
+    assert cifar_kd.saved_records(grad_cfg) == runs
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(cifar_kd.training, "train", no_training)
+    again = {m: [cifar_kd.run(grad_cfg, m, s) for s in grad_cfg.seeds] for m in runs}
+    assert again == runs
+    frame = cifar_kd.gradient_frame(runs)
+    table = cifar_kd.gradient_table(frame)
+    assert list(table.index) == [cifar_kd.LABELS[m] for m in cifar_kd.GRADIENT_METHODS]
+    assert table.loc[cifar_kd.LABELS["baseline"], "ratio to baseline"] == "1.00"
+    assert len(cifar_kd.gradient_sentences(frame)) == 2
+
+
+class SimulatedInterruptError(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_weights(tf_cfg, tmp_path, monkeypatch):
+    method = "tf_kd_self"
+    cifar_kd.run(tf_cfg, "baseline", 0, progress=False)
+    steps_per_epoch = tf_cfg.train_size // tf_cfg.batch_size
+
+    def interrupted(*args, on_backward, **kwargs):
+        def hook(step):
+            on_backward(step)
+            if step == steps_per_epoch + 1:  # in the middle of the second epoch
+                raise SimulatedInterruptError
+
+        return REAL_TRAIN(*args, on_backward=hook, **kwargs)
+
+    monkeypatch.setattr(cifar_kd.training, "train", interrupted)
+    with pytest.raises(SimulatedInterruptError):
+        cifar_kd.run(tf_cfg, method, 0, progress=False)
+    ckpt = cifar_kd.checkpoint_path(tf_cfg, method, 0)
+    resume = ckpt.with_suffix(".resume.pt")
+    assert resume.is_file() and not ckpt.is_file()
+    assert torch.load(resume, weights_only=False)["epoch"] == 1
+    assert not results.record_path("unit", "04_teacher_free", method,
+                                   cifar_kd.run_spec(tf_cfg, method, 0)).is_file()
+
+    counter = Counter(monkeypatch)  # the real loop again, counted
+    resumed = cifar_kd.run(tf_cfg, method, 0, progress=False)
+    assert counter.calls == [f"{method} seed 0"] and not resume.exists()
+    assert not list(ckpt.parent.glob("*.grads.pt"))  # the gradient sums went with the resume file
+    weights = state(cifar_kd.trained(tf_cfg, method, 0)[0])
+
+    # the same run, uninterrupted, in fresh folders
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "r2"))
+    monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path / "m2"))
+    whole = cifar_kd.run(tf_cfg, method, 0, progress=False)
+    assert counter.calls == [f"{method} seed 0", "baseline seed 0", f"{method} seed 0"]
+    reference = state(cifar_kd.trained(tf_cfg, method, 0)[0])
+    assert reference.keys() == weights.keys()
+    assert all(torch.equal(reference[k], weights[k]) for k in reference)
+    for key in ("test_acc", "gradients", "final_train_loss"):
+        assert resumed["metrics"][key] == whole["metrics"][key], key
+    assert [h["loss"] for h in resumed["metrics"]["history"]] == \
+        [h["loss"] for h in whole["metrics"]["history"]]
+
+
+# --- CIFAR-10 ------------------------------------------------------------------------------------
+
+def test_cifar10_without_data_fails_clearly_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "empty"))
+
+    def offline(root):
+        raise OSError("no network")
+
+    def no_training(*a, **k):
+        raise AssertionError("trained without data")
+
+    monkeypatch.setattr(data, "_cifar10_torchvision", offline)
+    monkeypatch.setattr(cifar_kd.training, "train", no_training)
+    cfg = config.load_profile("paper")["04_teacher_free"]
+    for method in ("baseline", "tf_kd_self"):
+        with pytest.raises(data.DatasetUnavailableError, match="CIFAR-10 could not be loaded"):
+            cifar_kd.run(cfg, method, 0, progress=False)
+    with pytest.raises(data.DatasetUnavailableError, match=data.CIFAR10_FOLDER):
+        cifar_kd.load(cfg)
+
+
+def write_cifar(root, per_batch=20, test=16):
+    """A tiny CIFAR-10 folder in the genuine python-pickle format."""
+    folder = root / data.CIFAR10_FOLDER
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = test if name == "test_batch" else per_batch
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, n)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def test_cifar10_runs_with_crop_flip_and_the_teacher_sees_the_augmented_batch(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "data"))
+    write_cifar(tmp_path / "data")
+    cfg = dataclasses.replace(config.TeacherFree(), profile="unit", device="cpu",
+                              dataset="cifar10", augment="crop_flip", train_size=100,
+                              test_size=16, width=2, batch_size=20, epochs=1)
+    setup = cifar_kd.load(cfg)
+    assert setup.x_train.shape == (100, 3, 32, 32) and len(setup.y_test) == 16
+    record = cifar_kd.run(cfg, "tf_kd_self", 0, progress=False)
+    assert record["spec"]["recipe"]["crop_flip"] and record["metrics"]["test_size"] == 16
+
+    seen = {"teacher": [], "student": []}
+    teacher = cifar_kd.build(cfg, "resnet18")
+    student = cifar_kd.build(cfg, "resnet18")
+    for name, net in (("teacher", teacher), ("student", student)):
+        net.register_forward_pre_hook(lambda m, inp, name=name: seen[name].append(inp[0].clone()))
+    training.train(student, cifar_kd.objective(cfg, "tf_kd_self", teacher), setup.x_train,
+                   setup.y_train, cifar_kd.recipe(cfg), seed=0, progress=False)
+    assert len(seen["student"]) == len(seen["teacher"]) == 5
+    assert all(torch.equal(a, b) for a, b in zip(seen["teacher"], seen["student"], strict=True))
+    originals = {bytes(x.numpy().tobytes()) for x in setup.x_train}
+    assert any(bytes(x.numpy().tobytes()) not in originals for x in seen["student"][0])

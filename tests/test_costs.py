@@ -1,0 +1,65 @@
+"""The cost model of a profile, the benchmark's report and the appendix page."""
+
+import pytest
+import torch
+
+from benchmarks import run as bench
+from kdlib import book, config, costs, models
+
+
+def test_training_flops_follow_the_stated_convention():
+    paper = config.load_profile("paper")["01_vanilla_kd"]
+    teacher = costs.vanilla_rows(paper)[0]
+    macs = models.count_cost(models.teacher_mlp(), (1, 28, 28)).macs
+    assert teacher.runs == len(paper.seeds)
+    assert teacher.flops_per_run == 6 * macs * paper.train_size * paper.teacher_epochs
+
+
+def test_the_shared_teacher_is_counted_once():
+    cfgs = config.load_profile("paper")
+    rows = costs.omitted_rows(cfgs["02_omitted_digit"], cfgs["01_vanilla_kd"])
+    assert rows[0].runs == 0  # chapter 1 trains the same checkpoints
+    alone = costs.omitted_rows(cfgs["02_omitted_digit"], None)
+    assert alone[0].runs == len(cfgs["02_omitted_digit"].seeds)
+
+
+def test_assumed_rate_and_autoattack_estimate():
+    # 20,000 ResNet18 images/s at 6 x 0.555 GMAC each is about 67 TFLOP/s
+    assert 60e12 < costs.achieved_flops(20_000) < 70e12
+    assert costs.autoattack_forwards(1.0, 0.0) == 300
+    assert costs.autoattack_forwards(1.0, 1.0) == 300 + 5400 + 5000
+
+
+def test_paper_cost_table_covers_every_chapter():
+    rows = costs.rows("paper")
+    chapters = {r.chapter for r in rows}
+    assert {"01_vanilla_kd", "02_omitted_digit", "06 (Table 5)"} <= chapters
+    assert set(config.CHAPTERS) <= chapters | {"03_reversed_kd", "04_teacher_free"}
+    md = costs.cost_markdown("paper")
+    assert "**total**" in md and "TFLOP/s" in md
+
+
+def test_benchmarks_page_is_written(tmp_path):
+    (tmp_path / "book").mkdir()
+    book.write_benchmarks_page(tmp_path)
+    text = (tmp_path / "book" / "benchmarks.md").read_text()
+    assert text.startswith("# Speed and cost") and "## What the paper profile costs" in text
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_benchmark_runs_end_to_end_at_toy_size(one_thread):
+    s = bench.Settings(mlp_warmup=1, mlp_steps=2, resnet_width=4, resnet_warmup=1,
+                       resnet_steps=1, pgd_batch=64, pgd_steps=2, repeats=1, matmul_n=128,
+                       batch_size=32)
+    res = bench.run(s, torch.device("cpu"), quick=True, log=lambda _: None)
+    assert set(res["ratios"]) >= set(bench.TARGETS)
+    assert all(v > 0 for v in res["ratios"].values())
+    md = bench.render_markdown(res)
+    assert "| measurement | kdlib | reference |" in md and "`num_workers=0`" in md

@@ -1,0 +1,68 @@
+"""Scale-out: a profile's runs on a pool of worker processes, skipped once recorded."""
+
+import pytest
+import yaml
+
+from kdlib import cli, config, jobs, mnist_kd, omitted_digit
+
+TINY = {"profile": "tinyjobs", "seeds": [0], "device": "cpu", "dataset": "mnist",
+        "train_size": 256, "batch_size": 128, "teacher_epochs": 1, "teacher_lr": 0.05,
+        "teacher_weight_decay": 0.0001, "teacher_dropout": 0.3, "teacher_jitter": 1,
+        "student_epochs": 1, "student_lr": 0.05, "temperature": 4.0, "alpha": 0.9,
+        "sweep_temperatures": [], "sweep_alphas": []}
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tinyjobs.yaml"
+    path.write_text(yaml.safe_dump({"description": "two runs", "chapters":
+                                    {"01_vanilla_kd": TINY}}))
+    return path
+
+
+def test_plan_lists_every_run_of_the_chapters_teachers_first():
+    cfgs = config.load_profile("paper")
+    planned = jobs.plan("paper")
+    assert [j.name for j in planned[:6]] == ["teacher"] * 6
+    assert {j.name for j in planned if j.chapter == "01_vanilla_kd"} == {
+        "teacher", "student", "student_kd", "student_kd_sweep"}
+    v, od = cfgs["01_vanilla_kd"], cfgs["02_omitted_digit"]
+    assert len(planned) == (3 * len(v.seeds) + len(v.sweep_temperatures) * len(v.sweep_alphas)
+                            + len(od.seeds) * (1 + 2 * len(od.digits)))
+    # both chapters' teacher runs name the same checkpoint spec
+    teachers = [j for j in planned if j.name == "teacher" and j.spec["seed"] == 0]
+    assert teachers[0].spec == teachers[1].spec
+    assert all(j.spec == mnist_kd.teacher_spec(v, j.spec["seed"]) for j in teachers)
+    od_students = [j for j in planned if j.chapter == "02_omitted_digit" and j.name != "teacher"]
+    assert od_students[0].spec == omitted_digit.student_spec(od, 0, od.digits[0])
+
+
+def test_unknown_chapter_is_refused(profile):
+    with pytest.raises(config.ProfileError, match="cannot plan"):
+        jobs.plan(profile, ["02_omitted_digit"])
+
+
+def test_two_workers_record_both_runs_then_the_cache_skips_them(profile, monkeypatch):
+    two = [j for j in jobs.plan(profile) if j.name in ("teacher", "student")]
+    assert len(two) == 2 and not any(j.done for j in two)
+    out = jobs.run_local(two, workers=2, gpus=[])
+    assert not out.failed, out.failed
+    assert len(out.ran) == 2 and all(j.record.is_file() for j in two)
+
+    def no_pool(*a, **k):
+        raise AssertionError("a worker was started for a cached run")
+
+    monkeypatch.setattr(jobs, "ProcessPoolExecutor", no_pool)
+    again = jobs.run_local(two, workers=2, gpus=[])
+    assert len(again.cached) == 2 and not again.ran and not again.failed
+
+    # the notebook's own call finds the record: nothing trains
+    monkeypatch.setattr(mnist_kd.training, "train", no_pool)
+    cfg = config.load_profile(profile)["01_vanilla_kd"]
+    assert mnist_kd.run(cfg, "student", 0)["spec"] == two[1].spec
+
+
+def test_cli_dry_run_lists_without_running(profile, capsys):
+    assert cli.main(["jobs", str(profile), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs, 3 to run" in out and "01_vanilla_kd/teacher-" in out
