@@ -18,7 +18,8 @@ What is compared, on the same machine, model, optimiser and batch size:
 - the *FLOP rate* of kdlib's MLP training as a fraction of the matmul peak
   measured in the same run.
 
-Each case is warmed up, then timed `repeats` times; the median is reported.
+Each case is warmed up, then timed `repeats` times, the two sides alternating
+(ABBA) so that a drifting load hits both alike; the median is reported.
 On CUDA kdlib trains in bf16 autocast with channels-last convolutions; the
 reference loop stays in float32, as textbooks write it.
 """
@@ -116,6 +117,12 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
     fn()
     sync(device)
     return time.perf_counter() - t0
+
+
+def alternate(r: int, first: Callable[[], Any], second: Callable[[], Any]) -> None:
+    """Run both, in swapped order on odd repeats `r`, so drifting load hits both alike."""
+    for fn in (first, second) if r % 2 == 0 else (second, first):
+        fn()
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
@@ -232,10 +239,11 @@ def compare_training(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
 
     kd_run(warmup, 0)
     ref_run(warmup)
-    kd_times, ref_times = [], []
-    for r in range(settings.repeats):  # interleaved, so a change in load hits both
-        kd_times.append(timed(lambda r=r: kd_run(steps, r + 1), device))
-        ref_times.append(timed(lambda: ref_run(steps), device))
+    kd_times: list[float] = []
+    ref_times: list[float] = []
+    for r in range(settings.repeats):
+        alternate(r, lambda r=r: kd_times.append(timed(lambda: kd_run(steps, r + 1), device)),
+                  lambda: ref_times.append(timed(lambda: ref_run(steps), device)))
     kd_rate = steps * bs / statistics.median(kd_times)
     ref_rate = steps * bs / statistics.median(ref_times)
     return {"steps": steps, "warmup_steps": warmup, "batch_size": bs,
@@ -291,10 +299,11 @@ def bench_pgd(settings: Settings, device: torch.device) -> dict[str, Any]:
         return oracle(x, y)
 
     ours(), theirs()
-    ours_t, theirs_t = [], []
-    for _ in range(max(3, settings.repeats)):
-        ours_t.append(timed(ours, device))
-        theirs_t.append(timed(theirs, device))
+    ours_t: list[float] = []
+    theirs_t: list[float] = []
+    for r in range(max(5, settings.repeats)):
+        alternate(r, lambda: ours_t.append(timed(ours, device)),
+                  lambda: theirs_t.append(timed(theirs, device)))
     ours_s, theirs_s = statistics.median(ours_t), statistics.median(theirs_t)
     return {"model": "MLP 784-400-10", "data": source, "batch": len(x), "eps": eps,
             "step": step, "steps": steps, "kdlib_seconds": ours_t,
@@ -364,8 +373,9 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"Data: MNIST case on {mlp['data']}; ResNet18 case on {rn['data']}.",
         f"Steps timed: MLP {mlp['steps']} after {mlp['warmup_steps']} warm-up, "
         f"ResNet18 {rn['steps']} after {rn['warmup_steps']}; median of {s['repeats']} "
-        f"interleaved repeats. PGD: ε = {pgd['eps']}, step {pgd['step']}, random start; "
-        f"ratio = torchattacks time / kdlib time.",
+        f"repeats, the two sides alternating (ABBA). PGD: ε = {pgd['eps']}, step "
+        f"{pgd['step']}, random start, median of {len(pgd['kdlib_seconds'])}; ratio = "
+        f"torchattacks time / kdlib time.",
         f"FLOPs: a training step costs 3 × the forward pass and a forward pass 2 FLOPs per "
         f"multiply-accumulate: {mlp['train_flops_per_image'] / 1e6:.1f} MFLOP per image for "
         f"the MLP (the first layer's input gradient, which is never computed, is counted, so "
