@@ -23,9 +23,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from unittest import mock
@@ -133,6 +134,11 @@ class AutoAttackResult:
     attacks: tuple[str, ...]
     eps: float
     norm: str
+    #: Robust accuracy after each attack of this call, in order, as pyautoattack reports it.
+    after_attack: dict[str, float] = field(default_factory=dict)
+    #: pyautoattack's own warnings (``pyautoattack.checks``): zero gradients, a randomised
+    #: or probability-output model, Square beating the gradient attacks, and so on.
+    flags: tuple[str, ...] = ()
 
     @property
     def clean_accuracy(self) -> float:
@@ -195,22 +201,40 @@ def _state_class(states: list):
     return State
 
 
+class _AttackLog(logging.Handler):
+    """Collects pyautoattack's log: its warnings (the flags of ``pyautoattack.checks``) and
+    the robust accuracy it reports after each attack; echoes to stderr when `verbose`."""
+
+    AFTER = re.compile(r"robust accuracy after (\S+): ([\d.]+)%")
+
+    def __init__(self, verbose: bool):
+        super().__init__(logging.DEBUG)
+        self.verbose = verbose
+        self.flags: list[str] = []
+        self.after: dict[str, float] = {}
+        self.echo = logging.Formatter("[AutoAttack %(asctime)s] %(message)s", "%H:%M:%S")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            self.flags.append(message)
+        if found := self.AFTER.search(message):
+            self.after[found[1].lower()] = float(found[2]) / 100
+        if self.verbose:
+            print(self.echo.format(record), file=sys.stderr)
+
+
 @contextlib.contextmanager
-def _progress(verbose: bool) -> Iterator[None]:
-    """Print pyautoattack's DEBUG progress lines to stderr while the block runs."""
-    if not verbose:
-        yield
-        return
+def _listening(log: _AttackLog) -> Iterator[None]:
+    """Attach `log` to the ``auto-attack`` logger (at DEBUG) while the block runs."""
     logger = logging.getLogger("auto-attack")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[AutoAttack %(asctime)s] %(message)s", "%H:%M:%S"))
     level = logger.level
-    logger.addHandler(handler)
+    logger.addHandler(log)
     logger.setLevel(logging.DEBUG)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
+        logger.removeHandler(log)
         logger.setLevel(level)
 
 
@@ -258,6 +282,8 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     skipped; ``x_adv`` then holds only this call's examples). `verbose` prints
     pyautoattack's per-attack progress. `iterations` (APGD/FAB) and `square_queries`
     shrink the budget for smoke tests; never report numbers obtained with them.
+    The result carries pyautoattack's warnings as ``flags`` and its robust accuracy after
+    each attack as ``after_attack``.
     """
     from pyautoattack import AutoAttack
     from pyautoattack import autoattack as aa_module
@@ -288,9 +314,10 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
                                  "seed": seed, "labels_sha1": labels, "iterations": iterations,
                                  "square_queries": square_queries})
     states: list = []
+    log = _AttackLog(verbose)
     rng_devices = ([torch.cuda.current_device() if device.index is None else device.index]
                    if device.type == "cuda" else [])
-    with (model_mode(model, "eval"), _frozen(model), _progress(verbose),
+    with (model_mode(model, "eval"), _frozen(model), _listening(log),
           torch.random.fork_rng(devices=rng_devices),
           mock.patch.object(aa_module, "EvaluationState", _state_class(states))):
         x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size,
@@ -300,4 +327,5 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
                                for i in range(0, len(x), batch_size)]) == y.cpu()
     robust = states[-1].robust_flags.cpu()
     return AutoAttackResult(clean=clean, robust=robust, x_adv=x_adv, attacks=run,
-                            eps=eps, norm=norm)
+                            eps=eps, norm=norm, after_attack=dict(log.after),
+                            flags=tuple(log.flags))

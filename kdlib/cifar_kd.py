@@ -71,7 +71,7 @@ from kdlib import (
     stats,
     training,
 )
-from kdlib.config import GradientStats, ResNetRuns, ReversedKD, TeacherFree, as_dict
+from kdlib.config import GradientStats, ImageRuns, ResNetRuns, ReversedKD, TeacherFree, as_dict
 
 NUM_CLASSES = 10
 #: Pixels of random translation for ``augment: jitter`` (MNIST).
@@ -137,7 +137,7 @@ def conversion_table() -> pd.DataFrame:
                          for m, a, t, k in rows]).set_index("method")
 
 
-def recipe(cfg: ResNetRuns) -> training.Recipe:
+def recipe(cfg: ImageRuns) -> training.Recipe:
     """One recipe for every run: SGD with momentum 0.9 (not Nesterov, as in the official code)."""
     return training.Recipe(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                            momentum=0.9, nesterov=False, weight_decay=cfg.weight_decay,
@@ -160,7 +160,7 @@ class ResNetSetup:
     device: torch.device
 
 
-def load(cfg: ResNetRuns) -> ResNetSetup:
+def load(cfg: ImageRuns) -> ResNetSetup:
     """The data of `cfg`'s runs; loaded once per process for each data setting.
 
     ``cifar10`` raises :class:`kdlib.data.DatasetUnavailableError`, saying where
@@ -189,18 +189,18 @@ clear_data_cache = _load.cache_clear
 
 # --- specs and models ----------------------------------------------------------------------------
 
-def data_spec(cfg: ResNetRuns) -> dict[str, Any]:
+def data_spec(cfg: ImageRuns) -> dict[str, Any]:
     return {"dataset": cfg.dataset, "train_size": cfg.train_size, "test_size": cfg.test_size,
             "subset_seed": 0}
 
 
-def model_spec(cfg: ResNetRuns, arch: str) -> dict[str, Any]:
+def model_spec(cfg: ImageRuns, arch: str) -> dict[str, Any]:
     channels, _, _ = DATASETS[cfg.dataset]
     return {"arch": arch, "width": cfg.width, "in_channels": channels,
             "num_classes": NUM_CLASSES, "normalize": cfg.dataset}
 
 
-def build(cfg: ResNetRuns, arch: str) -> nn.Module:
+def build(cfg: ImageRuns, arch: str) -> nn.Module:
     """An untrained ResNet18 or ResNet50 for `cfg`'s data, normalising inside the model."""
     channels, _, norm = DATASETS[cfg.dataset]
     factory = {"resnet18": models.resnet18, "resnet50": models.resnet50}[arch]

@@ -83,18 +83,19 @@ class OmittedDigit(MnistTeacher):
                               metadata={**_between(0, 9), "nonempty": True, "unique": True})
     student_epochs: int = field(default=1, metadata=_ge(1))
     student_lr: float = field(default=0.05, metadata={"gt": 0})
+    #: Random shifts (pixels) of the transfer images; the teacher labels each shifted batch.
+    student_jitter: int = field(default=2, metadata=_between(0, 4))
     temperature: float = field(default=10.0, metadata={"gt": 0})
     alpha: float = field(default=0.9, metadata=_between(0, 1))
 
 
 @dataclass(frozen=True)
-class ResNetRuns(Common):
-    """The data, networks and recipe that Tables 3 and 4 and Figure 2 share.
+class ImageRuns(Common):
+    """The data and training recipe of the ResNet chapters (Tables 3 to 5).
 
     ``dataset`` is ``cifar10`` for the paper's setting, or ``mnist`` for a
     scaled replication that runs offline on a CPU (a low-data subset, where
-    regularisation shows, and ResNets of reduced ``width``). Runs with equal
-    values here share trained baselines (see :mod:`kdlib.cifar_kd`).
+    regularisation shows, and networks of reduced ``width``).
     """
 
     dataset: Literal["mnist", "cifar10"] = "mnist"
@@ -108,7 +109,6 @@ class ResNetRuns(Common):
     weight_decay: float = field(default=0.0005, metadata=_ge(0))
     schedule: Literal["cosine", "step"] = "cosine"
     warmup_epochs: float = field(default=0.0, metadata=_ge(0))
-    grad_every: int = field(default=1, metadata=_ge(1))
 
     def __post_init__(self) -> None:
         if self.dataset == "mnist" and self.augment == "crop_flip":
@@ -123,6 +123,27 @@ class ResNetRuns(Common):
 
 
 @dataclass(frozen=True)
+class ResNetRuns(ImageRuns):
+    """The runs that Tables 3 and 4 and Figure 2 share: :class:`ImageRuns` and how often
+    gradients are recorded. Runs with equal values here share trained baselines (see
+    :mod:`kdlib.cifar_kd`)."""
+
+    grad_every: int = field(default=1, metadata=_ge(1))
+
+
+@dataclass(frozen=True)
+class TfKdLosses:
+    """The settings of the two teacher-free losses (Table 4's, reused by Table 5)."""
+
+    tf_reg_delta: float = field(default=0.9, metadata=_between(0, 1))
+    tf_reg_temperature: float = field(default=20.0, metadata={"gt": 0})
+    tf_reg_alpha: float = field(default=0.1, metadata=_between(0, 1))
+    tf_reg_soften_student: bool = True
+    tf_self_temperature: float = field(default=6.0, metadata={"gt": 0})
+    tf_self_alpha: float = field(default=0.99, metadata=_between(0, 1))
+
+
+@dataclass(frozen=True)
 class ReversedKD(ResNetRuns):
     """Table 3: a trained ResNet18 teaches a ResNet50 (Re-KD), in Hinton's loss form."""
 
@@ -131,16 +152,9 @@ class ReversedKD(ResNetRuns):
 
 
 @dataclass(frozen=True)
-class TeacherFree(ResNetRuns):
+class TeacherFree(TfKdLosses, ResNetRuns):
     """Table 4: ResNet18 with a virtual teacher (Tf-KD-reg) or a trained copy of itself
     (Tf-KD-self) as the teacher."""
-
-    tf_reg_delta: float = field(default=0.9, metadata=_between(0, 1))
-    tf_reg_temperature: float = field(default=20.0, metadata={"gt": 0})
-    tf_reg_alpha: float = field(default=0.1, metadata=_between(0, 1))
-    tf_reg_soften_student: bool = True
-    tf_self_temperature: float = field(default=6.0, metadata={"gt": 0})
-    tf_self_alpha: float = field(default=0.99, metadata=_between(0, 1))
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,45 @@ class GradientStats(TeacherFree):
     """
 
 
+@dataclass(frozen=True)
+class AdversarialTfKD(TfKdLosses, ImageRuns):
+    """Table 5: PGD adversarial training, alone and with distillation, under AutoAttack.
+
+    It takes Table 4's data, recipe and Tf-KD losses, and adds the
+    network, the threat model (L∞ ``eps``, PGD ``pgd_steps`` steps of
+    ``pgd_step`` for training, ``eval_pgd_steps`` of ``eval_pgd_step`` for the
+    PGD evaluation), the AKD loss, optional early stopping on held-out robust
+    accuracy, and how many test images AutoAttack and Square-only see.
+    """
+
+    arch: Literal["resnet18", "mlp"] = "mlp"
+    eps: float = field(default=0.1, metadata={"gt": 0, "le": 1})
+    pgd_step: float = field(default=0.025, metadata={"gt": 0, "le": 1})
+    pgd_steps: int = field(default=7, metadata=_ge(1))
+    eval_pgd_step: float = field(default=0.025, metadata={"gt": 0, "le": 1})
+    eval_pgd_steps: int = field(default=20, metadata=_ge(1))
+    akd_temperature: float = field(default=1.0, metadata={"gt": 0})
+    akd_alpha: float = field(default=0.9, metadata=_between(0, 1))
+    early_stop: bool = False
+    val_size: int = field(default=0, metadata=_ge(0))
+    aa_size: int = field(default=20, metadata=_ge(1))
+    square_size: int = field(default=20, metadata=_ge(1))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.arch == "mlp" and self.dataset != "mnist":
+            raise ProfileError("arch 'mlp' is for MNIST; use 'resnet18' for CIFAR-10")
+        if self.early_stop and self.val_size == 0:
+            raise ProfileError("early_stop needs held-out images: set val_size > 0")
+        if self.val_size and self.train_size - self.val_size < self.batch_size:
+            raise ProfileError(f"val_size {self.val_size} leaves fewer than batch_size "
+                               f"{self.batch_size} of the {self.train_size} training images")
+        for name in ("aa_size", "square_size"):
+            if getattr(self, name) > self.test_size:
+                raise ProfileError(f"{name} {getattr(self, name)} is larger than test_size "
+                                   f"{self.test_size}")
+
+
 #: Chapter notebook name -> its parameter class.
 CHAPTERS: dict[str, type[Common]] = {
     "01_vanilla_kd": VanillaKD,
@@ -160,6 +213,7 @@ CHAPTERS: dict[str, type[Common]] = {
     "03_reversed_kd": ReversedKD,
     "04_teacher_free": TeacherFree,
     "05_gradients": GradientStats,
+    "06_adversarial_tfkd": AdversarialTfKD,
 }
 
 

@@ -18,8 +18,8 @@ of the issue that asked for the benchmark, not a measurement), applied to
 every row. Small MLPs reach far less of an H100 (kernel launches dominate),
 but their rows take minutes either way.
 
-Chapters that have no section in the profile yet are estimated with the
-paper's settings (:data:`PAPER_CIFAR`, :data:`ADVERSARIAL`), and marked so.
+Chapters 3 and 4, when a profile has no section for them, are estimated with
+the paper's settings (:data:`PAPER_CIFAR`), and marked so.
 """
 
 from __future__ import annotations
@@ -40,12 +40,6 @@ H100_IMAGES_PER_S = 20_000
 PAPER_CIFAR: dict[str, Any] = {"profile": "paper", "seeds": [0, 1, 2], "dataset": "cifar10",
                                "train_size": 50_000, "test_size": 10_000, "width": 64,
                                "augment": "crop_flip", "batch_size": 128, "epochs": 200}
-
-#: Table 5's runs as assumed here (no chapter yet): PGD-7 training of ResNet18 on CIFAR-10 for
-#: 200 epochs (Rice et al.), 3 seeds, then AutoAttack (standard) on the 10,000 test images.
-ADVERSARIAL: dict[str, Any] = {"seeds": 3, "epochs": 200, "train_size": 50_000,
-                               "test_size": 10_000, "pgd_steps": 7}
-
 
 @dataclass(frozen=True)
 class Row:
@@ -157,26 +151,62 @@ def autoattack_forwards(clean: float, robust: float) -> float:
     return clean * 100 * 3 + robust * (2 * 9 * 100 * 3 + 5000)
 
 
-def adversarial_rows() -> list[Row]:
-    """Table 5 under :data:`ADVERSARIAL` (assumed: no chapter or profile section yet).
+def adversarial_rows(cfg: config.AdversarialTfKD) -> list[Row]:
+    """Table 5 (:mod:`kdlib.adversarial`): each method's training, then its evaluation.
 
-    Four PGD-7 trained ResNet18s per seed: the AT baseline, a student of the AT
-    baseline, AT Tf-KD-reg and AT Tf-KD-self (the last two teachers cost one
-    forward pass per image), each then attacked with AutoAttack.
+    PGD-k training costs k + 1 clean steps, and a teacher fed the PGD example one
+    forward pass per image; early stopping adds a PGD-k evaluation of the held-out
+    images each epoch. The evaluation is PGD on the test images, standard
+    AutoAttack on ``aa_size`` of them and Square alone on ``square_size``, costed at
+    the paper's Table 5 clean and AutoAttack accuracy (mean of its rows).
     """
-    a, ch = ADVERSARIAL, "06 (Table 5)"
-    m = resnet_macs("resnet18", 64, 3, 32)
-    train = (a["pgd_steps"] + 1) * 6 * m * a["train_size"] * a["epochs"]
-    teacher = 2 * m * a["train_size"] * a["epochs"]
+    from kdlib import adversarial as adv
+    from kdlib import cifar_kd
+
+    ch = adv.CHAPTER
+    if cfg.arch == "mlp":
+        m, family = models.count_cost(adv.build(cfg), (1, 28, 28)).macs, "mlp"
+    else:
+        channels, side, _ = cifar_kd.DATASETS[cfg.dataset]
+        m, family = resnet_macs("resnet18", cfg.width, channels, side), "resnet"
+    images = (cfg.train_size - cfg.val_size) * cfg.epochs
+    attacked = (cfg.pgd_steps + 1) * 6 * m * images
+    teacher = 2 * m * images
+    stopping = (cfg.pgd_steps * 6 + 2) * m * cfg.val_size * cfg.epochs if cfg.early_stop else 0
     clean = sum(v[0] for v in paper.TABLE5.values()) / len(paper.TABLE5)
     robust = sum(v[1] for v in paper.TABLE5.values()) / len(paper.TABLE5)
-    aa = 2 * m * a["test_size"] * autoattack_forwards(clean, robust)
-    note = f"assumed: {a['epochs']} epochs, {a['seeds']} seeds (no profile section yet)"
-    return [Row(ch, "AT ResNet18 (PGD-7), AT Tf-KD-reg", 2 * a["seeds"], train, note),
-            Row(ch, "AT student of the AT ResNet18, AT Tf-KD-self", 2 * a["seeds"],
-                train + teacher, note),
-            Row(ch, f"AutoAttack (standard) on {a['test_size']:,} test images", 4 * a["seeds"],
-                aa, f"assumed clean {clean:.0%}, robust {robust:.0%} (paper's Table 5)")]
+    evaluation = 2 * m * (cfg.test_size * (cfg.eval_pgd_steps * 3 + 1)
+                          + cfg.aa_size * autoattack_forwards(clean, robust)
+                          + cfg.square_size * robust * 5000)
+    n = len(cfg.seeds)
+    pgd = f"PGD-{cfg.pgd_steps}"
+    return [Row(ch, f"AT and AT + Tf-KD-reg ({pgd} training)", 2 * n, attacked + stopping,
+                family=family),
+            Row(ch, f"AKD and AT + Tf-KD-self ({pgd} training, AT teacher)", 2 * n,
+                attacked + teacher + stopping, family=family),
+            Row(ch, "undefended, and clean-trained student of the AT teacher", 2 * n,
+                6 * m * images + teacher / 2, "beyond the paper", family=family),
+            Row(ch, f"evaluation: PGD-{cfg.eval_pgd_steps}, AutoAttack on {cfg.aa_size:,}, "
+                    f"Square on {cfg.square_size:,} images", 6 * n, evaluation,
+                f"at the paper's mean clean {clean:.0%} and AutoAttack {robust:.0%}",
+                family=family)]
+
+
+def adversarial_markdown(cfg: config.AdversarialTfKD,
+                         images_per_s: float = H100_IMAGES_PER_S) -> str:
+    """Table 5's rows of :func:`cost_markdown` alone, with their total in H100 hours."""
+    rate = achieved_flops(images_per_s)
+    table = adversarial_rows(cfg)
+    lines = ["| runs of | how many | PFLOP total | H100 hours |", "|---|---|---|---|"]
+    lines += [f"| {r.what} | {r.runs} | {r.flops / 1e15:.3g} | {_hours(r.flops, rate)} |"
+              for r in table]
+    total = sum(r.flops for r in table)
+    lines.append(f"| **total** | | **{total / 1e15:.3g}** | **{_hours(total, rate)}** |")
+    return "\n".join([*lines, "", f"Hours at {rate / 1e12:.1f} TFLOP/s sustained (ResNet18 "
+                       f"training at {images_per_s:,.0f} images/s in bf16 on one H100, the "
+                       f"engine's target, not a measurement; at 20 TFLOP/s multiply by "
+                       f"{rate / 20e12:.1f}). FLOPs: 2 per multiply-accumulate, 3 forward "
+                       f"passes per trained image, PGD-k training k + 1 times that."])
 
 
 def rows(profile: str | Path = "paper") -> list[Row]:
@@ -201,7 +231,9 @@ def rows(profile: str | Path = "paper") -> list[Row]:
     if "05_gradients" in config.CHAPTERS:
         out.append(Row("05_gradients", "reads 04_teacher_free's records", 0, 0.0,
                        "no training of its own"))
-    return out + adversarial_rows()
+    if "06_adversarial_tfkd" in cfgs:
+        out += adversarial_rows(cfgs["06_adversarial_tfkd"])
+    return out
 
 
 # --- the table -----------------------------------------------------------------------------------

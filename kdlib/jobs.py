@@ -37,6 +37,9 @@ from kdlib import config, paths, results
 PLANNERS: dict[str, str] = {
     "01_vanilla_kd": "kdlib.mnist_kd",
     "02_omitted_digit": "kdlib.omitted_digit",
+    "03_reversed_kd": "kdlib.cifar_kd",
+    "04_teacher_free": "kdlib.cifar_kd",
+    "06_adversarial_tfkd": "kdlib.adversarial",
 }
 
 

@@ -235,7 +235,9 @@ def bias_corrected_metrics(model: nn.Module, setup: OmittedSetup, digit: int) ->
 # --- runs ---------------------------------------------------------------------------------------
 
 def student_recipe(cfg: OmittedDigit) -> training.Recipe:
-    return mnist_kd.student_recipe(vanilla_config(cfg))
+    """Chapter 1's student recipe, with the transfer images shifted by up to `student_jitter`."""
+    return dataclasses.replace(mnist_kd.student_recipe(vanilla_config(cfg)),
+                               jitter=cfg.student_jitter)
 
 
 def run_name(digit: int, kd: bool) -> str:
@@ -256,7 +258,9 @@ def student_spec(cfg: OmittedDigit, seed: int, digit: int, temperature: float | 
                        "target": "frequency in the training labels"}}
     if temperature is not None:
         spec["kd"] = {"temperature": temperature, "alpha": alpha,
-                      "teacher": mnist_kd.teacher_spec(vcfg, seed)}
+                      "teacher": mnist_kd.teacher_spec(vcfg, seed),
+                      "teacher_input": ("each shifted batch" if cfg.student_jitter
+                                        else "the transfer set, once")}
     return spec
 
 
@@ -295,10 +299,13 @@ def student(cfg: OmittedDigit, seed: int, setup: OmittedSetup, digit: int,
         targets: training.Targets = y
         if temperature is None:
             objective = training.supervised()
-        else:  # un-augmented inputs: the teacher's logits are computed once
+        else:
             teacher = mnist_kd.teacher(vanilla_config(cfg), seed, setup.base, progress)[0]
-            targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
-            objective = training.distillation_from_logits(temperature, alpha)
+            if cfg.student_jitter:  # the teacher labels every shifted batch
+                objective = training.distillation(teacher, temperature, alpha)
+            else:  # fixed inputs: the teacher's logits are computed once
+                targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
+                objective = training.distillation_from_logits(temperature, alpha)
         model = training.seeded(seed, models.student_mlp).to(setup.base.device)
         history = training.train(model, objective, x, targets, student_recipe(cfg), seed=seed,
                                  desc=f"{name} seed {seed}", progress=progress)

@@ -58,18 +58,31 @@ class Recipe:
     amp: bool = True  # bf16 autocast, on CUDA only
     crop_flip: bool = False  # 4-pixel padded random crop and horizontal flip (CIFAR)
     compile: bool = False  # torch.compile the model (on the CPU this needs a C++ compiler)
+    cpu_bf16: bool = False  # on a CPU: bf16 autocast and fused SGD (see `cpu_has_bf16`)
 
     def as_dict(self) -> dict:
         """JSON-ready form (tuples become lists), as stored in specs and checkpoints.
 
-        ``compile`` appears only when set, so specs written before it existed keep
-        their hash, and a compiled run gets its own: it is not bit-equal to an eager
-        one (compiled dropout, for one, draws from another random stream).
+        ``compile`` and ``cpu_bf16`` appear only when set, so specs written before
+        they existed keep their hash, and a run with either gets its own: neither is
+        bit-equal to the default (compiled dropout, for one, draws from another random
+        stream; bf16 rounds every matrix product).
         """
         out = {**asdict(self), "milestones": list(self.milestones)}
-        if not self.compile:
-            del out["compile"]
+        for flag in ("compile", "cpu_bf16"):
+            if not out[flag]:
+                del out[flag]
         return out
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16), where
+    ``Recipe(cpu_bf16=True)`` pays off; elsewhere bf16 is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -147,13 +160,15 @@ def lr_factor(recipe: Recipe, step: int, total_steps: int, steps_per_epoch: int)
 # --- the loop --------------------------------------------------------------------------------
 
 def _autocast(device: torch.device, recipe: Recipe):
-    return torch.autocast(device.type, dtype=torch.bfloat16,
-                          enabled=recipe.amp and device.type == "cuda")
+    enabled = (recipe.amp and device.type == "cuda") or (recipe.cpu_bf16 and device.type == "cpu")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def _channels_last(device: torch.device, model: nn.Module) -> bool:
-    """Channels-last memory pays on CUDA for convolutional models (tensor cores, cuDNN)."""
-    return device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+def _channels_last(device: torch.device, model: nn.Module, recipe: Recipe) -> bool:
+    """Channels-last memory pays for convolutional models on CUDA (tensor cores, cuDNN) and
+    in bf16 on a CPU (oneDNN's AMX kernels)."""
+    wanted = device.type == "cuda" or (device.type == "cpu" and recipe.cpu_bf16)
+    return wanted and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -167,7 +182,8 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
           recipe: Recipe, *, seed: int, checkpoint: Path | None = None,
           desc: str = "train", progress: bool = True,
           stop_after_epochs: int | None = None,
-          on_backward: Callable[[int], None] | None = None) -> list[dict[str, float]]:
+          on_backward: Callable[[int], None] | None = None,
+          on_epoch: Callable[[int], dict[str, float]] | None = None) -> list[dict[str, float]]:
     """Train `model` in place on inputs `x` and targets `y` (on the model's device).
 
     Returns one dict of mean losses per epoch. With `checkpoint`, the full state
@@ -176,7 +192,9 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     `stop_after_epochs` ends the call early, as an interruption would (tests).
     `on_backward(step)` is called with the global step after each backward pass,
     before the optimiser step, while the gradients are in place (see
-    :class:`kdlib.gradients.GradientRecorder`).
+    :class:`kdlib.gradients.GradientRecorder`). `on_epoch(epoch)` is called after each
+    epoch (counted from 1), before its checkpoint; what it returns joins the epoch's history
+    row (such as a held-out accuracy for early stopping).
     """
     device = x.device
     n = len(x)
@@ -185,7 +203,7 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
         raise ValueError(f"batch_size {recipe.batch_size} is larger than the {n} examples")
     total = steps_per_epoch * recipe.epochs
     seed_everything(seed)
-    channels_last = _channels_last(device, model)
+    channels_last = _channels_last(device, model, recipe)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     net = torch.compile(model) if recipe.compile else model  # shares `model`'s parameters
@@ -194,7 +212,7 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     # of a ~30 ms MNIST-teacher step (one thread: 1.1 instead of 4.2 ms), but without weight
     # decay it differs from the for-loop SGD in the last bits, and the committed CPU records
     # were made with the for-loop; so the CPU keeps it (FUSED_ON_CPU switches).
-    fused = device.type == "cuda" or (FUSED_ON_CPU and device.type == "cpu")
+    fused = device.type == "cuda" or ((FUSED_ON_CPU or recipe.cpu_bf16) and device.type == "cpu")
     opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                           nesterov=recipe.nesterov and recipe.momentum > 0,
                           weight_decay=recipe.weight_decay, fused=fused or None)
@@ -245,6 +263,9 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
             bar.update()
         row = {k: float(v) / steps_per_epoch for k, v in sums.items()}  # one sync per epoch
         row.update(epoch=epoch + 1, lr=sched.get_last_lr()[0], seconds=time.perf_counter() - t0)
+        if on_epoch is not None:
+            row.update(on_epoch(epoch + 1))
+            model.train()
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=epoch + 1)
         if checkpoint is not None:

@@ -271,3 +271,16 @@ def test_square_only_and_verbose_progress(capfd):
     assert res.attacks == ("square",) and res.robust_accuracy < 1.0
     err = capfd.readouterr().err
     assert "running square" in err and "robust accuracy after SQUARE" in err
+
+
+def test_autoattack_reports_each_attack_and_its_own_flags():
+    model, x = linear(), images(20)
+    y = model(x).argmax(1).detach()
+    res = attacks.autoattack_eval(model, x, y, 0.5, **FAST)
+    assert res.after_attack == {"apgd-ce": 0.0}  # every point falls to the first attack
+    assert res.flags == ()
+    # a model that outputs probabilities trips pyautoattack's range check
+    probs = nn.Sequential(linear(), nn.Softmax(dim=1))
+    res = attacks.autoattack_eval(probs, x, probs(x).argmax(1).detach(), 0.01, **FAST)
+    assert any("probability distribution" in f for f in res.flags)
+    assert list(res.after_attack) == list(res.attacks)

@@ -33,7 +33,7 @@ def test_assumed_rate_and_autoattack_estimate():
 def test_paper_cost_table_covers_every_chapter():
     rows = costs.rows("paper")
     chapters = {r.chapter for r in rows}
-    assert {"01_vanilla_kd", "02_omitted_digit", "06 (Table 5)"} <= chapters
+    assert {"01_vanilla_kd", "02_omitted_digit", "06_adversarial_tfkd"} <= chapters
     assert set(config.CHAPTERS) <= chapters | {"03_reversed_kd", "04_teacher_free"}
     md = costs.cost_markdown("paper")
     assert "**total**" in md and "TFLOP/s" in md
@@ -54,12 +54,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_benchmark_runs_end_to_end_at_toy_size(one_thread):
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_benchmark_runs_end_to_end_at_toy_size(one_thread, cpu_bf16):
     s = bench.Settings(mlp_warmup=1, mlp_steps=2, resnet_width=4, resnet_warmup=1,
                        resnet_steps=1, pgd_batch=64, pgd_steps=2, repeats=1, matmul_n=128,
-                       batch_size=32)
+                       batch_size=32, cpu_bf16=cpu_bf16)
     res = bench.run(s, torch.device("cpu"), quick=True, log=lambda _: None)
     assert set(res["ratios"]) >= set(bench.TARGETS)
     assert all(v > 0 for v in res["ratios"].values())
+    assert ("mlp_fp32" in res["ratios"]) == cpu_bf16
     md = bench.render_markdown(res)
     assert "| measurement | kdlib | reference |" in md and "`num_workers=0`" in md
+    assert ("training, float32, images/s" in md) == cpu_bf16

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from kdlib import cli, config, jobs, mnist_kd, omitted_digit
+from kdlib import adversarial, cifar_kd, cli, config, jobs, mnist_kd, omitted_digit
 
 TINY = {"profile": "tinyjobs", "seeds": [0], "device": "cpu", "dataset": "mnist",
         "train_size": 256, "batch_size": 128, "teacher_epochs": 1, "teacher_lr": 0.05,
@@ -22,7 +22,7 @@ def profile(tmp_path):
 
 def test_plan_lists_every_run_of_the_chapters_teachers_first():
     cfgs = config.load_profile("paper")
-    planned = jobs.plan("paper")
+    planned = jobs.plan("paper", ["01_vanilla_kd", "02_omitted_digit"])
     assert [j.name for j in planned[:6]] == ["teacher"] * 6
     assert {j.name for j in planned if j.chapter == "01_vanilla_kd"} == {
         "teacher", "student", "student_kd", "student_kd_sweep"}
@@ -35,6 +35,22 @@ def test_plan_lists_every_run_of_the_chapters_teachers_first():
     assert all(j.spec == mnist_kd.teacher_spec(v, j.spec["seed"]) for j in teachers)
     od_students = [j for j in planned if j.chapter == "02_omitted_digit" and j.name != "teacher"]
     assert od_students[0].spec == omitted_digit.student_spec(od, 0, od.digits[0])
+
+
+def test_every_training_chapter_has_a_plan():
+    cfgs = config.load_profile("paper")
+    assert jobs.unplanned("paper") == ["05_gradients"]  # reads chapter 4's records
+    planned = jobs.plan("paper", ["03_reversed_kd", "04_teacher_free", "06_adversarial_tfkd"])
+    by = {c: [(j.name, j.spec) for j in planned if j.chapter == c]
+          for c in ("03_reversed_kd", "04_teacher_free", "06_adversarial_tfkd")}
+    for c in ("03_reversed_kd", "04_teacher_free"):
+        assert by[c] == [(m, cifar_kd.run_spec(cfgs[c], m, s))
+                         for m, s in cifar_kd.runs_of(cfgs[c])]
+    # one ResNet18 baseline per seed serves both chapters: the same checkpoint
+    assert by["03_reversed_kd"][0][1] == by["04_teacher_free"][0][1]
+    adv = cfgs["06_adversarial_tfkd"]
+    assert by["06_adversarial_tfkd"] == [(m, adversarial.record_spec(adv, m, s))
+                                         for m, s in adversarial.runs_of(adv)]
 
 
 def test_unknown_chapter_is_refused(profile):

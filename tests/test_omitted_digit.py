@@ -69,6 +69,14 @@ def test_transfer_set_and_held_out_split(cfg, setup):
     assert od.class_frequency(torch.tensor([1, 1, 2, 3]), 1) == 0.5
 
 
+def all_shifts(x, s):
+    """Every translation of every image of `x` by up to `s` pixels in x and y."""
+    padded = F.pad(x, (s, s, s, s))
+    h, w = x.shape[-2:]
+    return torch.cat([padded[..., i:i + h, j:j + w]
+                      for i in range(2 * s + 1) for j in range(2 * s + 1)])
+
+
 # --- the omitted digit never reaches a student ------------------------------------------------
 
 def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_teacher):
@@ -93,8 +101,10 @@ def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_t
     assert {desc.split()[0] for desc, _, _ in seen} == {"student_omit1", "student_kd_omit1"}
     labels = torch.cat([y for _, y, _ in seen])
     assert len(labels) > 0 and DIGIT not in labels.tolist()
-    # every image in every batch comes from the transfer set, none from the held-out images
-    allowed = image_bytes(od.transfer_set(setup, DIGIT)[0])
+    # every image in every batch is a transfer image, shifted by up to `student_jitter`
+    # pixels (zeros fill in), and none is a held-out image
+    assert cfg.student_jitter > 0
+    allowed = image_bytes(all_shifts(od.transfer_set(setup, DIGIT)[0], cfg.student_jitter))
     batches = image_bytes(torch.cat([x for _, _, x in seen]))
     assert batches <= allowed
     assert image_bytes(od.held_out_images(setup)) - allowed  # which the check would have caught

@@ -1,0 +1,198 @@
+"""Table 5's methods: what each objective trains on, AKD's loss by hand, early stopping,
+the run specs, the gradient-masking verdict, and one run end to end."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdlib import adversarial as adv
+from kdlib import config, jobs, losses, results
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smoke(**changes) -> config.AdversarialTfKD:
+    return dataclasses.replace(config.load_profile("smoke")["06_adversarial_tfkd"], **changes)
+
+
+class Recorder(nn.Module):
+    """A linear classifier on 28×28 images that keeps every input it is called with."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = nn.Linear(784, 10)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.fc(x.flatten(1))
+
+
+def batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def test_standard_training_sees_the_clean_batch_and_at_sees_pgd_examples():
+    cfg = smoke(eps=0.1)
+    x, y = batch()
+    student = Recorder()
+    adv.objective(cfg, "standard")(student, x, y)
+    assert len(student.seen) == 1 and torch.equal(student.seen[0], x)
+
+    student = Recorder()
+    out = adv.objective(cfg, "at")(student, x, y)
+    assert len(student.seen) == cfg.pgd_steps + 1  # 7 attack steps, then the loss
+    x_adv = student.seen[-1]
+    assert not torch.equal(x_adv, x)
+    assert (x_adv - x).abs().max() <= cfg.eps + 1e-6 and 0 <= x_adv.min() <= x_adv.max() <= 1
+    assert out["loss"].item() == pytest.approx(F.cross_entropy(student.fc(x_adv.flatten(1)), y)
+                                               .item(), abs=1e-6)
+
+
+def test_akd_teacher_sees_the_students_pgd_example_and_the_loss_is_hintons():
+    cfg = smoke(eps=0.1, akd_temperature=1.0, akd_alpha=0.9)
+    x, y = batch()
+    student, teacher = Recorder(0), Recorder(1)
+    out = adv.objective(cfg, "akd", teacher)(student, x, y)
+    x_adv = student.seen[-1]
+    assert len(teacher.seen) == 1 and torch.equal(teacher.seen[0], x_adv)
+    s, t = student.fc(x_adv.flatten(1)), teacher.fc(x_adv.flatten(1))
+    expected = losses.hinton_kd(s, t, y, 1.0, 0.9)["loss"]
+    assert out["loss"].item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_akd_at_t1_is_cross_entropy_against_the_mixed_target_up_to_a_constant():
+    # (1-α)·CE(s, y) + α·KL(p_t || p_s) = CE(s, (1-α)·onehot + α·p_t) - α·H(p_t), by hand
+    s, t, y, a = [1.0, -0.5, 0.2], [0.3, 0.9, -1.0], 1, 0.7
+    ps = [math.exp(v) / sum(math.exp(w) for w in s) for v in s]
+    pt = [math.exp(v) / sum(math.exp(w) for w in t) for v in t]
+    mixed = [(1 - a) * (i == y) + a * pt[i] for i in range(3)]
+    ce_mixed = -sum(m * math.log(p) for m, p in zip(mixed, ps, strict=True))
+    entropy = -sum(p * math.log(p) for p in pt)
+    out = losses.hinton_kd(torch.tensor([s]), torch.tensor([t]), torch.tensor([y]), 1.0, a)
+    assert out["loss"].item() == pytest.approx(ce_mixed - a * entropy, abs=1e-6)
+
+
+def test_clean_student_of_the_at_teacher_trains_on_clean_images():
+    x, y = batch()
+    student, teacher = Recorder(0), Recorder(1)
+    adv.objective(smoke(), "kd_from_at", teacher)(student, x, y)
+    assert torch.equal(student.seen[-1], x) and torch.equal(teacher.seen[-1], x)
+
+
+def test_distilling_methods_need_their_teacher_and_unknown_methods_are_refused():
+    with pytest.raises(ValueError, match="needs its trained teacher"):
+        adv.objective(smoke(), "at_tf_kd_self")
+    with pytest.raises(ValueError, match="unknown method"):
+        adv.run_spec(smoke(), "trades", 0)
+
+
+def test_specs_name_what_decides_each_network():
+    cfg = smoke()
+    akd = adv.run_spec(cfg, "akd", 0)
+    assert akd["objective"]["teacher"] == adv.run_spec(cfg, "at", 0)
+    assert akd["objective"]["threat"]["eps"] == cfg.eps
+    wider = smoke(eps=0.2)
+    assert adv.run_spec(wider, "standard", 0) == adv.run_spec(cfg, "standard", 0)
+    assert adv.record_spec(wider, "standard", 0) != adv.record_spec(cfg, "standard", 0)
+    assert adv.run_spec(wider, "at", 0) != adv.run_spec(cfg, "at", 0)
+    assert adv.run_spec(cfg, "at_tf_kd_self", 0)["objective"]["temperature"] == \
+        cfg.tf_self_temperature
+
+
+def test_held_out_images_are_split_off_the_end():
+    cfg = smoke(train_size=256, val_size=64, early_stop=True)
+    setup = adv.load(cfg)
+    (x, y), (xv, yv) = adv.split(cfg, setup)
+    assert len(x) == 192 and len(xv) == 64
+    assert torch.equal(torch.cat([x, xv]), setup.x_train)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"early_stop": True, "val_size": 0}, "early_stop needs held-out images"),
+    ({"aa_size": 600}, "aa_size 600 is larger than test_size"),
+    ({"val_size": 250}, "leaves fewer than batch_size"),
+    ({"eps": 0.0}, "eps: must be > 0"),
+    ({"arch": "vit"}, "arch: expected one of"),
+])
+def test_bad_parameters_are_refused(changes, message):
+    params = {**config.as_dict(smoke()), **changes}
+    with pytest.raises(config.ProfileError, match=message):
+        config.validate("06_adversarial_tfkd", params)
+
+
+def test_mlp_is_refused_on_cifar():
+    with pytest.raises(config.ProfileError, match="arch 'mlp' is for MNIST"):
+        smoke(dataset="cifar10", augment="crop_flip")
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path, monkeypatch):
+    model = nn.Linear(2, 2)
+    accs = iter([0.5, 0.8, 0.6])
+    monkeypatch.setattr(adv.attacks, "robust_accuracy_pgd", lambda *a, **k: next(accs))
+    stopper = adv.EarlyStopping(model, torch.zeros(1, 2), torch.zeros(1), smoke(),
+                                tmp_path / "best.pt")
+    weights = {}
+    for epoch in (1, 2, 3):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        weights[epoch] = model.weight.clone()
+        assert "held_out_pgd_acc" in stopper(epoch)
+    assert stopper.best() == (2, 0.8)
+    assert stopper.restore() == 2 and torch.equal(model.weight, weights[2])
+
+
+def test_masking_verdict_on_constructed_records():
+    def rec(pgd_gap, square_gap=0.0, flags=()):
+        return {"metrics": {"pgd_aa_gap": pgd_gap, "pgd_square_gap": square_gap,
+                            "aa_flags": list(flags)}}
+
+    at = [rec(0.05)]
+    assert adv.masking_verdict([rec(0.0)]) == "consistent"
+    assert adv.masking_verdict(at, at) == "PGD overstates robustness by 5.0 points"
+    assert adv.masking_verdict([rec(0.06)], at) == "PGD overstates robustness by 6.0 points"
+    assert adv.masking_verdict([rec(0.10)], at).endswith("; more than for plain AT")
+    assert adv.masking_verdict([rec(0.0, 0.05)]) == "black-box Square beats PGD"
+    assert adv.masking_verdict([rec(0.0, flags=["zero gradient"])]) == \
+        "AutoAttack raised flags"
+    runs = {"standard": [rec(0.0)], "at": at, "at_tf_kd_reg": [rec(0.10)]}
+    lines = adv.warnings_for(runs)
+    assert [line.split(":")[0] for line in lines] == ["AT student (PGD adversarial training)",
+                                                       "AT + Tf-KD-reg"]
+    assert "more than for plain AT" in lines[1] and "+10.00 points" in lines[1]
+
+
+def test_one_run_end_to_end_is_recorded_and_then_reused(monkeypatch):
+    cfg = smoke(early_stop=True, val_size=64, epochs=2, aa_size=10, square_size=10)
+    budget = {"iterations": 3, "square_queries": 20}
+    record = adv.run(cfg, "at", 0, progress=False, budget=budget)
+    m = record["metrics"]
+    assert {"clean_acc", "pgd_acc", "aa_acc", "square_acc", "pgd_aa_gap", "aa_flags",
+            "aa_after_attack"} <= set(m)
+    assert m["aa_acc"] <= m["aa_clean_acc"] and m["best_epoch"] in (1, 2)
+    assert [h["epoch"] for h in m["history"]] == [1, 2]
+    assert all("held_out_pgd_acc" in h for h in m["history"])
+    assert not list(adv.autoattack_state(cfg, "at", 0, "aa").parent.glob("*.state"))
+    monkeypatch.setattr(adv, "trained", lambda *a, **k: pytest.fail("retrained"))
+    assert adv.run(cfg, "at", 0, progress=False, budget=budget) == record
+
+
+def test_the_chapter_is_a_job_plan():
+    cfg = smoke()
+    planned = jobs.plan("smoke", ["06_adversarial_tfkd"])
+    assert [(j.name, j.spec) for j in planned] == [
+        (m, adv.record_spec(cfg, m, s)) for m, s in adv.runs_of(cfg)]
+    assert all(j.record == results.record_path("smoke", adv.CHAPTER, j.name, j.spec)
+               for j in planned)
