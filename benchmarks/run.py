@@ -392,8 +392,9 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"| PGD-{pgd['steps']} on the {pgd['model']}, batch {pgd['batch']}, ms | "
         f"{_num(pgd['kdlib_ms'])} | {_num(pgd['torchattacks_ms'])} (torchattacks) | "
         f"{r['pgd']:.2f}× | ≥ {TARGETS['pgd']:g}× | {met('pgd')} |",
-        f"| MLP training FLOP rate vs {peak_name} matmul peak, GFLOP/s | "
-        f"{_num(mlp['kdlib_gflops'])} | {_num(peak[peak_key])} (peak) | "
+        f"| MLP training{'' if cuda else ', float32,'} FLOP rate vs {peak_name} matmul peak, "
+        f"GFLOP/s | {_num(mlp['kdlib_gflops' if cuda else 'kdlib_fp32_gflops'])} | "
+        f"{_num(peak[peak_key])} (peak) | "
         f"{100 * r['mlp_peak_fraction']:.0f}% | ≥ {100 * TARGETS['mlp_peak_fraction']:.0f}% | "
         f"{met('mlp_peak_fraction')} |",
     ]
