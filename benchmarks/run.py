@@ -417,10 +417,10 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"Nesterov, weight decay 5e-4) and batch on both sides; kdlib trains on tensors "
         f"resident on the device and crops and flips whole batches there.",
         f"Precision: kdlib {mlp['kdlib_precision']}, reference float32. "
-        f"MLP: dropout as in the teacher, no jitter on either side.",
+        f"MLP: dropout as in the teacher (rate 0.3, input 0.2), no jitter on either side.",
         *(["This CPU multiplies bf16 matrices in hardware (AMX / AVX-512 BF16), so kdlib's "
            "CPU fast path (`Recipe(cpu_bf16=True)`: bf16 autocast, fused SGD, channels-last "
-           "convolutions) is the engine timed against the reference; the float32 rows time "
+           "convolutions, dropout masks from 16-bit integer draws) is the engine timed against the reference; the float32 rows time "
            "kdlib's default CPU engine, which the chapters use (their committed records are "
            "float32), in the same alternation. The FLOP-rate target is float32 training "
            "against the float32 peak; bf16 training against the bf16 peak is shown beside "

@@ -70,6 +70,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: fl
     """
     loss_fn = loss_fn or F.cross_entropy
     x = x.detach()
+    # the ε-ball intersected with [0, 1] is a box per pixel: projecting is one clamp
+    low, high = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
     x_adv = x.clone()
     if random_start:
         noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -79,8 +81,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: fl
             x_adv.requires_grad_(True)
             loss = loss_fn(model(x_adv).float(), y)
             (grad,) = torch.autograd.grad(loss, [x_adv])
-            x_adv = x_adv.detach() + step * grad.sign()
-            x_adv = (x + (x_adv - x).clamp(-eps, eps)).clamp(0, 1)
+            x_adv = torch.clamp(x_adv.detach() + step * grad.sign(), low, high)
     return x_adv.detach()
 
 

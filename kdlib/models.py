@@ -7,6 +7,8 @@ the teacher) and FLOPs as one multiply-accumulate per weight (2,392,800).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +37,48 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class MaskDropout(nn.Dropout):
+    """Dropout whose mask comes from 16-bit uniform integers, four to a 64-bit draw.
+
+    A unit is dropped when its draw falls below ``cut = round(p * 2**16)``, so the drop
+    rate is ``cut / 2**16`` (within 8e-6 of `p`), and kept units are scaled by the exact
+    inverse of the keep rate: unbiased, as :class:`torch.nn.Dropout` is, from another
+    random stream. On a CPU ``bernoulli_`` spends a float draw and more per element; this
+    is some 10x cheaper, and the training engine's CPU fast path swaps it in (see
+    :func:`mask_dropout`).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        cut = round(self.p * 2**16)
+        if cut >= 2**16:
+            return x * 0
+        n = x.numel()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
+        draws = words.random_(-2**63, None).view(torch.int16)[:n].view(x.shape)
+        keep = draws >= cut - 2**15  # int16 draws are uniform on [-2**15, 2**15)
+        return x * keep.to(x.dtype).mul_(2**16 / (2**16 - cut))
+
+
+@contextmanager
+def mask_dropout(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, every :class:`torch.nn.Dropout` of `model` is a :class:`MaskDropout`.
+
+    Dropout layers hold no weights, so the state dict is untouched; the originals come
+    back on exit.
+    """
+    swaps = [(parent, name, child) for parent in model.modules()
+             for name, child in parent.named_children() if type(child) is nn.Dropout]
+    for parent, name, child in swaps:
+        setattr(parent, name, MaskDropout(child.p))
+    try:
+        yield model
+    finally:
+        for parent, name, child in swaps:
+            setattr(parent, name, child)
 
 
 def teacher_mlp(dropout: float = 0.5, input_dropout: float = 0.2) -> MLP:

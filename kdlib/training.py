@@ -19,6 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdlib import losses
+from kdlib import losses, models
 from kdlib.data import random_crop_flip, random_shift
 
 #: Fused SGD on the CPU too (see :func:`train`); off so that CPU results stay bit-equal to the
@@ -159,15 +160,20 @@ def lr_factor(recipe: Recipe, step: int, total_steps: int, steps_per_epoch: int)
 
 # --- the loop --------------------------------------------------------------------------------
 
+def _cpu_fast(device: torch.device, recipe: Recipe) -> bool:
+    """Whether `recipe` asks for the CPU fast path and runs on a CPU."""
+    return recipe.cpu_bf16 and device.type == "cpu"
+
+
 def _autocast(device: torch.device, recipe: Recipe):
-    enabled = (recipe.amp and device.type == "cuda") or (recipe.cpu_bf16 and device.type == "cpu")
+    enabled = (recipe.amp and device.type == "cuda") or _cpu_fast(device, recipe)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _channels_last(device: torch.device, model: nn.Module, recipe: Recipe) -> bool:
     """Channels-last memory pays for convolutional models on CUDA (tensor cores, cuDNN) and
     in bf16 on a CPU (oneDNN's AMX kernels)."""
-    wanted = device.type == "cuda" or (device.type == "cpu" and recipe.cpu_bf16)
+    wanted = device.type == "cuda" or _cpu_fast(device, recipe)
     return wanted and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
@@ -212,7 +218,8 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     # of a ~30 ms MNIST-teacher step (one thread: 1.1 instead of 4.2 ms), but without weight
     # decay it differs from the for-loop SGD in the last bits, and the committed CPU records
     # were made with the for-loop; so the CPU keeps it (FUSED_ON_CPU switches).
-    fused = device.type == "cuda" or ((FUSED_ON_CPU or recipe.cpu_bf16) and device.type == "cpu")
+    fused = (device.type == "cuda" or _cpu_fast(device, recipe)
+             or (FUSED_ON_CPU and device.type == "cpu"))
     opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                           nesterov=recipe.nesterov and recipe.momentum > 0,
                           weight_decay=recipe.weight_decay, fused=fused or None)
@@ -238,44 +245,46 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not progress,
                unit="step", mininterval=1.0, leave=False)
     model.train()
-    for epoch in range(start, recipe.epochs):
-        if stop_after_epochs is not None and epoch - start >= stop_after_epochs:
-            break
-        t0 = time.perf_counter()
-        order = torch.randperm(n, device=device, generator=gen)
-        sums: dict[str, torch.Tensor] = {}
-        for step in range(steps_per_epoch):
-            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
-            xb = random_shift(x[idx], recipe.jitter, gen)
-            xb = random_crop_flip(xb, generator=gen) if recipe.crop_flip else xb
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, recipe):
-                parts = objective(net, xb, _take(y, idx))
-            opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            if on_backward is not None:
-                on_backward(epoch * steps_per_epoch + step)
-            opt.step()
-            sched.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0) + v.detach().float()
-            bar.update()
-        row = {k: float(v) / steps_per_epoch for k, v in sums.items()}  # one sync per epoch
-        row.update(epoch=epoch + 1, lr=sched.get_last_lr()[0], seconds=time.perf_counter() - t0)
-        if on_epoch is not None:
-            row.update(on_epoch(epoch + 1))
-            model.train()
-        history.append(row)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=epoch + 1)
-        if checkpoint is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                          "cpu_rng": torch.get_rng_state(),
-                          "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda"
-                          else None,
-                          "history": history, "epoch": epoch + 1, "recipe": recipe.as_dict()},
-                         checkpoint)
+    # the CPU fast path draws dropout masks from uniforms (models.MaskDropout)
+    with models.mask_dropout(model) if _cpu_fast(device, recipe) else nullcontext():
+        for epoch in range(start, recipe.epochs):
+            if stop_after_epochs is not None and epoch - start >= stop_after_epochs:
+                break
+            t0 = time.perf_counter()
+            order = torch.randperm(n, device=device, generator=gen)
+            sums: dict[str, torch.Tensor] = {}
+            for step in range(steps_per_epoch):
+                idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+                xb = random_shift(x[idx], recipe.jitter, gen)
+                xb = random_crop_flip(xb, generator=gen) if recipe.crop_flip else xb
+                if channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with _autocast(device, recipe):
+                    parts = objective(net, xb, _take(y, idx))
+                opt.zero_grad(set_to_none=True)
+                parts["loss"].backward()
+                if on_backward is not None:
+                    on_backward(epoch * steps_per_epoch + step)
+                opt.step()
+                sched.step()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0) + v.detach().float()
+                bar.update()
+            row = {k: float(v) / steps_per_epoch for k, v in sums.items()}  # one sync per epoch
+            row.update(epoch=epoch + 1, lr=sched.get_last_lr()[0], seconds=time.perf_counter() - t0)
+            if on_epoch is not None:
+                row.update(on_epoch(epoch + 1))
+                model.train()
+            history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=epoch + 1)
+            if checkpoint is not None:
+                _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                              "cpu_rng": torch.get_rng_state(),
+                              "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda"
+                              else None,
+                              "history": history, "epoch": epoch + 1, "recipe": recipe.as_dict()},
+                             checkpoint)
     bar.close()
     return history
 

@@ -130,17 +130,20 @@ def test_cpu_bf16_path_trains_in_bf16_and_keeps_old_specs():
     assert "cpu_bf16" not in training.Recipe(epochs=1).as_dict()  # specs made before it
     fast = training.Recipe(epochs=8, batch_size=32, lr=0.05, cpu_bf16=True)
     assert fast.as_dict()["cpu_bf16"] is True
-    seen = []
+    seen, dropouts = [], set()
 
     def objective(model, x, y):
         logits = model(x)
         seen.append(logits.dtype)
+        dropouts.update(type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout))
         return {"loss": torch.nn.functional.cross_entropy(logits.float(), y)}
 
     torch.manual_seed(123)
-    model = models.MLP([784, 32, 10])
+    model = models.MLP([784, 32, 10], dropout=0.2)
     x, y = toy_data()
     hist = training.train(model, objective, x, y, fast, seed=0, progress=False)
     assert set(seen) == {torch.bfloat16}  # matrix products in bf16 under autocast
+    assert dropouts == {models.MaskDropout}  # the cheap masks while training...
+    assert {type(m) for m in model.net} >= {torch.nn.Dropout}  # ...and the model as it was
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
     assert hist[-1]["loss"] < hist[0]["loss"]
