@@ -420,11 +420,12 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"MLP: dropout as in the teacher (rate 0.3, input 0.2), no jitter on either side.",
         *(["This CPU multiplies bf16 matrices in hardware (AMX / AVX-512 BF16), so kdlib's "
            "CPU fast path (`Recipe(cpu_bf16=True)`: bf16 autocast, fused SGD, channels-last "
-           "convolutions, dropout masks from 16-bit integer draws) is the engine timed against the reference; the float32 rows time "
-           "kdlib's default CPU engine, which the chapters use (their committed records are "
-           "float32), in the same alternation. The FLOP-rate target is float32 training "
-           "against the float32 peak; bf16 training against the bf16 peak is shown beside "
-           "it."] if cpu_bf16 else []),
+           "convolutions, dropout masks from 16-bit integer draws) is the engine timed "
+           "against the reference; the float32 rows time kdlib's default CPU engine, which "
+           "the chapters use (their committed records are float32), in the same "
+           "alternation. The FLOP-rate target is float32 training against the float32 "
+           "peak; bf16 training against the bf16 peak is shown beside it."]
+          if cpu_bf16 else []),
         f"Data: MNIST case on {mlp['data']}; ResNet18 case on {rn['data']}.",
         f"Steps timed: MLP {mlp['steps']} after {mlp['warmup_steps']} warm-up, "
         f"ResNet18 {rn['steps']} after {rn['warmup_steps']}; median of {s['repeats']} "
