@@ -9,8 +9,10 @@ seeded permutation; it never synchronises with the host inside an epoch
 (losses are summed on the device and read once per epoch). It is seeded and
 deterministic on the CPU and can save a checkpoint after every epoch and
 resume from it bit for bit. On CUDA it trains in bf16 autocast with fused
-SGD steps and keeps convolutional models channels-last; ``Recipe.compile``
-adds ``torch.compile``. ``benchmarks/run.py`` measures it against a textbook loop.
+SGD steps and keeps convolutional models channels-last; ``Recipe.cpu_bf16`` does
+the same on a CPU with bf16 matrix units and draws dropout masks from cheap integer
+draws (:class:`kdlib.models.MaskDropout`); ``Recipe.compile`` adds ``torch.compile``.
+``benchmarks/run.py`` measures it against a textbook loop.
 """
 
 from __future__ import annotations
