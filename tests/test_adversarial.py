@@ -12,13 +12,7 @@ from torch import nn
 from kdlib import adversarial as adv
 from kdlib import config, jobs, losses, results
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smoke(**changes) -> config.AdversarialTfKD:

@@ -46,14 +46,6 @@ def test_benchmarks_page_is_written(tmp_path):
     assert text.startswith("# Speed and cost") and "## What the paper profile costs" in text
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("cpu_bf16", [False, True])
 def test_benchmark_runs_end_to_end_at_toy_size(one_thread, cpu_bf16):
     s = bench.Settings(mlp_warmup=1, mlp_steps=2, resnet_width=4, resnet_warmup=1,
