@@ -9,9 +9,11 @@ seeded permutation; it never synchronises with the host inside an epoch
 (losses are summed on the device and read once per epoch). It is seeded and
 deterministic on the CPU and can save a checkpoint after every epoch and
 resume from it bit for bit. On CUDA it trains in bf16 autocast with fused
-SGD steps and keeps convolutional models channels-last; ``Recipe.cpu_bf16`` does
-the same on a CPU with bf16 matrix units and draws dropout masks from cheap integer
-draws (:class:`kdlib.models.MaskDropout`); ``Recipe.compile`` adds ``torch.compile``.
+SGD steps and keeps convolutional models channels-last. On a CPU, ``Recipe.cpu_fast``
+takes fused SGD steps and draws dropout masks from cheap integer draws
+(:class:`kdlib.models.MaskDropout`), still in float32; ``Recipe.cpu_bf16`` adds bf16
+autocast and channels-last, for CPUs with bf16 matrix units. ``Recipe.compile`` adds
+``torch.compile``.
 ``benchmarks/run.py`` measures it against a textbook loop.
 """
 
@@ -32,10 +34,6 @@ from tqdm.auto import tqdm
 
 from kdlib import losses, models
 from kdlib.data import random_crop_flip, random_shift
-
-#: Fused SGD on the CPU too (see :func:`train`); off so that CPU results stay bit-equal to the
-#: records made before it. A resumed run keeps the SGD its checkpoint was written with.
-FUSED_ON_CPU = False
 
 #: Per-example targets: the labels, or a dict of tensors indexed alongside the inputs
 #: (such as ``{"labels": y, "teacher_logits": t}``).
@@ -61,18 +59,19 @@ class Recipe:
     amp: bool = True  # bf16 autocast, on CUDA only
     crop_flip: bool = False  # 4-pixel padded random crop and horizontal flip (CIFAR)
     compile: bool = False  # torch.compile the model (on the CPU this needs a C++ compiler)
-    cpu_bf16: bool = False  # on a CPU: bf16 autocast and fused SGD (see `cpu_has_bf16`)
+    cpu_fast: bool = False  # on a CPU: fused SGD and integer-drawn dropout masks, float32
+    cpu_bf16: bool = False  # on a CPU: cpu_fast plus bf16 autocast (see `cpu_has_bf16`)
 
     def as_dict(self) -> dict:
         """JSON-ready form (tuples become lists), as stored in specs and checkpoints.
 
-        ``compile`` and ``cpu_bf16`` appear only when set, so specs written before
-        they existed keep their hash, and a run with either gets its own: neither is
-        bit-equal to the default (compiled dropout, for one, draws from another random
-        stream; bf16 rounds every matrix product).
+        ``compile``, ``cpu_fast`` and ``cpu_bf16`` appear only when set, so specs written
+        before they existed keep their hash, and a run with any gets its own: none is
+        bit-equal to the default (compiled dropout and the fast path's dropout draw from
+        other random streams; fused SGD rounds differently; bf16 rounds every product).
         """
         out = {**asdict(self), "milestones": list(self.milestones)}
-        for flag in ("compile", "cpu_bf16"):
+        for flag in ("compile", "cpu_fast", "cpu_bf16"):
             if not out[flag]:
                 del out[flag]
         return out
@@ -163,19 +162,24 @@ def lr_factor(recipe: Recipe, step: int, total_steps: int, steps_per_epoch: int)
 # --- the loop --------------------------------------------------------------------------------
 
 def _cpu_fast(device: torch.device, recipe: Recipe) -> bool:
-    """Whether `recipe` asks for the CPU fast path and runs on a CPU."""
+    """Whether `recipe` asks for the CPU fast path (fused SGD, cheap dropout masks) and runs
+    on a CPU; ``cpu_bf16`` implies it."""
+    return (recipe.cpu_fast or recipe.cpu_bf16) and device.type == "cpu"
+
+
+def _cpu_bf16(device: torch.device, recipe: Recipe) -> bool:
     return recipe.cpu_bf16 and device.type == "cpu"
 
 
 def _autocast(device: torch.device, recipe: Recipe):
-    enabled = (recipe.amp and device.type == "cuda") or _cpu_fast(device, recipe)
+    enabled = (recipe.amp and device.type == "cuda") or _cpu_bf16(device, recipe)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _channels_last(device: torch.device, model: nn.Module, recipe: Recipe) -> bool:
     """Channels-last memory pays for convolutional models on CUDA (tensor cores, cuDNN) and
     in bf16 on a CPU (oneDNN's AMX kernels)."""
-    wanted = device.type == "cuda" or _cpu_fast(device, recipe)
+    wanted = device.type == "cuda" or _cpu_bf16(device, recipe)
     return wanted and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
@@ -216,12 +220,11 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
         model.to(memory_format=torch.channels_last)
     net = torch.compile(model) if recipe.compile else model  # shares `model`'s parameters
     params = [p for p in model.parameters() if p.requires_grad]
-    # Fused SGD: one pass over each tensor instead of several. On the CPU it would save ~3 ms
-    # of a ~30 ms MNIST-teacher step (one thread: 1.1 instead of 4.2 ms), but without weight
-    # decay it differs from the for-loop SGD in the last bits, and the committed CPU records
-    # were made with the for-loop; so the CPU keeps it (FUSED_ON_CPU switches).
-    fused = (device.type == "cuda" or _cpu_fast(device, recipe)
-             or (FUSED_ON_CPU and device.type == "cpu"))
+    # Fused SGD: one pass over each tensor instead of several (an MNIST-teacher step on one
+    # thread: 1.1 instead of 4.2 ms in the optimiser). It differs from the for-loop SGD in the
+    # last bits, and the committed CPU records were made with the for-loop, so on a CPU only
+    # the opt-in fast path uses it.
+    fused = device.type == "cuda" or _cpu_fast(device, recipe)
     opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                           nesterov=recipe.nesterov and recipe.momentum > 0,
                           weight_decay=recipe.weight_decay, fused=fused or None)

@@ -55,6 +55,9 @@ def test_benchmark_runs_end_to_end_at_toy_size(one_thread, cpu_bf16):
     assert set(res["ratios"]) >= set(bench.TARGETS)
     assert all(v > 0 for v in res["ratios"].values())
     assert ("mlp_fp32" in res["ratios"]) == cpu_bf16
+    assert {"mlp_default", "resnet18_default", "mlp_default_peak_fraction"} <= set(res["ratios"])
     md = bench.render_markdown(res)
     assert "| measurement | kdlib | reference |" in md and "`num_workers=0`" in md
-    assert ("training, float32, images/s" in md) == cpu_bf16
+    assert ("float32 fast path (fused SGD), images/s" in md) == cpu_bf16
+    assert md.count("default engine (float32, the chapters' records), images/s") == 2
+    assert ("fast path, bf16 autocast, fused SGD" in md) == cpu_bf16
