@@ -249,8 +249,9 @@ def cost_markdown(profile: str | Path = "paper", images_per_s: float = H100_IMAG
                   cpu_rate: Callable[[Row], float | None] | None = None) -> str:
     """The cost table of `profile` in Markdown, with its assumptions.
 
-    `cpu_rate(row)` may give a measured FLOP/s for a row (such as the
-    benchmark's on a CPU, by ``row.family``); it adds a column of hours at that rate.
+    `cpu_rate(row)` may give a measured FLOP/s for a row (the benchmark's default CPU
+    engine, which the chapters use, by ``row.family``); it adds a column of hours at that
+    rate.
     """
     rate = achieved_flops(images_per_s)
     table = rows(profile)
@@ -258,7 +259,7 @@ def cost_markdown(profile: str | Path = "paper", images_per_s: float = H100_IMAG
             "| note |")
     sep = "|---|---|---|---|---|---|---|"
     if cpu_rate:
-        head = head.replace(" note |", " hours on the benchmark's CPU | note |")
+        head = head.replace(" note |", " hours on the benchmark's CPU (default engine) | note |")
         sep += "---|"
     lines = [head, sep]
     for r in table:
