@@ -405,10 +405,9 @@ def render_markdown(res: dict[str, Any]) -> str:
         return _CPU_LABELS[engine]
 
     def train_rows(engine: str, targets: bool) -> list[str]:
-        suffix = "" if engine == "kdlib" else f"_{engine.removeprefix('kdlib_')}"
         return [f"| {case['model']} training, {label(engine)}, images/s | "
                 f"{_num(case[f'{engine}_images_per_s'])} | "
-                f"{_num(case['reference_images_per_s'])} | {r[key + suffix]:.2f}× | "
+                f"{_num(case['reference_images_per_s'])} | {case[f'{engine}_ratio']:.2f}× | "
                 + (f"≥ {TARGETS[key]:g}× | {met(key)} |" if targets else "— | — |")
                 for key, case in (("mlp", mlp), ("resnet18", rn))]
 
