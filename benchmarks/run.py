@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlib import attacks, data, models, results, training
+from kdlib import attacks, data, models, objectives, results, training
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -251,7 +251,7 @@ def compare_training(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     transform = textbook_transform(crop_flip)
 
     def kd_run(name: str, n_steps: int, seed: int) -> None:
-        training.train(nets[name], training.supervised(), x[:n_steps * bs], y[:n_steps * bs],
+        training.train(nets[name], objectives.supervised(), x[:n_steps * bs], y[:n_steps * bs],
                        recipes[name], seed=seed, progress=False)
 
     def ref_run(n_steps: int) -> None:

@@ -6,19 +6,19 @@ to the ε-ball and clamping to [0, 1]. Inputs are images in [0, 1]; any
 normalisation belongs inside the model. Gradients are taken with respect to the
 input only, so the parameters' ``.grad`` is never touched.
 
-AutoAttack (Croce & Hein, 2020) runs through ``pyautoattack==0.2.0``. Its API
-differs from upstream ``autoattack``: ``AutoAttack(model, *, attacks, device,
-eps, norm, seed, version)`` and ``run_standard_evaluation(x, y, *, batch_size,
-state_path) -> (x_adv, y_adv)``; it logs progress at DEBUG level on the
-``auto-attack`` logger, never calls ``model.eval()`` and reseeds the global RNG.
-Its resume through ``state_path`` is broken in 0.2.0 (the attack sets are
-reloaded as a string and a list, and the resume branch leaves ``y_adv``
-unbound); :func:`autoattack_eval` works around all three, see :func:`_state_class`.
+AutoAttack (Croce & Hein, 2020) runs through ``pyautoattack==0.2.0``, used as
+a black box. Its API differs from upstream ``autoattack``: ``AutoAttack(model,
+*, attacks, device, eps, norm, seed, version)`` and ``run_standard_evaluation(x,
+y, *, batch_size, state_path) -> (x_adv, y_adv)``; it logs progress at DEBUG
+level on the ``auto-attack`` logger, never calls ``model.eval()`` and reseeds
+the global RNG. Its own resume (``state_path``) does not work in 0.2.0, so
+:func:`autoattack_eval` resumes from outside instead: it attacks fixed chunks of
+the images and saves each finished chunk, so an interrupted evaluation loses at
+most one chunk.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import json
@@ -28,13 +28,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-from unittest import mock
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdlib import paths
 from kdlib.training import Objective, Targets
 
 Mode = Literal["eval", "train"]
@@ -127,15 +127,15 @@ def robust_accuracy_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
 
 @dataclass(frozen=True)
 class AutoAttackResult:
-    """Outcome of :func:`autoattack_eval`; flags are bool tensors on the CPU."""
+    """Outcome of :func:`autoattack_eval`; tensors are on the CPU."""
 
-    clean: torch.Tensor  # correct on the clean input
-    robust: torch.Tensor  # correct on the clean input and not broken by any attack
-    x_adv: torch.Tensor  # examples found by *this* call; the clean input elsewhere
+    clean: torch.Tensor  # bool: correct on the clean input
+    robust: torch.Tensor  # bool: correct on the clean input and not broken by any attack
+    x_adv: torch.Tensor  # the adversarial example of each broken point, else the clean input
     attacks: tuple[str, ...]
     eps: float
     norm: str
-    #: Robust accuracy after each attack of this call, in order, as pyautoattack reports it.
+    #: Robust accuracy after each attack that ran, in order, over all the images.
     after_attack: dict[str, float] = field(default_factory=dict)
     #: pyautoattack's own warnings (``pyautoattack.checks``): zero gradients, a randomised
     #: or probability-output model, Square beating the gradient attacks, and so on.
@@ -148,58 +148,6 @@ class AutoAttackResult:
     @property
     def robust_accuracy(self) -> float:
         return int(self.robust.sum()) / len(self.robust)
-
-
-def _state_class(states: list):
-    """pyautoattack's ``EvaluationState``, fixed so that a saved state resumes.
-
-    0.2.0 saves the attack set with ``str()`` and so refuses every saved state,
-    and reloads the finished attacks as a list (no ``.add``); we parse both back.
-    Its resume branch then leaves ``y_adv`` unbound, so we hide the restored flags
-    until pyautoattack has recomputed the clean ones and AND the two: the run takes
-    the fresh branch yet keeps the saved progress and clean accuracy (its log line
-    "initial accuracy" then shows the restored robust accuracy). Finished attacks
-    are saved at once (0.2.0 throttles that save to once a minute). Every state
-    made is appended to `states`, so the caller can read the final flags.
-    """
-    from pyautoattack.state import EvaluationState
-
-    class State(EvaluationState):
-        def __init__(self, *args, **kwargs):
-            if isinstance(kwargs.get("_attacks_to_run"), str):  # saved as str(set)
-                kwargs["_attacks_to_run"] = set(ast.literal_eval(kwargs["_attacks_to_run"]))
-            if "_run_attacks" in kwargs:  # saved as a list
-                kwargs["_run_attacks"] = set(kwargs["_run_attacks"])
-            super().__init__(*args, **kwargs)
-            self._restored: torch.Tensor | None = None
-            self._resumed = False
-            states.append(self)
-
-        @classmethod
-        def from_disk(cls, path: Path) -> State:
-            state = super().from_disk(path)
-            state._restored, state._robust_flags = state._robust_flags, None
-            state._resumed = True
-            return state
-
-        def _set_flags(self, flags: torch.Tensor) -> None:
-            if self._restored is not None:
-                flags &= self._restored.to(flags.device)  # in place: pyautoattack keeps `flags`
-                self._restored = None
-            EvaluationState.robust_flags.fset(self, flags)
-
-        def _set_clean(self, accuracy: float) -> None:
-            if not self._resumed:  # on resume pyautoattack passes the restored robust accuracy
-                EvaluationState.clean_accuracy.fset(self, accuracy)
-
-        robust_flags = EvaluationState.robust_flags.setter(_set_flags)
-        clean_accuracy = EvaluationState.clean_accuracy.setter(_set_clean)
-
-        def add_run_attack(self, attack: str) -> None:
-            super().add_run_attack(attack)
-            self.to_disk(force=True)
-
-    return State
 
 
 class _AttackLog(logging.Handler):
@@ -252,15 +200,53 @@ def _frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(req)
 
 
-def _check_meta(state_path: Path, meta: dict) -> None:
-    """Refuse to resume a state written for another evaluation (sidecar ``.meta.json``)."""
-    side = state_path.with_name(state_path.name + ".meta.json")
-    if state_path.exists() and side.exists():
-        old = json.loads(side.read_text())
-        if old != meta:
-            raise ValueError(f"{state_path} was written for another evaluation "
-                             f"({old} != {meta}); delete it to restart")
-    state_path.parent.mkdir(parents=True, exist_ok=True)
+def _attack_chunk(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
+                  norm: str, version: str, attacks: Sequence[str] | None, batch_size: int,
+                  seed: int, device: torch.device, verbose: bool) -> dict[str, Any]:
+    """One call of pyautoattack on `x`, `y`: per-image flags, examples, its log."""
+    from pyautoattack import AutoAttack
+
+    aa = AutoAttack(model, eps=eps, norm=norm, seed=seed, device=device,
+                    version="custom" if attacks else version,
+                    attacks=list(attacks) if attacks else None)
+    log = _AttackLog(verbose)
+    rng_devices = ([torch.cuda.current_device() if device.index is None else device.index]
+                   if device.type == "cuda" else [])
+    with (model_mode(model, "eval"), _frozen(model), _listening(log),
+          torch.random.fork_rng(devices=rng_devices)):
+        x_adv, y_adv = aa.run_standard_evaluation(x, y, batch_size=batch_size)
+        with torch.no_grad():
+            clean = torch.cat([model(x[i:i + batch_size].to(device).float()).argmax(1).cpu()
+                               for i in range(0, len(x), batch_size)]) == y.cpu()
+    return {"clean": clean, "robust": y_adv.cpu() == y.cpu(), "x_adv": x_adv.detach().cpu(),
+            "attacks": tuple(aa.attacks_to_run), "after_attack": dict(log.after),
+            "flags": list(log.flags)}
+
+
+def _after_attack(parts: Sequence[dict[str, Any]], order: Sequence[str]) -> dict[str, float]:
+    """Robust accuracy after each attack over all chunks. A chunk that skipped an attack
+    (no robust point was left) keeps its accuracy from before it."""
+    ran = [a for a in order if any(a in p["after_attack"] for p in parts)]
+    n = sum(len(p["clean"]) for p in parts)
+    out = {}
+    for attack in ran:
+        total = 0.0
+        for p in parts:
+            value = float(p["clean"].float().mean())
+            for a in order[:order.index(attack) + 1]:
+                value = p["after_attack"].get(a, value)
+            total += value * len(p["clean"])
+        out[attack] = total / n
+    return out
+
+
+def _check_folder(folder: Path, meta: dict[str, Any]) -> None:
+    """Refuse to resume from chunks written for another evaluation (``meta.json``)."""
+    side = folder / "meta.json"
+    if side.is_file() and json.loads(side.read_text()) != meta:
+        raise ValueError(f"{folder} holds chunks of another evaluation "
+                         f"({json.loads(side.read_text())} != {meta}); delete it to restart")
+    folder.mkdir(parents=True, exist_ok=True)
     side.write_text(json.dumps(meta))
 
 
@@ -268,65 +254,51 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
                     norm: Literal["Linf", "L2", "L1"] = "Linf",
                     version: Literal["standard", "plus", "rand"] = "standard",
                     square_only: bool = False, attacks: Sequence[str] | None = None,
-                    batch_size: int = 500, state_path: str | Path | None = None, seed: int = 0,
-                    device: torch.device | str | None = None, verbose: bool = True,
-                    iterations: int | None = None,
-                    square_queries: int | None = None) -> AutoAttackResult:
+                    batch_size: int = 500, chunk: int | None = None,
+                    folder: str | Path | None = None, seed: int = 0,
+                    device: torch.device | str | None = None,
+                    verbose: bool = True) -> AutoAttackResult:
     """AutoAttack robust accuracy of `model` on `x` (in [0, 1]) with labels `y`.
 
     Runs the model in eval mode, float32, on `device` (the model's by default),
     without parameter gradients and without disturbing the global RNG; restores the
     model's mode. `square_only` runs the black-box Square attack alone (the
     gradient-masking check); `attacks` picks any subset with pyautoattack's
-    ``version='custom'`` defaults. With `state_path` the evaluation resumes where an
-    interrupted one stopped (points already broken stay broken, finished attacks are
-    skipped; ``x_adv`` then holds only this call's examples). `verbose` prints
-    pyautoattack's per-attack progress. `iterations` (APGD/FAB) and `square_queries`
-    shrink the budget for smoke tests; never report numbers obtained with them.
-    The result carries pyautoattack's warnings as ``flags`` and its robust accuracy after
-    each attack as ``after_attack``.
+    ``version='custom'`` defaults. The images are attacked in chunks of `chunk`
+    (all at once when None), each with the same `seed`; with `folder`, every finished
+    chunk is saved there and a later call with the same folder loads it instead of
+    attacking it again, so an interrupted evaluation loses at most one chunk.
+    `verbose` prints pyautoattack's per-attack progress.
     """
-    from pyautoattack import AutoAttack
-    from pyautoattack import autoattack as aa_module
-
     if square_only:
         attacks = ["square"]
     if device is None:
         device = next(model.parameters(), x).device
     device = torch.device(device)
-    aa = AutoAttack(model, eps=eps, norm=norm, seed=seed, device=device,
-                    version="custom" if attacks else version,
-                    attacks=list(attacks) if attacks else None)
-    if iterations is not None:
-        for apgd in (aa.apgd, aa.apgd_targeted):
-            apgd.n_iter = apgd.n_iter_orig = iterations
-            apgd.n_iter_2 = max(int(0.22 * iterations), 1)
-            apgd.n_iter_min = max(int(0.06 * iterations), 1)
-            apgd.size_decr = max(int(0.03 * iterations), 1)
-        aa.fab.n_iter = iterations
-    if square_queries is not None:
-        aa.square.n_queries = square_queries
-    run = tuple(aa.attacks_to_run)
     y = y.long()
-    if state_path is not None:
-        state_path = Path(state_path)
+    size = chunk or max(len(x), 1)
+    folder = Path(folder) if folder is not None else None
+    if folder is not None:
         labels = hashlib.sha1(y.cpu().numpy().tobytes()).hexdigest()[:16]
-        _check_meta(state_path, {"eps": eps, "norm": norm, "attacks": sorted(run), "n": len(x),
-                                 "seed": seed, "labels_sha1": labels, "iterations": iterations,
-                                 "square_queries": square_queries})
-    states: list = []
-    log = _AttackLog(verbose)
-    rng_devices = ([torch.cuda.current_device() if device.index is None else device.index]
-                   if device.type == "cuda" else [])
-    with (model_mode(model, "eval"), _frozen(model), _listening(log),
-          torch.random.fork_rng(devices=rng_devices),
-          mock.patch.object(aa_module, "EvaluationState", _state_class(states))):
-        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size,
-                                              state_path=state_path)
-        with torch.no_grad():
-            clean = torch.cat([model(x[i:i + batch_size].to(device).float()).argmax(1).cpu()
-                               for i in range(0, len(x), batch_size)]) == y.cpu()
-    robust = states[-1].robust_flags.cpu()
-    return AutoAttackResult(clean=clean, robust=robust, x_adv=x_adv, attacks=run,
-                            eps=eps, norm=norm, after_attack=dict(log.after),
-                            flags=tuple(log.flags))
+        _check_folder(folder, {"eps": eps, "norm": norm, "version": version,
+                               "attacks": list(attacks or []), "n": len(x), "chunk": size,
+                               "seed": seed, "labels_sha1": labels})
+    parts = []
+    for i, start in enumerate(range(0, len(x), size)):
+        saved = folder / f"chunk-{i:05d}.pt" if folder is not None else None
+        if saved is not None and saved.is_file():
+            parts.append(torch.load(saved, weights_only=True))
+            continue
+        part = _attack_chunk(model, x[start:start + size], y[start:start + size], eps,
+                             norm=norm, version=version, attacks=attacks,
+                             batch_size=batch_size, seed=seed, device=device, verbose=verbose)
+        if saved is not None:
+            paths.save_atomic(saved, lambda tmp, part=part: torch.save(part, tmp))
+        parts.append(part)
+    run = parts[0]["attacks"]
+    return AutoAttackResult(
+        clean=torch.cat([p["clean"] for p in parts]),
+        robust=torch.cat([p["robust"] for p in parts]),
+        x_adv=torch.cat([p["x_adv"] for p in parts]), attacks=tuple(run), eps=eps, norm=norm,
+        after_attack=_after_attack(parts, run),
+        flags=tuple(dict.fromkeys(f for p in parts for f in p["flags"])))

@@ -4,15 +4,15 @@ A model that several runs (or chapters) learn from, such as the MNIST teacher,
 is trained once per full configuration and then loaded. Training writes an
 every-epoch resume file beside the final weights, so an interrupted run
 continues from its last completed epoch. Processes that want the same model
-at once (parallel jobs, see :mod:`kdlib.jobs`) take turns through an exclusive
-lock on ``<checkpoint>.lock``: one trains, the others wait and then load.
+at once (parallel jobs, see :mod:`kdlib.tooling.jobs`) take turns through an
+exclusive lock on ``<checkpoint>.lock`` (:func:`kdlib.paths.companion`): one
+trains, the others wait and then load.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from kdlib.results import spec_hash
 
 
 def checkpoint_path(name: str, spec: Mapping[str, Any]) -> Path:
-    return paths.checkpoints_dir() / f"{name}-{spec_hash(spec)}.pt"
+    return paths.checkpoint_file(name, spec_hash(spec))
 
 
 @contextlib.contextmanager
@@ -57,7 +57,7 @@ def trained_model(name: str, spec: Mapping[str, Any], build: Callable[[], nn.Mod
     final = checkpoint_path(name, spec)
     model = build().to(device)
     if not final.is_file():
-        with exclusive_lock(final.with_name(final.name + ".lock")):
+        with exclusive_lock(paths.companion(final, "lock")):
             if not final.is_file():  # nobody trained it while we waited for the lock
                 return _fit_and_save(model, spec, fit, final)
     blob = torch.load(final, map_location=device, weights_only=True)
@@ -68,10 +68,9 @@ def trained_model(name: str, spec: Mapping[str, Any], build: Callable[[], nn.Mod
 def _fit_and_save(model: nn.Module, spec: Mapping[str, Any],
                   fit: Callable[[nn.Module, Path], dict[str, Any]],
                   final: Path) -> tuple[nn.Module, dict[str, Any]]:
-    resume = final.with_suffix(".resume.pt")
+    resume = paths.companion(final, "resume")
     info = fit(model, resume)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    torch.save({"state_dict": model.state_dict(), "info": info, "spec": dict(spec)}, tmp)
-    tmp.replace(final)
+    blob = {"state_dict": model.state_dict(), "info": info, "spec": dict(spec)}
+    paths.save_atomic(final, lambda tmp: torch.save(blob, tmp))
     resume.unlink(missing_ok=True)
     return model.eval(), info

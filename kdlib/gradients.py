@@ -11,11 +11,14 @@ for the host; the values are read once, by :meth:`GradientRecorder.frame`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
+
+from kdlib import paths
 
 
 def stage_of(name: str) -> str:
@@ -34,7 +37,7 @@ class GradientRecorder:
     dimensions: biases and BatchNorm scales are left out), in the model's
     order. Call it with the global step after ``backward()``; steps that are
     not multiples of `every` cost nothing. Training checkpoints do not hold
-    it: save :meth:`state_dict` beside them (as :mod:`kdlib.cifar_kd` does),
+    it: save :meth:`state_dict` beside them (as :class:`GradientLog` does),
     or a resumed run covers the resumed steps only.
     """
 
@@ -86,3 +89,45 @@ class GradientRecorder:
 def stage_means(frame: pd.DataFrame) -> pd.Series:
     """Mean over the layers of each stage, in network order."""
     return frame.groupby("stage", sort=False)["mean_abs_grad"].mean()
+
+
+class GradientLog:
+    """A :class:`GradientRecorder` whose sums are saved after every epoch, for training
+    that may be interrupted and resumed (the ``on_backward`` hook of a resumable run).
+
+    The state after epoch *e* is written to `path` at the last step of *e*,
+    before the training checkpoint of *e*; the two latest are kept, so the
+    state matching whichever checkpoint a resume starts from is always there.
+    """
+
+    def __init__(self, model: nn.Module, every: int, steps_per_epoch: int, path: Path,
+                 resume: Path):
+        self.recorder = GradientRecorder(model, every)
+        self.steps_per_epoch, self.path = steps_per_epoch, path
+        self.saved: dict[int, dict[str, Any]] = {}
+        if resume.is_file() and path.is_file():
+            done = torch.load(resume, map_location="cpu", weights_only=False)["epoch"]
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if done in saved:
+                self.recorder.load_state_dict(saved[done])
+                self.saved = {done: saved[done]}
+
+    def __call__(self, step: int) -> None:
+        self.recorder(step)
+        if (step + 1) % self.steps_per_epoch == 0:
+            epoch = (step + 1) // self.steps_per_epoch
+            self.saved = {e: s for e, s in self.saved.items() if e == epoch - 1}
+            self.saved[epoch] = self.recorder.state_dict()
+            saved = self.saved
+            paths.save_atomic(self.path, lambda tmp: torch.save(saved, tmp))
+
+    def summary(self) -> dict[str, Any] | None:
+        """JSON form: each layer's stage, name and mean |gradient|, and each stage's mean."""
+        if self.recorder.samples == 0:
+            return None
+        frame = self.recorder.frame()
+        return {"every": self.recorder.every, "samples": self.recorder.samples,
+                "layer": frame["layer"].tolist(), "stage": frame["stage"].tolist(),
+                "mean_abs_grad": [float(v) for v in frame["mean_abs_grad"]],
+                "stage_means": [{"stage": k, "mean_abs_grad": float(v)}  # in network order
+                                for k, v in stage_means(frame).items()]}

@@ -59,7 +59,7 @@ def virtual_teacher(labels: torch.Tensor, num_classes: int, delta: float, temper
     (``my_loss_function.py``) do; at δ=0.9, K=10 the correct class keeps
     0.2128 at T=1 and 0.1041 at T=20, close to uniform. ``log_space=True``
     softens ``softmax(log p / T)`` instead, which returns ``p`` itself at T=1
-    (an ablation, DESIGN.md §4).
+    (an ablation; see the book's *Methods and deviations* page).
     """
     p = torch.full((len(labels), num_classes), (1 - delta) / (num_classes - 1),
                    device=labels.device)

@@ -227,11 +227,11 @@ class ResNet(nn.Module):
     As torchvision's ``resnet18``/``resnet50`` except the stem: one 3×3
     stride-1 convolution and no max-pool, so 32×32 inputs keep their
     resolution into ``layer1`` (the ImageNet 7×7/2 stem plus pool costs
-    several points on CIFAR-10, DESIGN.md §4). Stages ``layer1``..``layer4``
-    have widths ``w, 2w, 4w, 8w`` (``w = 64`` is the standard network; smaller
-    `width` makes CPU profiles affordable), then global average pooling and
-    the linear head ``fc``. `normalize` is ``(mean, std)`` applied inside the
-    model, so it takes inputs in ``[0, 1]``.
+    several points on CIFAR-10; see the book's *Methods and deviations* page).
+    Stages ``layer1``..``layer4`` have widths ``w, 2w, 4w, 8w`` (``w = 64`` is
+    the standard network; smaller `width` makes CPU profiles affordable), then
+    global average pooling and the linear head ``fc``. `normalize` is
+    ``(mean, std)`` applied inside the model, so it takes inputs in ``[0, 1]``.
     """
 
     def __init__(self, block: type[BasicBlock | Bottleneck], num_blocks: tuple[int, ...],

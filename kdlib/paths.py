@@ -1,12 +1,17 @@
-"""Where the project keeps data, result records and model checkpoints.
+"""Where the project keeps its files, what each file is called, and how it is written.
 
-Every location can be moved with an environment variable, which is how the
+Every folder can be moved with an environment variable, which is how the
 tests and nbval run against scratch folders without touching real results.
+Every file that a run writes goes through :func:`save_atomic`, so an
+interruption never leaves half a file behind, and every file a run keeps
+beside its trained weights (resume state, gradient sums, early-stopping best,
+AutoAttack chunks) is named here, from the checkpoint it belongs to.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 #: The checkout that holds `kdlib/` (an editable install points here).
@@ -28,7 +33,8 @@ def results_dir() -> Path:
 
 
 def checkpoints_dir() -> Path:
-    """Trained weights, reused across chapters (`KDLIB_CHECKPOINTS`, default `<repo>/cache`)."""
+    """Trained weights, reused across chapters (`KDLIB_CHECKPOINTS`, default
+    `<repo>/cache/models`)."""
     return _dir("KDLIB_CHECKPOINTS", REPO / "cache" / "models")
 
 
@@ -40,3 +46,45 @@ def profiles_dir() -> Path:
 def notebooks_dir() -> Path:
     """The chapter notebooks, committed without outputs."""
     return REPO / "notebooks"
+
+
+# --- file names ----------------------------------------------------------------------------------
+
+def record_file(profile: str, chapter: str, name: str, spec_hash: str) -> Path:
+    """A run's JSON record: ``results/<profile>/<chapter>/<name>-<hash>.json``."""
+    return results_dir() / profile / chapter / f"{name}-{spec_hash}.json"
+
+
+def checkpoint_file(name: str, spec_hash: str) -> Path:
+    """A trained network's final weights: ``cache/models/<name>-<hash>.pt``."""
+    return checkpoints_dir() / f"{name}-{spec_hash}.pt"
+
+
+def companion(checkpoint: Path, kind: str) -> Path:
+    """A file kept beside `checkpoint` while it trains or is evaluated.
+
+    `kind` is ``resume`` (the every-epoch training state), ``grads`` (gradient
+    sums that survive a resume), ``best`` (early stopping's best epoch) or
+    ``lock`` (held by the process that trains it).
+    """
+    stem = checkpoint.name.removesuffix(".pt")
+    return checkpoint.with_name(f"{stem}.{kind}" + ("" if kind == "lock" else ".pt"))
+
+
+def evaluation_dir(name: str, spec_hash: str) -> Path:
+    """Partial results of a long evaluation (AutoAttack chunks) of one record, kept until
+    the record is written: ``cache/evaluations/<name>-<hash>/``."""
+    return checkpoints_dir().parent / "evaluations" / f"{name}-{spec_hash}"
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+def save_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary file beside `path`, then rename it into place.
+
+    A reader sees the old file or the whole new one, never a part.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    tmp.replace(path)

@@ -1,8 +1,8 @@
 """One training loop for every method, and the evaluation helpers.
 
 A method is an *objective*: a function ``(model, x, y) -> {"loss": ..., ...}``.
-Plain training, Hinton's KD and later the teacher-free and adversarial
-variants differ only in the objective they hand to :func:`train`.
+Plain training, Hinton's KD, the teacher-free and the adversarial variants
+differ only in the objective they hand to :func:`train` (:mod:`kdlib.objectives`).
 
 The loop keeps the data set on the device and draws batches by indexing a
 seeded permutation; it never synchronises with the host inside an epoch
@@ -20,7 +20,6 @@ autocast and channels-last, for CPUs with bf16 matrix units. ``Recipe.compile`` 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdlib import losses, models
+from kdlib import models, paths
 from kdlib.data import random_crop_flip, random_shift
 
 #: Per-example targets: the labels, or a dict of tensors indexed alongside the inputs
@@ -106,40 +105,6 @@ def seeded(seed: int, factory: Callable[[], nn.Module]) -> nn.Module:
     return factory()
 
 
-# --- objectives ------------------------------------------------------------------------------
-
-def supervised() -> Objective:
-    """Cross-entropy on the hard labels."""
-    return lambda model, x, y: losses.cross_entropy(model(x), y)
-
-
-def distillation(teacher: nn.Module, temperature: float, alpha: float) -> Objective:
-    """Hinton KD from a frozen `teacher`, evaluated on the same (augmented) batch.
-
-    When the student sees un-augmented inputs, :func:`distillation_from_logits`
-    gives the same loss with the teacher's logits computed once, not every epoch.
-    """
-    teacher.eval()
-
-    def objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            t = teacher(x).float()
-        return losses.hinton_kd(model(x).float(), t, y, temperature, alpha)
-
-    return objective
-
-
-def distillation_from_logits(temperature: float, alpha: float) -> Objective:
-    """Hinton KD from precomputed teacher logits: targets are
-    ``{"labels": y, "teacher_logits": t}`` (see :func:`predict`)."""
-
-    def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
-        return losses.hinton_kd(model(x).float(), y["teacher_logits"], y["labels"],
-                                temperature, alpha)
-
-    return objective
-
-
 def _take(y: Targets, idx: torch.Tensor) -> Targets:
     return {k: v[idx] for k, v in y.items()} if isinstance(y, dict) else y[idx]
 
@@ -183,17 +148,9 @@ def _channels_last(device: torch.device, model: nn.Module, recipe: Recipe) -> bo
     return wanted and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
           recipe: Recipe, *, seed: int, checkpoint: Path | None = None,
           desc: str = "train", progress: bool = True,
-          stop_after_epochs: int | None = None,
           on_backward: Callable[[int], None] | None = None,
           on_epoch: Callable[[int], dict[str, float]] | None = None) -> list[dict[str, float]]:
     """Train `model` in place on inputs `x` and targets `y` (on the model's device).
@@ -201,7 +158,6 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     Returns one dict of mean losses per epoch. With `checkpoint`, the full state
     (weights, optimiser, random generators) is saved after each epoch, and a
     later call with the same path resumes after the last completed epoch.
-    `stop_after_epochs` ends the call early, as an interruption would (tests).
     `on_backward(step)` is called with the global step after each backward pass,
     before the optimiser step, while the gradients are in place (see
     :class:`kdlib.gradients.GradientRecorder`). `on_epoch(epoch)` is called after each
@@ -253,8 +209,6 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     # the CPU fast path draws dropout masks from uniforms (models.MaskDropout)
     with models.mask_dropout(model) if _cpu_fast(device, recipe) else nullcontext():
         for epoch in range(start, recipe.epochs):
-            if stop_after_epochs is not None and epoch - start >= stop_after_epochs:
-                break
             t0 = time.perf_counter()
             order = torch.randperm(n, device=device, generator=gen)
             sums: dict[str, torch.Tensor] = {}
@@ -283,13 +237,13 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=epoch + 1)
             if checkpoint is not None:
-                _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                              "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                              "cpu_rng": torch.get_rng_state(),
-                              "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda"
-                              else None,
-                              "history": history, "epoch": epoch + 1, "recipe": recipe.as_dict()},
-                             checkpoint)
+                state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                         "cpu_rng": torch.get_rng_state(),
+                         "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda"
+                         else None,
+                         "history": history, "epoch": epoch + 1, "recipe": recipe.as_dict()}
+                paths.save_atomic(checkpoint, lambda tmp, state=state: torch.save(state, tmp))
     bar.close()
     return history
 

@@ -9,14 +9,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlib import adversarial as adv
-from kdlib import config, jobs, losses, results
+from kdlib import chapters, config, losses, objectives, paths, results, runs
+from kdlib.chapters import adversarial as adv
+from kdlib.tooling import jobs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def smoke(**changes) -> config.AdversarialTfKD:
-    return dataclasses.replace(config.load_profile("smoke")["06_adversarial_tfkd"], **changes)
+def smoke(**changes) -> adv.Params:
+    return dataclasses.replace(chapters.load_profile("smoke")["06_adversarial_tfkd"], **changes)
+
+
+def objective(cfg, method, teacher=None):
+    return objectives.from_spec(adv.objective_spec(cfg, method, 0), teacher)
 
 
 class Recorder(nn.Module):
@@ -42,11 +47,11 @@ def test_standard_training_sees_the_clean_batch_and_at_sees_pgd_examples():
     cfg = smoke(eps=0.1)
     x, y = batch()
     student = Recorder()
-    adv.objective(cfg, "standard")(student, x, y)
+    objective(cfg, adv.STANDARD)(student, x, y)
     assert len(student.seen) == 1 and torch.equal(student.seen[0], x)
 
     student = Recorder()
-    out = adv.objective(cfg, "at")(student, x, y)
+    out = objective(cfg, adv.AT)(student, x, y)
     assert len(student.seen) == cfg.pgd_steps + 1  # 7 attack steps, then the loss
     x_adv = student.seen[-1]
     assert not torch.equal(x_adv, x)
@@ -59,7 +64,7 @@ def test_akd_teacher_sees_the_students_pgd_example_and_the_loss_is_hintons():
     cfg = smoke(eps=0.1, akd_temperature=1.0, akd_alpha=0.9)
     x, y = batch()
     student, teacher = Recorder(0), Recorder(1)
-    out = adv.objective(cfg, "akd", teacher)(student, x, y)
+    out = objective(cfg, adv.AKD, teacher)(student, x, y)
     x_adv = student.seen[-1]
     assert len(teacher.seen) == 1 and torch.equal(teacher.seen[0], x_adv)
     s, t = student.fc(x_adv.flatten(1)), teacher.fc(x_adv.flatten(1))
@@ -82,27 +87,27 @@ def test_akd_at_t1_is_cross_entropy_against_the_mixed_target_up_to_a_constant():
 def test_clean_student_of_the_at_teacher_trains_on_clean_images():
     x, y = batch()
     student, teacher = Recorder(0), Recorder(1)
-    adv.objective(smoke(), "kd_from_at", teacher)(student, x, y)
+    objective(smoke(), adv.KD_FROM_AT, teacher)(student, x, y)
     assert torch.equal(student.seen[-1], x) and torch.equal(teacher.seen[-1], x)
 
 
-def test_distilling_methods_need_their_teacher_and_unknown_methods_are_refused():
+def test_distilling_methods_need_their_teacher_and_unknown_losses_are_refused():
     with pytest.raises(ValueError, match="needs its trained teacher"):
-        adv.objective(smoke(), "at_tf_kd_self")
-    with pytest.raises(ValueError, match="unknown method"):
-        adv.run_spec(smoke(), "trades", 0)
+        objective(smoke(), adv.AT_TF_KD_SELF)
+    with pytest.raises(ValueError, match="unknown loss 'trades'"):
+        objectives.from_spec({"loss": "trades"})
 
 
 def test_specs_name_what_decides_each_network():
     cfg = smoke()
-    akd = adv.run_spec(cfg, "akd", 0)
-    assert akd["objective"]["teacher"] == adv.run_spec(cfg, "at", 0)
+    akd = adv.run_spec(cfg, adv.AKD, 0)
+    assert akd["objective"]["teacher"] == adv.run_spec(cfg, adv.AT, 0)
     assert akd["objective"]["threat"]["eps"] == cfg.eps
     wider = smoke(eps=0.2)
-    assert adv.run_spec(wider, "standard", 0) == adv.run_spec(cfg, "standard", 0)
-    assert adv.record_spec(wider, "standard", 0) != adv.record_spec(cfg, "standard", 0)
-    assert adv.run_spec(wider, "at", 0) != adv.run_spec(cfg, "at", 0)
-    assert adv.run_spec(cfg, "at_tf_kd_self", 0)["objective"]["temperature"] == \
+    assert adv.run_spec(wider, adv.STANDARD, 0) == adv.run_spec(cfg, adv.STANDARD, 0)
+    assert adv.record_spec(wider, adv.STANDARD, 0) != adv.record_spec(cfg, adv.STANDARD, 0)
+    assert adv.run_spec(wider, adv.AT, 0) != adv.run_spec(cfg, adv.AT, 0)
+    assert adv.run_spec(cfg, adv.AT_TF_KD_SELF, 0)["objective"]["temperature"] == \
         cfg.tf_self_temperature
 
 
@@ -124,7 +129,7 @@ def test_held_out_images_are_split_off_the_end():
 def test_bad_parameters_are_refused(changes, message):
     params = {**config.as_dict(smoke()), **changes}
     with pytest.raises(config.ProfileError, match=message):
-        config.validate("06_adversarial_tfkd", params)
+        chapters.validate("06_adversarial_tfkd", params)
 
 
 def test_mlp_is_refused_on_cifar():
@@ -161,8 +166,8 @@ def test_masking_verdict_on_constructed_records():
     assert adv.masking_verdict([rec(0.0, 0.05)]) == "black-box Square beats PGD"
     assert adv.masking_verdict([rec(0.0, flags=["zero gradient"])]) == \
         "AutoAttack raised flags"
-    runs = {"standard": [rec(0.0)], "at": at, "at_tf_kd_reg": [rec(0.10)]}
-    lines = adv.warnings_for(runs)
+    records = {"standard": [rec(0.0)], "at": at, "at_tf_kd_reg": [rec(0.10)]}
+    lines = adv.warnings_for(records)
     assert [line.split(":")[0] for line in lines] == ["AT student (PGD adversarial training)",
                                                        "AT + Tf-KD-reg"]
     assert "more than for plain AT" in lines[1] and "+10.00 points" in lines[1]
@@ -170,23 +175,26 @@ def test_masking_verdict_on_constructed_records():
 
 def test_one_run_end_to_end_is_recorded_and_then_reused(monkeypatch):
     cfg = smoke(early_stop=True, val_size=64, epochs=2, aa_size=10, square_size=10)
-    budget = {"iterations": 3, "square_queries": 20}
-    record = adv.run(cfg, "at", 0, progress=False, budget=budget)
+    (at,) = [r for r in adv.plan(cfg) if r.name == "at"]
+    record = at.execute(progress=False)
     m = record["metrics"]
     assert {"clean_acc", "pgd_acc", "aa_acc", "square_acc", "pgd_aa_gap", "aa_flags",
             "aa_after_attack"} <= set(m)
     assert m["aa_acc"] <= m["aa_clean_acc"] and m["best_epoch"] in (1, 2)
     assert [h["epoch"] for h in m["history"]] == [1, 2]
     assert all("held_out_pgd_acc" in h for h in m["history"])
-    assert not list(adv.autoattack_state(cfg, "at", 0, "aa").parent.glob("*.state"))
+    assert not paths.evaluation_dir("at", at.spec_hash).exists()  # chunks gone with the record
     monkeypatch.setattr(adv, "trained", lambda *a, **k: pytest.fail("retrained"))
-    assert adv.run(cfg, "at", 0, progress=False, budget=budget) == record
+    assert at.execute(progress=False) == record
 
 
 def test_the_chapter_is_a_job_plan():
     cfg = smoke()
     planned = jobs.plan("smoke", ["06_adversarial_tfkd"])
-    assert [(j.name, j.spec) for j in planned] == [
-        (m, adv.record_spec(cfg, m, s)) for m, s in adv.runs_of(cfg)]
-    assert all(j.record == results.record_path("smoke", adv.CHAPTER, j.name, j.spec)
+    assert [j.name for j in planned][0] == "at"  # the teacher of three others goes first
+    assert sorted((j.name, j.spec_hash) for j in planned) == sorted(
+        (m.name, results.spec_hash(adv.record_spec(cfg, m, s)))
+        for m in adv.METHODS for s in cfg.seeds)
+    assert all(j.path == results.record_path("smoke", adv.NAME, j.name, j.spec)
                for j in planned)
+    assert runs.saved(planned) is None

@@ -5,7 +5,6 @@ box is known in closed form, and a constant classifier, which no attack can
 move. All but one shrink AutoAttack's budget (`iterations`, `square_queries`).
 """
 
-import json
 import logging
 
 import pytest
@@ -14,7 +13,7 @@ import torch.nn.functional as F
 import torchattacks
 from torch import nn
 
-from kdlib import attacks, models, training
+from kdlib import attacks, models, objectives, training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -131,16 +130,16 @@ def test_adversarial_objective_trains_on_pgd_examples():
     targets = {"labels": y, "teacher_logits": torch.zeros(32, 10)}
     out = attacks.adversarial(record, 0.05, 0.02, 5)(model, x, targets)
     assert seen["targets"] is targets and 0 < (seen["x"] - x).abs().max() <= 0.05 + 1e-6
-    clean = training.supervised()(model, x, y)["loss"]
+    clean = objectives.supervised()(model, x, y)["loss"]
     assert out["loss"] > clean
-    assert attacks.adversarial(training.supervised(), 0.05, 0.02, 5)(model, x, y)["loss"] > clean
+    assert attacks.adversarial(objectives.supervised(), 0.05, 0.02, 5)(model, x, y)["loss"] > clean
 
 
 def test_adversarial_training_in_the_loop_is_seeded():
     x = images(64)
     y = torch.arange(64) % 10
     recipe = training.Recipe(epochs=2, batch_size=16, lr=0.05)
-    objective = attacks.adversarial(training.supervised(), 0.1, 0.03, 3)
+    objective = attacks.adversarial(objectives.supervised(), 0.1, 0.03, 3)
 
     def run():
         model = mlp()
@@ -164,7 +163,7 @@ def test_robust_accuracy_pgd():
 
 # --- AutoAttack ------------------------------------------------------------------------------
 
-FAST = {"iterations": 5, "square_queries": 30, "verbose": False, "batch_size": 64}
+FAST = {"verbose": False, "batch_size": 64}  # the full budget: tiny models make it fast
 
 
 def test_autoattack_breaks_an_undefended_model():
@@ -205,16 +204,6 @@ class InterruptError(Exception):
     pass
 
 
-class InterruptAt(logging.Handler):
-    def __init__(self, message):
-        super().__init__(logging.DEBUG)
-        self.message = message
-
-    def emit(self, record):
-        if record.getMessage() == self.message:
-            raise InterruptError
-
-
 def test_autoattack_at_full_budget_is_exact_on_a_linear_model():
     model, eps = linear(), 0.05
     x, y = mixed_points(model, eps)
@@ -223,44 +212,71 @@ def test_autoattack_at_full_budget_is_exact_on_a_linear_model():
     assert res.robust_accuracy == 0.5 and res.clean_accuracy == 1.0
 
 
-def test_autoattack_resumes_from_its_state(tmp_path, caplog):
+class InterruptOnSecond(logging.Handler):
+    """Raises when `message` is logged for the second time (in the second chunk)."""
+
+    def __init__(self, message):
+        super().__init__(logging.DEBUG)
+        self.message, self.seen = message, 0
+
+    def emit(self, record):
+        if record.getMessage() == self.message:
+            self.seen += 1
+            if self.seen == 2:
+                raise InterruptError
+
+
+def test_an_interrupted_autoattack_loses_at_most_one_chunk(tmp_path, caplog):
     model, eps = linear(), 0.05
     x, y = mixed_points(model, eps)
     expected = exact_robust(model, x, y, eps)
-    state = tmp_path / "aa" / "state.json"
+    folder = tmp_path / "aa"
     logger = logging.getLogger("auto-attack")
-    stop = InterruptAt("running apgd-t")
+    stop = InterruptOnSecond("running apgd-ce")  # the second chunk's first attack
     logger.addHandler(stop)
     logger.setLevel(logging.DEBUG)
     try:
         with pytest.raises(InterruptError):
-            attacks.autoattack_eval(model, x, y, eps, state_path=state, **FAST)
+            attacks.autoattack_eval(model, x, y, eps, chunk=5, folder=folder, **FAST)
     finally:
         logger.removeHandler(stop)
         logger.setLevel(logging.NOTSET)
-    saved = json.loads(state.read_text())
-    assert saved["_run_attacks"] == ["apgd-ce"] and sum(saved["_robust_flags"]) == 6
+    assert sorted(p.name for p in folder.glob("chunk-*")) == ["chunk-00000.pt"]
+    first = torch.load(folder / "chunk-00000.pt", weights_only=True)
+    assert torch.equal(first["robust"], expected[:5])
 
     caplog.set_level(logging.DEBUG, logger="auto-attack")
     caplog.clear()
-    resumed = attacks.autoattack_eval(model, x, y, eps, state_path=state, **FAST)
-    assert "apgd-ce was/were already run." in caplog.messages
-    assert "running apgd-ce" not in caplog.messages and "running square" in caplog.messages
+    resumed = attacks.autoattack_eval(model, x, y, eps, chunk=5, folder=folder, **FAST)
+    assert caplog.messages.count("running apgd-ce") == 2  # chunks 2 and 3, not chunk 1 again
     assert torch.equal(resumed.robust, expected) and resumed.clean.all()
+    assert resumed.x_adv.shape == x.shape
 
     caplog.clear()
-    again = attacks.autoattack_eval(model, x, y, eps, state_path=state, **FAST)
-    assert not any(m.startswith("running") for m in caplog.messages)
-    assert torch.equal(again.robust, expected)
+    again = attacks.autoattack_eval(model, x, y, eps, chunk=5, folder=folder, **FAST)
+    assert not any(m.startswith("running") for m in caplog.messages)  # all from disk
+    assert torch.equal(again.robust, expected) and again.after_attack == resumed.after_attack
+    whole = attacks.autoattack_eval(model, x, y, eps, **FAST)
+    assert torch.equal(whole.robust, expected)
     with pytest.raises(ValueError, match="another evaluation"):
-        attacks.autoattack_eval(model, x, y, 2 * eps, state_path=state, **FAST)
+        attacks.autoattack_eval(model, x, y, 2 * eps, chunk=5, folder=folder, **FAST)
+
+
+def test_robust_accuracy_after_each_attack_adds_up_over_chunks():
+    clean = torch.tensor([True, True, True, False])
+    parts = [{"clean": clean, "after_attack": {"apgd-ce": 0.5, "square": 0.25}},
+             {"clean": clean[:2], "after_attack": {}},  # nothing robust was left to attack
+             {"clean": clean[:2], "after_attack": {"apgd-ce": 0.5}}]
+    out = attacks._after_attack(parts, ("apgd-ce", "apgd-t", "square"))
+    # chunk 2 keeps its clean accuracy (1.0) throughout; chunk 3 keeps 0.5 after apgd-ce
+    assert out == pytest.approx({"apgd-ce": (0.5 * 4 + 1.0 * 2 + 0.5 * 2) / 8,
+                                 "square": (0.25 * 4 + 1.0 * 2 + 0.5 * 2) / 8})
 
 
 def test_square_only_and_verbose_progress(capfd):
     model, x = linear(), images(10)
     y = model(x).argmax(1).detach()
-    res = attacks.autoattack_eval(model, x, y, 0.5, square_only=True, square_queries=30,
-                                  batch_size=64)
+    res = attacks.autoattack_eval(model, x, y, 0.5, square_only=True, batch_size=64)
     assert res.attacks == ("square",) and res.robust_accuracy < 1.0
     err = capfd.readouterr().err
     assert "running square" in err and "robust accuracy after SQUARE" in err

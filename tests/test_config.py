@@ -8,31 +8,40 @@ import papermill
 import pytest
 import yaml
 
-from kdlib import book, config, paths
+from kdlib import chapters, config, paths
+from kdlib.tooling import book
 
 PROFILES = ["smoke", "quick", "paper"]
 
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_shipped_profiles_are_valid_and_match_the_notebooks(name):
-    chapters = book.check_profile(name)
-    assert set(chapters) == set(config.CHAPTERS)
-    assert all(cfg.profile == name for cfg in chapters.values())
+    cfgs = book.check_profile(name)
+    assert set(cfgs) == set(chapters.REGISTRY)
+    assert all(cfg.profile == name for cfg in cfgs.values())
 
 
-@pytest.mark.parametrize("chapter", sorted(config.CHAPTERS))
+@pytest.mark.parametrize("chapter", sorted(chapters.REGISTRY))
 def test_notebook_defaults_are_the_smoke_profile(chapter):
     declared = papermill.inspect_notebook(str(book.notebook_path(chapter)))
     defaults = {k: eval(v["default"]) for k, v in declared.items()}  # literals only
-    smoke = config.as_dict(config.load_profile("smoke")[chapter])
-    dataclass_defaults = config.as_dict(config.CHAPTERS[chapter]())
+    smoke = config.as_dict(chapters.load_profile("smoke")[chapter])
+    dataclass_defaults = config.as_dict(chapters.params_class(chapter)())
     assert defaults == smoke == dataclass_defaults
 
 
+def test_shared_blocks_are_merged_and_the_profile_name_comes_from_the_file():
+    path, raw = config.read_profile("quick")
+    assert path.stem == "quick"
+    assert raw["05_gradients"] == raw["04_teacher_free"]  # one section, two chapters
+    teacher_keys = ("dataset", "train_size", "batch_size", "teacher_epochs", "teacher_lr")
+    assert all(raw["01_vanilla_kd"][k] == raw["02_omitted_digit"][k] for k in teacher_keys)
+    assert "profile:" not in (paths.profiles_dir() / "quick.yaml").read_text()
+
+
 def write_profile(tmp_path, name="custom", **changes):
-    raw = yaml.safe_load((paths.profiles_dir() / "smoke.yaml").read_text())
-    for chapter in raw["chapters"].values():
-        chapter["profile"] = name
+    raw = yaml.safe_load((paths.profiles_dir() / "smoke.yaml").read_text())  # anchors merged
+    del raw["shared"]
     params = raw["chapters"]["01_vanilla_kd"]
     for key, value in changes.items():
         if value is dataclasses.MISSING:
@@ -45,7 +54,7 @@ def write_profile(tmp_path, name="custom", **changes):
 
 
 def test_a_valid_custom_profile_loads(tmp_path):
-    cfg = config.load_profile(write_profile(tmp_path, seeds=[3, 4]))["01_vanilla_kd"]
+    cfg = chapters.load_profile(write_profile(tmp_path, seeds=[3, 4]))["01_vanilla_kd"]
     assert cfg.seeds == [3, 4] and cfg.profile == "custom"
 
 
@@ -63,28 +72,26 @@ def test_a_valid_custom_profile_loads(tmp_path):
 ])
 def test_bad_profiles_are_refused_with_a_clear_message(tmp_path, changes, message):
     with pytest.raises(config.ProfileError, match=message.replace("(", r"\(")):
-        config.load_profile(write_profile(tmp_path, **changes))
+        chapters.load_profile(write_profile(tmp_path, **changes))
 
 
-def test_profile_name_must_match_file(tmp_path):
-    path = write_profile(tmp_path)
-    path.rename(tmp_path / "other.yaml")
-    with pytest.raises(config.ProfileError, match="named 'other'"):
-        config.load_profile(tmp_path / "other.yaml")
+def test_the_profile_name_is_not_set_in_the_file(tmp_path):
+    with pytest.raises(config.ProfileError, match="the file's name"):
+        chapters.load_profile(write_profile(tmp_path, profile="other"))
 
 
 def test_unknown_profile_and_chapter():
     with pytest.raises(config.ProfileError, match="available"):
-        config.load_profile("nonexistent")
+        chapters.load_profile("nonexistent")
     with pytest.raises(config.ProfileError, match="unknown chapter"):
-        config.validate("99_nothing", {})
+        chapters.validate("99_nothing", {})
 
 
 def test_notebook_parameters_are_validated_in_the_notebook():
-    ns = config.as_dict(config.VanillaKD())
+    ns = config.as_dict(chapters.params_class("01_vanilla_kd")())
     ns["student_epochs"] = 0
     with pytest.raises(config.ProfileError, match="notebook parameters"):
-        config.from_namespace("01_vanilla_kd", ns)
+        chapters.parameters("01_vanilla_kd", ns)
 
 
 def test_cli_refuses_a_bad_profile_before_any_compute(tmp_path):

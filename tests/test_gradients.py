@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib import gradients, models, training
+from kdlib import gradients, models, objectives, training
 
 
 class Head(nn.Module):
@@ -45,9 +45,9 @@ def test_samples_every_k_steps_in_the_training_loop():
         steps.append(step)
         rec(step)
 
-    training.train(net, training.supervised(), x, y, recipe, seed=0, progress=False,
+    training.train(net, objectives.supervised(), x, y, recipe, seed=0, progress=False,
                    on_backward=hook)
-    training.train(plain, training.supervised(), x, y, recipe, seed=0, progress=False)
+    training.train(plain, objectives.supervised(), x, y, recipe, seed=0, progress=False)
     assert steps == list(range(16)) and rec.samples == 4
     frame = rec.frame()
     assert frame["layer"].tolist() == ["net.1", "net.3"]  # weights only, no biases

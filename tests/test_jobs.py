@@ -3,9 +3,12 @@
 import pytest
 import yaml
 
-from kdlib import adversarial, cifar_kd, cli, config, jobs, mnist_kd, omitted_digit
+from kdlib import chapters, config, paths, runs
+from kdlib.chapters import adversarial, images, mnist, omitted_digit, reversed_kd, teacher_free
+from kdlib.chapters import vanilla_kd as vanilla
+from kdlib.tooling import cli, jobs
 
-TINY = {"profile": "tinyjobs", "seeds": [0], "device": "cpu", "dataset": "mnist",
+TINY = {"seeds": [0], "device": "cpu", "dataset": "mnist",
         "train_size": 256, "batch_size": 128, "teacher_epochs": 1, "teacher_lr": 0.05,
         "teacher_weight_decay": 0.0001, "teacher_dropout": 0.3, "teacher_jitter": 1,
         "student_epochs": 1, "student_lr": 0.05, "temperature": 4.0, "alpha": 0.9,
@@ -21,7 +24,7 @@ def profile(tmp_path):
 
 
 def test_plan_lists_every_run_of_the_chapters_teachers_first():
-    cfgs = config.load_profile("paper")
+    cfgs = chapters.load_profile("paper")
     planned = jobs.plan("paper", ["01_vanilla_kd", "02_omitted_digit"])
     assert [j.name for j in planned[:6]] == ["teacher"] * 6
     assert {j.name for j in planned if j.chapter == "01_vanilla_kd"} == {
@@ -32,25 +35,46 @@ def test_plan_lists_every_run_of_the_chapters_teachers_first():
     # both chapters' teacher runs name the same checkpoint spec
     teachers = [j for j in planned if j.name == "teacher" and j.spec["seed"] == 0]
     assert teachers[0].spec == teachers[1].spec
-    assert all(j.spec == mnist_kd.teacher_spec(v, j.spec["seed"]) for j in teachers)
+    assert all(j.spec == mnist.teacher_spec(v, j.spec["seed"]) for j in teachers)
     od_students = [j for j in planned if j.chapter == "02_omitted_digit" and j.name != "teacher"]
-    assert od_students[0].spec == omitted_digit.student_spec(od, 0, od.digits[0])
+    assert od_students[0].spec == omitted_digit.student_spec(od, 0, od.digits[0], kd=False)
 
 
-def test_every_training_chapter_has_a_plan():
-    cfgs = config.load_profile("paper")
-    assert jobs.unplanned("paper") == ["05_gradients"]  # reads chapter 4's records
-    planned = jobs.plan("paper", ["03_reversed_kd", "04_teacher_free", "06_adversarial_tfkd"])
+def test_every_chapter_has_a_plan_and_figure_2_reads_table_4s_runs():
+    cfgs = chapters.load_profile("paper")
+    assert [r.path for r in chapters.plan("05_gradients", cfgs["05_gradients"])] == [
+        r.path for r in chapters.plan("04_teacher_free", cfgs["04_teacher_free"])]
+    planned = [r for c in ("03_reversed_kd", "04_teacher_free", "06_adversarial_tfkd")
+               for r in chapters.plan(c, cfgs[c])]
     by = {c: [(j.name, j.spec) for j in planned if j.chapter == c]
           for c in ("03_reversed_kd", "04_teacher_free", "06_adversarial_tfkd")}
-    for c in ("03_reversed_kd", "04_teacher_free"):
-        assert by[c] == [(m, cifar_kd.run_spec(cfgs[c], m, s))
-                         for m, s in cifar_kd.runs_of(cfgs[c])]
+    for c, module in (("03_reversed_kd", reversed_kd), ("04_teacher_free", teacher_free)):
+        assert by[c] == [(m.name, images.run_spec(cfgs[c], m, s))
+                         for m in module.METHODS for s in cfgs[c].seeds]
     # one ResNet18 baseline per seed serves both chapters: the same checkpoint
     assert by["03_reversed_kd"][0][1] == by["04_teacher_free"][0][1]
     adv = cfgs["06_adversarial_tfkd"]
-    assert by["06_adversarial_tfkd"] == [(m, adversarial.record_spec(adv, m, s))
-                                         for m, s in adversarial.runs_of(adv)]
+    assert by["06_adversarial_tfkd"] == [(m.name, adversarial.record_spec(adv, m, s))
+                                         for m in adversarial.METHODS for s in adv.seeds]
+
+
+def test_every_committed_paper_record_is_found_by_its_plan(monkeypatch):
+    """Restructuring the code must not change a single spec: each record under
+    results/paper/ is a run that the paper profile still plans, found by its hash."""
+    monkeypatch.delenv("KDLIB_RESULTS")
+    committed = set((paths.REPO / "results" / "paper").resolve().glob("*/*.json"))
+    assert len(committed) >= 32
+    planned = {r.path.resolve() for r in jobs.plan("paper")}
+    assert committed <= planned, sorted(p.name for p in committed - planned)
+
+
+def test_jobs_dedupe_and_put_trained_teachers_first():
+    planned = jobs.plan("paper", ["03_reversed_kd", "04_teacher_free", "05_gradients"])
+    assert len({r.path for r in planned}) == len(planned) == 18  # 05 adds nothing
+    needed = {n for r in planned for n in r.needs}
+    first = [r.trains in needed for r in planned]
+    assert first == sorted(first, reverse=True)
+    assert sum(first) == 6  # the baselines of both chapters (one checkpoint per seed)
 
 
 def test_unknown_chapter_is_refused(profile):
@@ -63,7 +87,7 @@ def test_two_workers_record_both_runs_then_the_cache_skips_them(profile, monkeyp
     assert len(two) == 2 and not any(j.done for j in two)
     out = jobs.run_local(two, workers=2, gpus=[])
     assert not out.failed, out.failed
-    assert len(out.ran) == 2 and all(j.record.is_file() for j in two)
+    assert len(out.ran) == 2 and all(j.path.is_file() for j in two)
 
     def no_pool(*a, **k):
         raise AssertionError("a worker was started for a cached run")
@@ -73,9 +97,9 @@ def test_two_workers_record_both_runs_then_the_cache_skips_them(profile, monkeyp
     assert len(again.cached) == 2 and not again.ran and not again.failed
 
     # the notebook's own call finds the record: nothing trains
-    monkeypatch.setattr(mnist_kd.training, "train", no_pool)
-    cfg = config.load_profile(profile)["01_vanilla_kd"]
-    assert mnist_kd.run(cfg, "student", 0)["spec"] == two[1].spec
+    monkeypatch.setattr(vanilla.training, "train", no_pool)
+    cfg = chapters.load_profile(profile)["01_vanilla_kd"]
+    assert runs.run_all(vanilla.plan(cfg)[:2])["student"][0]["spec"] == two[1].spec
 
 
 def test_cli_dry_run_lists_without_running(profile, capsys):

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib import config, data, mnist_kd, models, training
-from kdlib import omitted_digit as od
+from kdlib import chapters, config, data, models, runs, training
+from kdlib.chapters import mnist
+from kdlib.chapters import omitted_digit as od
 
 DIGIT = 1
 TEACHER_FIELDS = ("dataset", "train_size", "batch_size", "teacher_epochs", "teacher_lr",
@@ -16,7 +17,7 @@ TEACHER_FIELDS = ("dataset", "train_size", "batch_size", "teacher_epochs", "teac
 
 @pytest.fixture(scope="module")
 def cfg():
-    return dataclasses.replace(config.OmittedDigit(), profile="unit", train_size=768,
+    return dataclasses.replace(od.Params(), profile="unit", train_size=768,
                                device="cpu", digits=[DIGIT])
 
 
@@ -61,7 +62,7 @@ def test_transfer_set_and_held_out_split(cfg, setup):
     assert (y != DIGIT).all() and len(set(y.tolist())) == 9
     assert len(od.held_out_images(setup)) == int((idx >= od.HELD_OUT_FROM).sum()) > 0
     # the teacher's training images are exactly chapter 1's
-    ch1 = mnist_kd.load(od.vanilla_config(cfg))
+    ch1 = mnist.load(cfg)
     assert torch.equal(ch1.x_train, setup.base.x_train)
     # on the full training set the held-out images are the classic validation split
     full = data.subset_indices(60000, 60000)
@@ -81,7 +82,7 @@ def all_shifts(x, s):
 
 def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_teacher):
     # the teacher (all ten digits) is trained first, through chapter 1's code
-    mnist_kd.teacher(od.vanilla_config(cfg), 0, setup.base, progress=False)
+    mnist.teacher(cfg, 0, setup.base, progress=False)
     seen = []
     real_train = training.train
 
@@ -94,8 +95,8 @@ def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_t
         return real_train(model, spy, x, y, recipe, **kw)
 
     monkeypatch.setattr(training, "train", spying_train)
-    od.student(cfg, 0, setup, DIGIT, progress=False)
-    od.student(cfg, 0, setup, DIGIT, cfg.temperature, cfg.alpha, progress=False)
+    od.student_metrics(cfg, 0, DIGIT, False, progress=False)
+    od.student_metrics(cfg, 0, DIGIT, True, progress=False)
 
     # only the two students trained: the distilled one reused chapter 1's cached teacher
     assert {desc.split()[0] for desc, _, _ in seen} == {"student_omit1", "student_kd_omit1"}
@@ -166,8 +167,7 @@ def test_apply_bias_shift_moves_one_logit_and_leaves_the_model_alone():
 
 
 def test_bias_shift_is_chosen_without_the_test_set(cfg, setup, monkeypatch, shared_teacher):
-    clean = od.student(cfg, 0, setup, DIGIT, cfg.temperature, cfg.alpha,
-                       progress=False)["metrics"]
+    clean = od.student_metrics(cfg, 0, DIGIT, True, progress=False)
     calls = []
     real_choose = od.choose_bias_shift
 
@@ -180,9 +180,8 @@ def test_bias_shift_is_chosen_without_the_test_set(cfg, setup, monkeypatch, shar
     poisoned = dataclasses.replace(setup, base=dataclasses.replace(
         base, x_test=torch.full_like(base.x_test, float("nan")),
         y_test=(base.y_test + 1) % 10))
-    other = dataclasses.replace(cfg, profile="unit-poisoned")  # a fresh record, same spec
-    dirty = od.student(other, 0, poisoned, DIGIT, cfg.temperature, cfg.alpha,
-                       progress=False)["metrics"]
+    monkeypatch.setattr(od, "load", lambda _: poisoned)
+    dirty = od.student_metrics(cfg, 0, DIGIT, True, progress=False)
     assert dirty["shift"] == clean["shift"] and dirty["mass_shift"] == clean["mass_shift"]
     assert dirty["digit_acc"] != clean["digit_acc"] or dirty["others_acc"] != clean["others_acc"]
     # the selection saw the student's logits on the held-out images, and nothing else
@@ -204,37 +203,36 @@ def test_confusion_matrix_and_accuracies_by_hand():
 
 
 def test_chapter_runs_tables_and_figure(cfg, setup, shared_teacher):
-    runs = od.run_all(cfg, setup, progress=False)
-    assert set(runs) == {"teacher", "student_omit1", "student_kd_omit1"}
-    kd = runs["student_kd_omit1"][0]
-    assert kd["spec"]["kd"]["teacher"] == mnist_kd.teacher_spec(od.vanilla_config(cfg), 0)
+    records = runs.run_all(od.plan(cfg), progress=False)
+    assert set(records) == {"teacher", "student_omit1", "student_kd_omit1"}
+    kd = records["student_kd_omit1"][0]
+    assert kd["spec"]["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
     assert kd["spec"]["data"]["omitted_digit"] == DIGIT
     assert kd["metrics"]["transfer_size"] == len(od.transfer_set(setup, DIGIT)[1])
     assert len(kd["metrics"]["shifted_per_class_acc"]) == 10
-    table = od.table2(runs)
+    table = od.table2(records)
     assert list(table.index) == ["omit 1: no KD (T=1)", "omit 1: KD (T=10)",
                                  "omit 1: KD + bias shift"]
     assert table.loc["omit 1: KD (T=10)", "paper: only digit"] == "98.50"
-    assert od.bias_table(runs).shape[0] == 2
-    cells = od.table2_cells(runs)
+    assert od.bias_table(records).shape[0] == 2
+    cells = od.table2_cells(records)
     assert cells["t2_2_kd_digit"] == "not run" and cells["t2_1_kd_digit"] != "not run"
-    assert len(od.summary_sentences(runs)) == 1
-    od.per_class_figure(runs)
-    assert od.saved_records(cfg) == {k: v for k, v in runs.items() if k != "teacher"}
+    assert len(od.summary_sentences(records)) == 1
+    od.per_class_figure(records)
+    assert runs.saved(od.plan(cfg)) == records
 
 
 # --- parameters ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
 def test_profiles_share_the_teacher_between_chapters_1_and_2(name):
-    chapters = config.load_profile(name)
-    ch1, ch2 = chapters["01_vanilla_kd"], chapters["02_omitted_digit"]
+    cfgs = chapters.load_profile(name)
+    ch1, ch2 = cfgs["01_vanilla_kd"], cfgs["02_omitted_digit"]
     assert {k: getattr(ch2, k) for k in TEACHER_FIELDS} == \
         {k: getattr(ch1, k) for k in TEACHER_FIELDS}
     assert set(ch2.seeds) <= set(ch1.seeds)  # every teacher chapter 2 needs, chapter 1 trains
     for seed in ch2.seeds:
-        assert mnist_kd.teacher_spec(od.vanilla_config(ch2), seed) == \
-            mnist_kd.teacher_spec(ch1, seed)
+        assert mnist.teacher_spec(ch2, seed) == mnist.teacher_spec(ch1, seed)
 
 
 @pytest.mark.parametrize("digits, message", [
@@ -242,6 +240,6 @@ def test_profiles_share_the_teacher_between_chapters_1_and_2(name):
     ([1, 1], "must not repeat"), ([1.0], "expected list"),
 ])
 def test_bad_digits_are_refused(digits, message):
-    params = {**config.as_dict(config.OmittedDigit()), "digits": digits}
+    params = {**config.as_dict(od.Params()), "digits": digits}
     with pytest.raises(config.ProfileError, match=message):
-        config.validate("02_omitted_digit", params)
+        chapters.validate("02_omitted_digit", params)

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from kdlib import models, training
+from kdlib import models, objectives, training
 
 
 def toy_data(n=256, seed=0):
@@ -26,7 +26,7 @@ def trained(seed, recipe=RECIPE, **kw):
     torch.manual_seed(123)  # same initial weights whatever the seed under test
     model = models.MLP([784, 32, 10], dropout=0.2)
     x, y = toy_data()
-    hist = training.train(model, training.supervised(), x, y, recipe, seed=seed,
+    hist = training.train(model, objectives.supervised(), x, y, recipe, seed=seed,
                           progress=False, **kw)
     return model, hist
 
@@ -42,11 +42,29 @@ def test_different_seed_gives_different_weights():
     assert not torch.equal(weights(trained(0)[0]), weights(trained(1)[0]))
 
 
+class SimulatedInterruptError(Exception):
+    pass
+
+
+def interrupt_in_epoch(epoch: int, steps_per_epoch: int = 256 // 32):
+    """An ``on_backward`` hook that stops training in the middle of `epoch` (from 1)."""
+    def hook(step: int) -> None:
+        if step == (epoch - 1) * steps_per_epoch + steps_per_epoch // 2:
+            raise SimulatedInterruptError
+
+    return hook
+
+
+def interrupted(seed, checkpoint, recipe=RECIPE, epoch=2):
+    with pytest.raises(SimulatedInterruptError):
+        trained(seed, recipe=recipe, checkpoint=checkpoint, on_backward=interrupt_in_epoch(epoch))
+
+
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     full, hist_full = trained(0)
     ckpt = tmp_path / "resume.pt"
-    _, first = trained(0, checkpoint=ckpt, stop_after_epochs=1)  # "interrupted" after epoch 1
-    assert len(first) == 1 and ckpt.is_file()
+    interrupted(0, ckpt)  # in the middle of epoch 2: epoch 1 is saved
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1
     resumed, hist = trained(0, checkpoint=ckpt)
     assert torch.equal(weights(full), weights(resumed))
     assert [h["loss"] for h in hist] == [h["loss"] for h in hist_full]
@@ -54,7 +72,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
 
 def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path):
     ckpt = tmp_path / "resume.pt"
-    trained(0, checkpoint=ckpt, stop_after_epochs=1)
+    interrupted(0, ckpt)
     other = training.Recipe(epochs=3, batch_size=32, lr=0.1, jitter=1)
     with pytest.raises(ValueError, match="another recipe"):
         trained(0, recipe=other, checkpoint=ckpt)
@@ -80,7 +98,7 @@ def test_distillation_objective_uses_frozen_teacher():
     before = weights(teacher).clone()
     student = models.MLP([784, 8, 10])
     x, y = toy_data(64)
-    training.train(student, training.distillation(teacher, 4.0, 0.9), x, y,
+    training.train(student, objectives.distillation(teacher, 4.0, 0.9), x, y,
                    training.Recipe(epochs=1, batch_size=32), seed=0, progress=False)
     assert torch.equal(before, weights(teacher))  # the teacher never changes
 
@@ -105,10 +123,10 @@ def test_precomputed_teacher_logits_give_the_same_training():
     recipe = training.Recipe(epochs=2, batch_size=32)
     a = training.seeded(0, lambda: models.MLP([784, 8, 10]))
     b = training.seeded(0, lambda: models.MLP([784, 8, 10]))
-    ha = training.train(a, training.distillation(teacher, 4.0, 0.7), x, y, recipe, seed=0,
+    ha = training.train(a, objectives.distillation(teacher, 4.0, 0.7), x, y, recipe, seed=0,
                         progress=False)
     targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
-    hb = training.train(b, training.distillation_from_logits(4.0, 0.7), x, targets, recipe,
+    hb = training.train(b, objectives.distillation_from_logits(4.0, 0.7), x, targets, recipe,
                         seed=0, progress=False)
     torch.testing.assert_close(weights(a), weights(b), atol=1e-5, rtol=1e-4)
     assert ha[-1]["kd"] == pytest.approx(hb[-1]["kd"], rel=1e-4)
@@ -140,7 +158,7 @@ def test_cpu_fast_path_is_deterministic_float32_and_close_to_the_default_loop():
         torch.manual_seed(123)
         model = models.MLP([784, 32, 10], dropout=dropout)
         x, y = toy_data()
-        training.train(model, objective or training.supervised(), x, y, recipe, seed=0,
+        training.train(model, objective or objectives.supervised(), x, y, recipe, seed=0,
                        progress=False)
         return weights(model)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdlib import book, config, data, jobs, paths
+from kdlib import config, data, paths
+from kdlib.tooling import book, jobs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +74,6 @@ def main(argv: list[str] | None = None) -> int:
 def run_jobs(args: argparse.Namespace) -> int:
     """``kdlib jobs``: plan, skip the cached runs, execute the rest."""
     planned = jobs.plan(args.profile, args.chapters)
-    for chapter in ([] if args.chapters else jobs.unplanned(args.profile)):
-        print(f"[jobs] {chapter} has no job plan; `kdlib run` or `kdlib book` runs it")
     if args.dry_run:
         for job in planned:
             print(f"{'cached ' if job.done else 'to run '} {job.label}")

@@ -8,7 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib import cifar_kd, config, data, losses, results, training
+from kdlib import chapters, config, data, losses, objectives, paths, results, runs, training
+from kdlib.chapters import images
+from kdlib.chapters import reversed_kd as ch3
+from kdlib.chapters import teacher_free as ch4
 
 PROFILES = ["smoke", "quick", "paper"]
 TINY = {"profile": "unit", "device": "cpu", "train_size": 128, "test_size": 64, "width": 2,
@@ -18,12 +21,12 @@ REAL_TRAIN = training.train  # before any test patches it
 
 @pytest.fixture
 def tf_cfg():
-    return dataclasses.replace(config.TeacherFree(), **TINY)
+    return dataclasses.replace(ch4.Params(), **TINY)
 
 
 @pytest.fixture
 def re_cfg():
-    return dataclasses.replace(config.ReversedKD(), **TINY)
+    return dataclasses.replace(ch3.Params(), **TINY)
 
 
 class Counter:
@@ -36,32 +39,36 @@ class Counter:
             self.calls.append(kwargs["desc"])
             return REAL_TRAIN(*args, **kwargs)
 
-        monkeypatch.setattr(cifar_kd.training, "train", counted)
+        monkeypatch.setattr(images.training, "train", counted)
 
 
 def state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+def run(module, cfg, method, seed=0, progress=False):
+    """The record of one planned run of a chapter (computed if missing)."""
+    (found,) = [r for r in module.plan(cfg) if (r.name, r.seed) == (method, seed)]
+    return found.execute(progress=progress)
+
+
 # --- configuration -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_gradient_chapter_has_exactly_table_4s_settings(name):
-    profile = config.load_profile(name)
+    profile = chapters.load_profile(name)
     assert config.as_dict(profile["05_gradients"]) == config.as_dict(profile["04_teacher_free"])
-    runs = cifar_kd.runs_config(profile["05_gradients"])
-    assert cifar_kd.chapter_of(runs) == "04_teacher_free"
     # so chapter 5 looks for exactly the records chapter 4 writes
-    assert cifar_kd.run_spec(runs, "tf_kd_self", 0) == \
-        cifar_kd.run_spec(profile["04_teacher_free"], "tf_kd_self", 0)
+    assert [r.path for r in chapters.plan("05_gradients", profile["05_gradients"])] == \
+        [r.path for r in ch4.plan(profile["04_teacher_free"])]
 
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_chapters_3_and_4_share_the_resnet18_baseline(name):
-    profile = config.load_profile(name)
+    profile = chapters.load_profile(name)
     for seed in profile["03_reversed_kd"].seeds:
-        assert cifar_kd.checkpoint_path(profile["03_reversed_kd"], "baseline", seed) == \
-            cifar_kd.checkpoint_path(profile["04_teacher_free"], "baseline", seed)
+        assert images.checkpoint(profile["03_reversed_kd"], images.BASELINE, seed) == \
+            images.checkpoint(profile["04_teacher_free"], images.BASELINE, seed)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -71,17 +78,17 @@ def test_chapters_3_and_4_share_the_resnet18_baseline(name):
     ({"dataset": "svhn"}, "dataset: expected one of"),
 ])
 def test_impossible_settings_are_refused(changes, message):
-    params = {**config.as_dict(config.TeacherFree()), **changes}
+    params = {**config.as_dict(ch4.Params()), **changes}
     with pytest.raises(config.ProfileError, match=message):
-        config.validate("04_teacher_free", params)
+        chapters.validate("04_teacher_free", params)
 
 
 def test_paper_profile_is_cifar10_at_full_width():
     for chapter in ("03_reversed_kd", "04_teacher_free"):
-        cfg = config.load_profile("paper")[chapter]
+        cfg = chapters.load_profile("paper")[chapter]
         assert (cfg.dataset, cfg.width, cfg.augment, len(cfg.seeds)) == ("cifar10", 64,
                                                                          "crop_flip", 3)
-        assert cifar_kd.recipe(cfg).crop_flip and cifar_kd.recipe(cfg).jitter == 0
+        assert images.recipe(cfg).crop_flip and images.recipe(cfg).jitter == 0
 
 
 def test_official_alpha_conversion_keeps_the_loss_up_to_scale():
@@ -91,36 +98,32 @@ def test_official_alpha_conversion_keeps_the_loss_up_to_scale():
     # the official code: nn.KLDivLoss() (reduction 'mean', over batch x classes) * T^2 * mult
     kl_mean = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="sum") / s.numel()
     official = (1 - alpha) * F.cross_entropy(s, y) + alpha * kl_mean * T * T * mult
-    ours_alpha = cifar_kd.batchmean_alpha(alpha, 10, mult)
+    ours_alpha = images.batchmean_alpha(alpha, 10, mult)
     ours = losses.hinton_kd(s, t, y, T, ours_alpha)["loss"]
     scale = 1 - alpha + alpha * mult / 10
     assert official.item() == pytest.approx(scale * ours.item(), rel=1e-5)
-    assert cifar_kd.batchmean_alpha(0.6, 10) == pytest.approx(0.06 / 0.46)
+    assert images.batchmean_alpha(0.6, 10) == pytest.approx(0.06 / 0.46)
 
 
-def test_plan_puts_teachers_first_and_its_calls_pickle():
-    cfg = dataclasses.replace(config.ReversedKD(), seeds=[0, 1])
-    order = cifar_kd.runs_of(cfg)
+def test_plan_puts_teachers_first_and_its_runs_pickle():
+    cfg = dataclasses.replace(ch3.Params(), seeds=[0, 1])
+    plan = ch3.plan(cfg)
+    order = [(r.name, r.seed) for r in plan]
     assert order[:2] == [("baseline", 0), ("baseline", 1)] and len(order) == 6
-    for i, (method, seed) in enumerate(order):
-        assert all(dep in order[:i] for dep in cifar_kd.depends_on(method, seed))
-    jobs = cifar_kd.plan(cfg)
-    assert [(name, spec["seed"]) for name, spec, _ in jobs] == order
-    assert all(spec == cifar_kd.run_spec(cfg, name, spec["seed"]) for name, spec, _ in jobs)
-    call = pickle.loads(pickle.dumps(jobs[-1][2]))
-    assert (call.func, call.args) == (cifar_kd.run, (cfg, "re_kd", 1))
-    # chapter 5's plan is chapter 4's
-    grad = config.GradientStats()
-    assert [j[1] for j in cifar_kd.plan(grad)] == [j[1] for j in cifar_kd.plan(
-        config.TeacherFree())]
-    with pytest.raises(ValueError, match="unknown method"):
-        cifar_kd.run(cfg, "tf_kd_reg", 0)
+    trained = [r.trains for r in plan]
+    for i, r in enumerate(plan):
+        assert all(n in trained[:i] for n in r.needs)  # every teacher is planned before
+    methods = {m.name: m for m in ch3.METHODS}
+    assert all(r.spec == images.run_spec(cfg, methods[r.name], r.seed) for r in plan)
+    copy = pickle.loads(pickle.dumps(plan[-1]))
+    assert (copy.compute.func, copy.compute.args) == (images.metrics, (cfg, ch3.RE_KD, 1))
+    assert copy.path == plan[-1].path
 
 
 # --- Figure 1 ------------------------------------------------------------------------------------
 
 def test_figure_1_formula_and_kdlib_agree():
-    curve = cifar_kd.virtual_teacher_curve(0.9, 10, range(1, 21))
+    curve = ch4.virtual_teacher_curve(0.9, 10, range(1, 21))
     assert len(curve) == 20
     for part in ("correct", "incorrect"):
         diff = (curve[f"{part} (formula)"] - curve[f"{part} (kdlib)"]).abs().max()
@@ -134,43 +137,42 @@ def test_figure_1_formula_and_kdlib_agree():
 # --- runs ----------------------------------------------------------------------------------------
 
 def test_teachers_are_reused_not_retrained(tf_cfg, re_cfg, monkeypatch):
-    base = cifar_kd.run(tf_cfg, "baseline", 0, progress=False)
+    base = run(ch4, tf_cfg, "baseline")
     g = base["metrics"]["gradients"]
     assert g["samples"] == 3 and len(g["layer"]) == len(g["mean_abs_grad"]) == 21  # 8 steps
     assert [s["stage"] for s in g["stage_means"]] == ["stem", "layer1", "layer2", "layer3",
                                                       "layer4", "fc"]
 
     counter = Counter(monkeypatch)
-    self_kd = cifar_kd.run(tf_cfg, "tf_kd_self", 0, progress=False)
-    re_kd = cifar_kd.run(re_cfg, "re_kd", 0, progress=False)
+    self_kd = run(ch4, tf_cfg, "tf_kd_self")
+    re_kd = run(ch3, re_cfg, "re_kd")
     assert counter.calls == ["tf_kd_self seed 0", "re_kd seed 0"]  # students only
     assert self_kd["spec"]["objective"]["teacher"] == base["spec"]
     assert re_kd["spec"]["objective"]["teacher"] == base["spec"]
     # chapter 3's baseline record comes from the same checkpoint, with the same numbers
-    base3 = cifar_kd.run(re_cfg, "baseline", 0, progress=False)
+    base3 = run(ch3, re_cfg, "baseline")
     assert counter.calls == ["tf_kd_self seed 0", "re_kd seed 0"]
     assert base3["spec"] == base["spec"] and base3["metrics"] == base["metrics"]
     assert base3["chapter"] == "03_reversed_kd" and base["chapter"] == "04_teacher_free"
     # records are reused too: nothing trains, nothing is evaluated again
-    assert cifar_kd.run(tf_cfg, "tf_kd_self", 0) == self_kd and len(counter.calls) == 2
+    assert run(ch4, tf_cfg, "tf_kd_self") == self_kd and len(counter.calls) == 2
 
 
 def test_gradient_chapter_reads_table_4s_records(tf_cfg, monkeypatch):
-    runs = cifar_kd.run_all(tf_cfg, progress=False)
-    grad_cfg = config.GradientStats(**config.as_dict(tf_cfg))
-    assert cifar_kd.saved_records(grad_cfg) == runs
+    records = runs.run_all(ch4.plan(tf_cfg), progress=False)
+    grad_cfg = chapters.validate("05_gradients", config.as_dict(tf_cfg))
+    assert runs.saved(chapters.plan("05_gradients", grad_cfg)) == records
 
     def no_training(*a, **k):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(cifar_kd.training, "train", no_training)
-    again = {m: [cifar_kd.run(grad_cfg, m, s) for s in grad_cfg.seeds] for m in runs}
-    assert again == runs
-    frame = cifar_kd.gradient_frame(runs)
-    table = cifar_kd.gradient_table(frame)
-    assert list(table.index) == [cifar_kd.LABELS[m] for m in cifar_kd.GRADIENT_METHODS]
-    assert table.loc[cifar_kd.LABELS["baseline"], "ratio to baseline"] == "1.00"
-    assert len(cifar_kd.gradient_sentences(frame)) == 2
+    monkeypatch.setattr(images.training, "train", no_training)
+    assert runs.run_all(chapters.plan("05_gradients", grad_cfg)) == records
+    frame = ch4.gradient_frame(records)
+    table = ch4.gradient_table(frame)
+    assert list(table.index) == [ch4.LABELS[m] for m in ch4.GRADIENT_METHODS]
+    assert table.loc[ch4.LABELS["baseline"], "ratio to baseline"] == "1.00"
+    assert len(ch4.gradient_sentences(frame)) == 2
 
 
 class SimulatedInterruptError(Exception):
@@ -178,8 +180,8 @@ class SimulatedInterruptError(Exception):
 
 
 def test_interrupted_run_resumes_to_identical_weights(tf_cfg, tmp_path, monkeypatch):
-    method = "tf_kd_self"
-    cifar_kd.run(tf_cfg, "baseline", 0, progress=False)
+    method = ch4.TF_KD_SELF
+    run(ch4, tf_cfg, "baseline")
     steps_per_epoch = tf_cfg.train_size // tf_cfg.batch_size
 
     def interrupted(*args, on_backward, **kwargs):
@@ -190,28 +192,29 @@ def test_interrupted_run_resumes_to_identical_weights(tf_cfg, tmp_path, monkeypa
 
         return REAL_TRAIN(*args, on_backward=hook, **kwargs)
 
-    monkeypatch.setattr(cifar_kd.training, "train", interrupted)
+    monkeypatch.setattr(images.training, "train", interrupted)
     with pytest.raises(SimulatedInterruptError):
-        cifar_kd.run(tf_cfg, method, 0, progress=False)
-    ckpt = cifar_kd.checkpoint_path(tf_cfg, method, 0)
-    resume = ckpt.with_suffix(".resume.pt")
+        run(ch4, tf_cfg, method.name)
+    ckpt = images.checkpoint(tf_cfg, method, 0)
+    resume = paths.companion(ckpt, "resume")
     assert resume.is_file() and not ckpt.is_file()
+    assert paths.companion(ckpt, "grads").is_file()
     assert torch.load(resume, weights_only=False)["epoch"] == 1
-    assert not results.record_path("unit", "04_teacher_free", method,
-                                   cifar_kd.run_spec(tf_cfg, method, 0)).is_file()
+    assert not results.record_path("unit", "04_teacher_free", method.name,
+                                   images.run_spec(tf_cfg, method, 0)).is_file()
 
     counter = Counter(monkeypatch)  # the real loop again, counted
-    resumed = cifar_kd.run(tf_cfg, method, 0, progress=False)
-    assert counter.calls == [f"{method} seed 0"] and not resume.exists()
-    assert not list(ckpt.parent.glob("*.grads.pt"))  # the gradient sums went with the resume file
-    weights = state(cifar_kd.trained(tf_cfg, method, 0)[0])
+    resumed = run(ch4, tf_cfg, method.name)
+    assert counter.calls == [f"{method.name} seed 0"] and not resume.exists()
+    assert not paths.companion(ckpt, "grads").exists()  # the gradient sums went with it
+    weights = state(images.trained(tf_cfg, method, 0)[0])
 
     # the same run, uninterrupted, in fresh folders
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "r2"))
     monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path / "m2"))
-    whole = cifar_kd.run(tf_cfg, method, 0, progress=False)
-    assert counter.calls == [f"{method} seed 0", "baseline seed 0", f"{method} seed 0"]
-    reference = state(cifar_kd.trained(tf_cfg, method, 0)[0])
+    whole = run(ch4, tf_cfg, method.name)
+    assert counter.calls == [f"{method.name} seed 0", "baseline seed 0", f"{method.name} seed 0"]
+    reference = state(images.trained(tf_cfg, method, 0)[0])
     assert reference.keys() == weights.keys()
     assert all(torch.equal(reference[k], weights[k]) for k in reference)
     for key in ("test_acc", "gradients", "final_train_loss"):
@@ -232,13 +235,13 @@ def test_cifar10_without_data_fails_clearly_before_any_training(tmp_path, monkey
         raise AssertionError("trained without data")
 
     monkeypatch.setattr(data, "_cifar10_torchvision", offline)
-    monkeypatch.setattr(cifar_kd.training, "train", no_training)
-    cfg = config.load_profile("paper")["04_teacher_free"]
+    monkeypatch.setattr(images.training, "train", no_training)
+    cfg = chapters.load_profile("paper")["04_teacher_free"]
     for method in ("baseline", "tf_kd_self"):
         with pytest.raises(data.DatasetUnavailableError, match="CIFAR-10 could not be loaded"):
-            cifar_kd.run(cfg, method, 0, progress=False)
+            run(ch4, cfg, method)
     with pytest.raises(data.DatasetUnavailableError, match=data.CIFAR10_FOLDER):
-        cifar_kd.load(cfg)
+        images.load(cfg)
 
 
 def write_cifar(root, per_batch=20, test=16):
@@ -258,21 +261,22 @@ def test_cifar10_runs_with_crop_flip_and_the_teacher_sees_the_augmented_batch(tm
                                                                               monkeypatch):
     monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "data"))
     write_cifar(tmp_path / "data")
-    cfg = dataclasses.replace(config.TeacherFree(), profile="unit", device="cpu",
+    cfg = dataclasses.replace(ch4.Params(), profile="unit", device="cpu",
                               dataset="cifar10", augment="crop_flip", train_size=100,
                               test_size=16, width=2, batch_size=20, epochs=1)
-    setup = cifar_kd.load(cfg)
+    setup = images.load(cfg)
     assert setup.x_train.shape == (100, 3, 32, 32) and len(setup.y_test) == 16
-    record = cifar_kd.run(cfg, "tf_kd_self", 0, progress=False)
+    record = run(ch4, cfg, "tf_kd_self")
     assert record["spec"]["recipe"]["crop_flip"] and record["metrics"]["test_size"] == 16
 
     seen = {"teacher": [], "student": []}
-    teacher = cifar_kd.build(cfg, "resnet18")
-    student = cifar_kd.build(cfg, "resnet18")
+    teacher = images.build(cfg, "resnet18")
+    student = images.build(cfg, "resnet18")
     for name, net in (("teacher", teacher), ("student", student)):
         net.register_forward_pre_hook(lambda m, inp, name=name: seen[name].append(inp[0].clone()))
-    training.train(student, cifar_kd.objective(cfg, "tf_kd_self", teacher), setup.x_train,
-                   setup.y_train, cifar_kd.recipe(cfg), seed=0, progress=False)
+    objective = objectives.from_spec(images.objective_spec(cfg, ch4.TF_KD_SELF, 0), teacher)
+    training.train(student, objective, setup.x_train, setup.y_train, images.recipe(cfg), seed=0,
+                   progress=False)
     assert len(seen["student"]) == len(seen["teacher"]) == 5
     assert all(torch.equal(a, b) for a, b in zip(seen["teacher"], seen["student"], strict=True))
     originals = {bytes(x.numpy().tobytes()) for x in setup.x_train}

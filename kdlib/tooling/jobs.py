@@ -1,10 +1,10 @@
 """Scale-out: a profile's independent runs as jobs for a process pool or SLURM.
 
 There is no scheduler here. Each chapter module lists its runs with
-``plan(cfg) -> [(record name, spec, call)]``, where ``call`` is a picklable
-zero-argument callable (a :func:`functools.partial` of a module-level
-function) that loads the data, trains and writes the run's result record. This
-module turns those lists into :class:`Job` s and hands the unfinished ones to
+``plan(cfg) -> list[kdlib.runs.Run]``; a run's ``compute`` is picklable (a
+:func:`functools.partial` of a module-level function) and loads its own data,
+so any process can execute it. This module collects the runs of a profile and
+hands the unfinished ones to
 
 - ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with N workers,
   each pinned to one GPU through ``CUDA_VISIBLE_DEVICES`` (round-robin when
@@ -21,7 +21,6 @@ finds every record cached and only renders.
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -31,73 +30,36 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from kdlib import config, paths, results
-
-#: Chapter -> the module whose ``plan(cfg)`` lists its runs.
-PLANNERS: dict[str, str] = {
-    "01_vanilla_kd": "kdlib.mnist_kd",
-    "02_omitted_digit": "kdlib.omitted_digit",
-    "03_reversed_kd": "kdlib.cifar_kd",
-    "04_teacher_free": "kdlib.cifar_kd",
-    "06_adversarial_tfkd": "kdlib.adversarial",
-}
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run: where its record goes and the picklable call that makes it."""
-
-    profile: str
-    chapter: str
-    name: str
-    spec: dict[str, Any]
-    call: Callable[[], dict[str, Any]]
-
-    @property
-    def record(self) -> Path:
-        return results.record_path(self.profile, self.chapter, self.name, self.spec)
-
-    @property
-    def done(self) -> bool:
-        return self.record.is_file()
-
-    @property
-    def label(self) -> str:
-        return f"{self.chapter}/{self.record.stem} (seed {self.spec.get('seed')})"
+from kdlib import chapters as registry
+from kdlib import config, paths, runs
+from kdlib.runs import Run
 
 
 @dataclass
 class Outcome:
-    """What :func:`run_jobs` did: runs skipped as cached, runs executed, failures."""
+    """What :func:`run_local` or :func:`run_slurm` did: runs skipped as cached, runs
+    executed, failures."""
 
-    cached: list[Job] = field(default_factory=list)
-    ran: list[Job] = field(default_factory=list)
-    failed: list[tuple[Job, str]] = field(default_factory=list)
+    cached: list[Run] = field(default_factory=list)
+    ran: list[Run] = field(default_factory=list)
+    failed: list[tuple[Run, str]] = field(default_factory=list)
 
 
-def plan(profile: str | Path, chapters: Sequence[str] | None = None) -> list[Job]:
-    """The runs of `chapters` (default: every chapter with a planner) of `profile`.
+def plan(profile: str | Path, chapters: Sequence[str] | None = None) -> list[Run]:
+    """The runs of `chapters` (default: all) of `profile`, each record once.
 
-    Runs named ``teacher`` come first, so that a pool starts training teachers
-    before the students that need them. Raises :class:`kdlib.config.ProfileError`
-    for a chapter the profile lacks or that has no planner.
+    Runs that train a network another run learns from come first, so that a pool
+    starts training teachers before the students that need them. Raises
+    :class:`kdlib.config.ProfileError` for a chapter the profile lacks.
     """
-    cfgs = config.load_profile(profile)
-    chosen = list(chapters) if chapters else [c for c in cfgs if c in PLANNERS]
-    bad = [c for c in chosen if c not in cfgs or c not in PLANNERS]
+    cfgs = registry.load_profile(profile)
+    chosen = list(chapters) if chapters else list(cfgs)
+    bad = [c for c in chosen if c not in cfgs]
     if bad:
-        raise config.ProfileError(
-            f"cannot plan {bad}: the profile has {sorted(cfgs)}; chapters with a job plan: "
-            f"{sorted(PLANNERS)} (run the others with `python -m kdlib run`)")
-    jobs = [Job(cfgs[c].profile, c, name, spec, call)
-            for c in chosen
-            for name, spec, call in importlib.import_module(PLANNERS[c]).plan(cfgs[c])]
-    return sorted(jobs, key=lambda j: j.name != "teacher")  # stable: plan order otherwise
-
-
-def unplanned(profile: str | Path) -> list[str]:
-    """Chapters of `profile` that have no job plan (they run in their notebook)."""
-    return [c for c in config.load_profile(profile) if c not in PLANNERS]
+        raise config.ProfileError(f"cannot plan {bad}: the profile has {sorted(cfgs)}")
+    planned = runs.unique(r for c in chosen for r in registry.plan(c, cfgs[c]))
+    needed = {n for r in planned for n in r.needs}
+    return sorted(planned, key=lambda r: r.trains not in needed)  # stable otherwise
 
 
 # --- local: one process per worker --------------------------------------------------------------
@@ -123,16 +85,16 @@ def _init_worker(slots: Any, gpus: list[str], threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _execute(job: Job) -> float:
-    """Run one job in a worker; return its wall seconds."""
+def _execute(run: Run) -> float:
+    """Execute one run in a worker (its record is written there); return its wall seconds."""
     t0 = time.perf_counter()
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
-    print(f"[jobs pid {os.getpid()} gpu {gpu}] start {job.label}", flush=True)
-    job.call()
+    print(f"[jobs pid {os.getpid()} gpu {gpu}] start {run.label}", flush=True)
+    run.execute(progress=False)
     return time.perf_counter() - t0
 
 
-def run_local(jobs: Sequence[Job], workers: int, *, gpus: list[str] | None = None,
+def run_local(jobs: Sequence[Run], workers: int, *, gpus: list[str] | None = None,
               log: Callable[[str], None] = print) -> Outcome:
     """Run the unfinished `jobs` on `workers` processes; see the module docstring.
 
@@ -171,7 +133,7 @@ def run_local(jobs: Sequence[Job], workers: int, *, gpus: list[str] | None = Non
 
 # --- SLURM through submitit ---------------------------------------------------------------------
 
-def run_slurm(jobs: Sequence[Job], *, folder: Path | None = None, partition: str | None = None,
+def run_slurm(jobs: Sequence[Run], *, folder: Path | None = None, partition: str | None = None,
               timeout_min: int = 240, gpus_per_node: int = 1, cpus_per_task: int = 8,
               cluster: str | None = None, log: Callable[[str], None] = print) -> Outcome:
     """Submit the unfinished `jobs` as one SLURM array (one GPU each) and wait for them.
@@ -200,7 +162,7 @@ def run_slurm(jobs: Sequence[Job], *, folder: Path | None = None, partition: str
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
     with executor.batch():
-        handles = [executor.submit(job.call) for job in todo]
+        handles = [executor.submit(_execute, job) for job in todo]
     log(f"[jobs] submitted {len(todo)} runs ({executor.cluster}); {len(out.cached)} cached; "
         f"logs in {folder}")
     for job, handle in zip(todo, handles, strict=True):

@@ -5,7 +5,7 @@ example of one digit removed, by distillation from a teacher that had seen
 all ten. The student never gets a single example of that digit, yet learns a
 good deal about it from the teacher's soft targets on the other digits. Its
 remaining handicap is a too-low bias for the digit's output, which a single
-shift of that bias repairs (DESIGN.md §4).
+shift of that bias repairs (see the book's *Methods and deviations* page).
 
 The data, in this chapter's terms:
 
@@ -33,9 +33,7 @@ softmax mass* on ``d`` (criterion ``"mass"``); records keep both.
 from __future__ import annotations
 
 import copy
-import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -43,10 +41,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from kdlib import config, mnist_kd, models, paper, results, stats, training
-from kdlib.config import OmittedDigit, VanillaKD
+from kdlib import models, objectives, paper, runs, stats, training
+from kdlib.chapters import mnist
+from kdlib.config import between, ge
 
-CHAPTER = "02_omitted_digit"
+NAME = "02_omitted_digit"
 
 #: Training images from this position of MNIST's 60,000 on are held out from every student.
 HELD_OUT_FROM = 50_000
@@ -57,17 +56,18 @@ Criterion = Literal["fraction", "mass"]
 CRITERION: Criterion = "fraction"
 
 
-# --- configuration -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Params(mnist.MnistTeacher):
+    """Table 2: the shared MNIST teacher, the digits to omit, and the students' settings."""
 
-def vanilla_config(cfg: OmittedDigit) -> VanillaKD:
-    """The chapter-1 parameters with this chapter's shared settings.
-
-    Everything the teacher's spec depends on (data set, training subset, batch
-    and teacher recipe) is copied, so :func:`kdlib.mnist_kd.teacher_spec` of the
-    result equals chapter 1's whenever the two profiles agree on those settings.
-    """
-    shared = {f.name for f in dataclasses.fields(VanillaKD)} & set(config.as_dict(cfg))
-    return dataclasses.replace(VanillaKD(), **{k: getattr(cfg, k) for k in shared})
+    digits: list[int] = field(default_factory=lambda: [1, 2],
+                              metadata={**between(0, 9), "nonempty": True, "unique": True})
+    student_epochs: int = field(default=1, metadata=ge(1))
+    student_lr: float = field(default=0.05, metadata={"gt": 0})
+    #: Random shifts (pixels) of the transfer images; the teacher labels each shifted batch.
+    student_jitter: int = field(default=2, metadata=between(0, 4))
+    temperature: float = field(default=10.0, metadata={"gt": 0})
+    alpha: float = field(default=0.9, metadata=between(0, 1))
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def vanilla_config(cfg: OmittedDigit) -> VanillaKD:
 class OmittedSetup:
     """Chapter 1's data (the teacher's training set) and which images are held out."""
 
-    base: mnist_kd.MnistSetup
+    base: mnist.MnistSetup
     held_out: torch.Tensor  # bool, one per training image of `base`, on its device
 
 
@@ -85,9 +85,9 @@ def held_out_mask(train_index: torch.Tensor, start: int = HELD_OUT_FROM) -> torc
     return train_index >= start
 
 
-def load(cfg: OmittedDigit) -> OmittedSetup:
+def load(cfg: Params) -> OmittedSetup:
     """Chapter 1's data for these settings, with the held-out images marked."""
-    base = mnist_kd.load(vanilla_config(cfg))
+    base = mnist.load(cfg)
     return OmittedSetup(base, held_out_mask(base.train_index).to(base.device))
 
 
@@ -234,10 +234,9 @@ def bias_corrected_metrics(model: nn.Module, setup: OmittedSetup, digit: int) ->
 
 # --- runs ---------------------------------------------------------------------------------------
 
-def student_recipe(cfg: OmittedDigit) -> training.Recipe:
+def student_recipe(cfg: Params) -> training.Recipe:
     """Chapter 1's student recipe, with the transfer images shifted by up to `student_jitter`."""
-    return dataclasses.replace(mnist_kd.student_recipe(vanilla_config(cfg)),
-                               jitter=cfg.student_jitter)
+    return mnist.student_recipe(cfg, cfg.student_epochs, cfg.student_lr, cfg.student_jitter)
 
 
 def run_name(digit: int, kd: bool) -> str:
@@ -245,111 +244,88 @@ def run_name(digit: int, kd: bool) -> str:
     return f"student{'_kd' if kd else ''}_omit{digit}"
 
 
-def student_spec(cfg: OmittedDigit, seed: int, digit: int, temperature: float | None = None,
-                 alpha: float | None = None) -> dict[str, Any]:
-    """Spec of a student trained without `digit`: without KD when `temperature` is None."""
-    vcfg = vanilla_config(cfg)
+def student_spec(cfg: Params, seed: int, digit: int, kd: bool) -> dict[str, Any]:
+    """Spec of a student trained without `digit`, from the labels alone or distilled (`kd`)."""
     spec: dict[str, Any] = {
         "model": "mlp-400",
-        "data": {"dataset": cfg.dataset, "train_size": cfg.train_size, "subset_seed": 0,
-                 "held_out_from": HELD_OUT_FROM, "omitted_digit": digit},
+        "data": {**mnist.data_spec(cfg), "held_out_from": HELD_OUT_FROM, "omitted_digit": digit},
         "recipe": student_recipe(cfg).as_dict(), "seed": seed,
         "bias_shift": {"chosen_on": "held-out training images", "criterion": CRITERION,
                        "target": "frequency in the training labels"}}
-    if temperature is not None:
-        spec["kd"] = {"temperature": temperature, "alpha": alpha,
-                      "teacher": mnist_kd.teacher_spec(vcfg, seed),
+    if kd:
+        spec["kd"] = {"temperature": cfg.temperature, "alpha": cfg.alpha,
+                      "teacher": mnist.teacher_spec(cfg, seed),
                       "teacher_input": ("each shifted batch" if cfg.student_jitter
                                         else "the transfer set, once")}
     return spec
 
 
-def teacher_record(cfg: OmittedDigit, seed: int, setup: OmittedSetup,
-                   progress: bool = True) -> dict[str, Any]:
+def teacher_metrics(cfg: Params, seed: int, *, progress: bool = True) -> dict[str, Any]:
     """The shared teacher's per-class test accuracy (trained only if no checkpoint exists)."""
-    vcfg = vanilla_config(cfg)
-
-    def compute() -> dict[str, Any]:
-        model, history = mnist_kd.teacher(vcfg, seed, setup.base, progress)
-        logits = training.predict(model, setup.base.x_test)
-        conf = confusion_matrix(logits.argmax(1), setup.base.y_test, logits.shape[1])
-        acc = float((logits.argmax(1) == setup.base.y_test).float().mean())
-        return {"test_acc": acc, "per_class_acc": per_class_accuracy(conf),
-                "final_train_loss": history[-1]["loss"] if history else None}
-
-    return results.cached_run(cfg.profile, CHAPTER, "teacher", mnist_kd.teacher_spec(vcfg, seed),
-                              compute, device=str(setup.base.device))
+    setup = load(cfg)
+    model, history = mnist.teacher(cfg, seed, setup.base, progress)
+    logits = training.predict(model, setup.base.x_test)
+    conf = confusion_matrix(logits.argmax(1), setup.base.y_test, logits.shape[1])
+    acc = float((logits.argmax(1) == setup.base.y_test).float().mean())
+    return {"test_acc": acc, "per_class_acc": per_class_accuracy(conf),
+            "final_train_loss": history[-1]["loss"] if history else None}
 
 
-def student(cfg: OmittedDigit, seed: int, setup: OmittedSetup, digit: int,
-            temperature: float | None = None, alpha: float | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Record of a student trained on the transfer set without `digit`.
+def student_metrics(cfg: Params, seed: int, digit: int, kd: bool, *,
+                    progress: bool = True) -> dict[str, Any]:
+    """Train a student on the transfer set without `digit` and measure it before and after
+    the bias shift (:func:`bias_corrected_metrics`).
 
-    Without KD (`temperature` None) it learns from the hard labels alone, the
-    paper's "T = 1" column; with KD it learns from the seed's shared teacher,
-    trained on all ten digits. Either way the record holds the metrics before
-    and after the bias shift (see :func:`bias_corrected_metrics`).
+    Without `kd` it learns from the hard labels alone, the paper's "T = 1" column; with
+    `kd` it learns from the seed's shared teacher, trained on all ten digits.
     """
-    spec = student_spec(cfg, seed, digit, temperature, alpha)
-    name = run_name(digit, temperature is not None)
-
-    def compute() -> dict[str, Any]:
-        x, y = transfer_set(setup, digit)
-        targets: training.Targets = y
-        if temperature is None:
-            objective = training.supervised()
-        else:
-            teacher = mnist_kd.teacher(vanilla_config(cfg), seed, setup.base, progress)[0]
-            if cfg.student_jitter:  # the teacher labels every shifted batch
-                objective = training.distillation(teacher, temperature, alpha)
-            else:  # fixed inputs: the teacher's logits are computed once
-                targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
-                objective = training.distillation_from_logits(temperature, alpha)
-        model = training.seeded(seed, models.student_mlp).to(setup.base.device)
-        history = training.train(model, objective, x, targets, student_recipe(cfg), seed=seed,
-                                 desc=f"{name} seed {seed}", progress=progress)
-        return {"transfer_size": len(y), "history": history,
-                "final_train_loss": history[-1]["loss"] if history else None,
-                **bias_corrected_metrics(model, setup, digit)}
-
-    return results.cached_run(cfg.profile, CHAPTER, name, spec, compute,
-                              device=str(setup.base.device))
+    setup = load(cfg)
+    x, y = transfer_set(setup, digit)
+    targets: training.Targets = y
+    objective = objectives.supervised()
+    if kd:
+        teacher = mnist.teacher(cfg, seed, setup.base, progress)[0]
+        if cfg.student_jitter:  # the teacher labels every shifted batch
+            objective = objectives.distillation(teacher, cfg.temperature, cfg.alpha)
+        else:  # fixed inputs: the teacher's logits are computed once
+            targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
+            objective = objectives.distillation_from_logits(cfg.temperature, cfg.alpha)
+    model = training.seeded(seed, models.student_mlp).to(setup.base.device)
+    history = training.train(model, objective, x, targets, student_recipe(cfg), seed=seed,
+                             desc=f"{run_name(digit, kd)} seed {seed}", progress=progress)
+    return {"transfer_size": len(y), "history": history,
+            "final_train_loss": history[-1]["loss"] if history else None,
+            **bias_corrected_metrics(model, setup, digit)}
 
 
-def run_all(cfg: OmittedDigit, setup: OmittedSetup,
-            progress: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Every run of the chapter: teachers, and both students for each digit and seed."""
-    runs: dict[str, list[dict[str, Any]]] = {"teacher": []}
-    for seed in cfg.seeds:
-        runs["teacher"].append(teacher_record(cfg, seed, setup, progress))
-        for digit in cfg.digits:
-            runs.setdefault(run_name(digit, False), []).append(
-                student(cfg, seed, setup, digit, progress=progress))
-            runs.setdefault(run_name(digit, True), []).append(
-                student(cfg, seed, setup, digit, cfg.temperature, cfg.alpha, progress))
-    return runs
-
-
-def saved_records(cfg: OmittedDigit) -> dict[str, list[dict[str, Any]]] | None:
-    """The students of `cfg` that are already on disk, or None if any is missing."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for digit in cfg.digits:
-        for kd in (False, True):
-            t, a = (cfg.temperature, cfg.alpha) if kd else (None, None)
-            found = [results.record_path(cfg.profile, CHAPTER, run_name(digit, kd),
-                                         student_spec(cfg, s, digit, t, a)) for s in cfg.seeds]
-            if not all(p.is_file() for p in found):
-                return None
-            out[run_name(digit, kd)] = [results.load_record(p) for p in found]
-    return out
+def plan(cfg: Params) -> list[runs.Run]:
+    """Teachers (chapter 1's checkpoint when the settings agree), then both students for
+    each seed and omitted digit."""
+    device = str(training.resolve_device(cfg.device))
+    # the transfer set is about 5/6 of the training images less the omitted digit's tenth
+    transfer = cfg.train_size * 5 / 6 * 0.9 * cfg.student_epochs
+    student = runs.train_flops(mnist.macs("student"), transfer)
+    plan = [runs.Run(cfg.profile, NAME, "teacher", mnist.teacher_spec(cfg, s),
+                     partial(teacher_metrics, cfg, s), device=device, family="mlp",
+                     trains=mnist.teacher_checkpoint(cfg, s), flops=mnist.teacher_flops(cfg))
+            for s in cfg.seeds]
+    for s in cfg.seeds:
+        for d in cfg.digits:
+            for kd in (False, True):
+                plan.append(runs.Run(
+                    cfg.profile, NAME, run_name(d, kd), student_spec(cfg, s, d, kd),
+                    partial(student_metrics, cfg, s, d, kd), device=device, family="mlp",
+                    needs=(mnist.teacher_checkpoint(cfg, s),) if kd else (),
+                    flops=student + (runs.forward_flops(mnist.macs("teacher"), transfer)
+                                     if kd else 0.0)))
+    return plan
 
 
 # --- tables and the figure ----------------------------------------------------------------------
 
-def digits_in(runs: dict[str, list[dict[str, Any]]]) -> list[int]:
+def digits_in(records: runs.Records) -> list[int]:
     """The omitted digits that have runs, in order."""
-    return sorted({r["spec"]["data"]["omitted_digit"] for name, rs in runs.items()
+    return sorted({r["spec"]["data"]["omitted_digit"] for name, rs in records.items()
                    if name.startswith("student") for r in rs})
 
 
@@ -366,13 +342,13 @@ def _paper(ref: dict[str, float], row: str | None, part: str) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
 
-def table2(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+def table2(records: runs.Records) -> pd.DataFrame:
     """Table 2: accuracy (%) on the test images without the digit and on the digit alone."""
     rows = []
-    for d in digits_in(runs):
+    for d in digits_in(records):
         ref = paper.TABLE2.get(d, {})
-        kd = runs[run_name(d, True)]
-        rows_d = [(f"omit {d}: no KD (T=1)", "no_kd", runs[run_name(d, False)], ""),
+        kd = records[run_name(d, True)]
+        rows_d = [(f"omit {d}: no KD (T=1)", "no_kd", records[run_name(d, False)], ""),
                   (f"omit {d}: KD (T={kd[0]['spec']['kd']['temperature']:g})", "kd", kd, ""),
                   (f"omit {d}: KD + bias shift", None, kd, "shifted_")]
         for label, ref_key, recs, prefix in rows_d:
@@ -384,12 +360,12 @@ def table2(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("")
 
 
-def bias_table(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+def bias_table(records: runs.Records) -> pd.DataFrame:
     """What the bias shift does for each student: the shift, and accuracy before and after."""
     rows = []
-    for d in digits_in(runs):
+    for d in digits_in(records):
         for kd in (False, True):
-            recs = runs[run_name(d, kd)]
+            recs = records[run_name(d, kd)]
             others = [a - b for a, b in zip(_values(recs, "shifted_others_acc"),
                                             _values(recs, "others_acc"), strict=True)]
             rows.append({
@@ -410,12 +386,12 @@ def bias_table(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("")
 
 
-def per_class_figure(runs: dict[str, list[dict[str, Any]]]):
+def per_class_figure(records: runs.Records):
     """Per-class test accuracy of each student, mean over seeds, one panel per omitted digit."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    digits = digits_in(runs)
+    digits = digits_in(records)
     fig, axes = plt.subplots(1, len(digits), figsize=(6.5 * len(digits), 3.6), squeeze=False,
                              sharey=True)
     bars = [("no KD", False, "per_class_acc"), ("KD", True, "per_class_acc"),
@@ -424,7 +400,7 @@ def per_class_figure(runs: dict[str, list[dict[str, Any]]]):
     classes = np.arange(10)
     for ax, d in zip(axes[0], digits, strict=True):
         for i, (label, kd, key) in enumerate(bars):
-            recs = runs[run_name(d, kd)]
+            recs = records[run_name(d, kd)]
             acc = 100 * np.mean([r["metrics"][key] for r in recs], axis=0)
             ax.bar(classes + (i - 1) * width, acc, width, label=label)
         ax.axvspan(d - 0.5, d + 0.5, color="grey", alpha=0.15, lw=0)
@@ -439,7 +415,7 @@ def per_class_figure(runs: dict[str, list[dict[str, Any]]]):
     return fig
 
 
-def table2_cells(runs: dict[str, list[dict[str, Any]]],
+def table2_cells(records: runs.Records,
                  digits: tuple[int, ...] = tuple(paper.TABLE2)) -> dict[str, str]:
     """Text of this build's cells of the page's Table 2, keyed ``t2_<digit>_<row>_<part>``.
 
@@ -452,17 +428,17 @@ def table2_cells(runs: dict[str, list[dict[str, Any]]],
     for d in digits:
         for row, (kd, prefix) in rows.items():
             for part in ("others", "digit"):
-                recs = runs.get(run_name(d, kd))
+                recs = records.get(run_name(d, kd))
                 cells[f"t2_{d}_{row}_{part}"] = (
                     _fmt(_values(recs, f"{prefix}{part}_acc")) if recs else "not run")
     return cells
 
 
-def summary_sentences(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+def summary_sentences(records: runs.Records) -> list[str]:
     """One plain-words line per omitted digit: what each student does on it, with the shift."""
     lines = []
-    for d in digits_in(runs):
-        plain, kd = runs[run_name(d, False)], runs[run_name(d, True)]
+    for d in digits_in(records):
+        plain, kd = records[run_name(d, False)], records[run_name(d, True)]
 
         def on(recs: list[dict[str, Any]], key: str) -> float:
             return 100 * stats.summarize(_values(recs, key)).mean
@@ -478,32 +454,9 @@ def summary_sentences(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
-# --- independent runs, for kdlib.jobs ----------------------------------------------------------
+def provenance(records: runs.Records) -> pd.DataFrame:
+    def pct(key: str):
+        return lambda r: round(100 * r["metrics"][key], 2) if key in r["metrics"] else None
 
-def run(cfg: OmittedDigit, seed: int, digit: int | None = None,
-        kd: bool = False) -> dict[str, Any]:
-    """One run on its own (a worker process): the teacher's record when `digit` is None,
-    else the student without `digit`, distilled when `kd`."""
-    setup = load(cfg)
-    if digit is None:
-        return teacher_record(cfg, seed, setup, progress=False)
-    t, a = (cfg.temperature, cfg.alpha) if kd else (None, None)
-    return student(cfg, seed, setup, digit, t, a, progress=False)
-
-
-def plan(cfg: OmittedDigit) -> list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]]:
-    """Every run of :func:`run_all` as ``(record name, spec, call)``, teachers first.
-
-    The teacher is chapter 1's when the settings agree: both chapters' teacher
-    runs then share one checkpoint, trained by whichever process locks it first.
-    """
-    vcfg = vanilla_config(cfg)
-    runs = [("teacher", mnist_kd.teacher_spec(vcfg, s), partial(run, cfg, s))
-            for s in cfg.seeds]
-    for s in cfg.seeds:
-        for d in cfg.digits:
-            for kd in (False, True):
-                t, a = (cfg.temperature, cfg.alpha) if kd else (None, None)
-                runs.append((run_name(d, kd), student_spec(cfg, s, d, t, a),
-                             partial(run, cfg, s, d, kd)))
-    return runs
+    return runs.provenance(records, {"test acc (%)": pct("test_acc"),
+                                     "omitted digit (%)": pct("digit_acc")})

@@ -43,17 +43,19 @@ the first ``aa_size`` test images; Square alone (black-box, 5,000 queries) on
 the first ``square_size``. The gradient-masking diagnostics compare these:
 PGD well above AutoAttack, or Square below the gradient attacks, means the
 gradients mislead the attacks, and the PGD number should not be trusted.
-AutoAttack's own warnings are kept as its flags. The AutoAttack state is saved
-as it goes (``cache/autoattack``), so an interrupted evaluation resumes.
+AutoAttack's own warnings are kept as its flags. AutoAttack attacks the images
+in chunks of :data:`AA_CHUNK` and saves each finished chunk
+(:func:`kdlib.paths.evaluation_dir`), so an interrupted evaluation resumes.
 """
 
 from __future__ import annotations
 
 import functools
-import math
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import torch
@@ -62,44 +64,113 @@ from torch import nn
 from kdlib import (
     attacks,
     checkpoints,
-    cifar_kd,
-    losses,
     models,
+    objectives,
     paper,
     paths,
     results,
+    runs,
     stats,
     training,
 )
-from kdlib.config import AdversarialTfKD
+from kdlib.chapters import images
+from kdlib.config import ProfileError, between, ge
 
-CHAPTER = "06_adversarial_tfkd"
-#: The runs, each after the run its teacher comes from.
-METHODS = ("standard", "at", "akd", "at_tf_kd_reg", "at_tf_kd_self", "kd_from_at")
-#: Method -> the method whose trained network (same seed) is its teacher.
-TEACHER = {"akd": "at", "at_tf_kd_self": "at", "kd_from_at": "at"}
-#: Methods trained on PGD examples.
-ADVERSARIAL = ("at", "akd", "at_tf_kd_reg", "at_tf_kd_self")
-LABELS = {"standard": "standard training (undefended)",
-          "at": "AT student (PGD adversarial training)",
-          "akd": "student with AT teacher (AKD)", "at_tf_kd_reg": "AT + Tf-KD-reg",
-          "at_tf_kd_self": "AT + Tf-KD-self",
-          "kd_from_at": "clean-trained student of the AT teacher"}
-#: The paper's Table 5 row of each method.
-PAPER_ROW = {"at": "at_student", "akd": "student_at_teacher", "at_tf_kd_reg": "at_tf_kd_reg",
-             "at_tf_kd_self": "at_tf_kd_self"}
+NAME = "06_adversarial_tfkd"
 #: Networks are run in batches of this size for evaluation and attacks.
 EVAL_BATCH = 500
+#: AutoAttack attacks the test images in chunks of this many, saving each one it finishes.
+AA_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Params(images.TfKdLosses, images.ImageRuns):
+    """Table 5: PGD adversarial training, alone and with distillation, under AutoAttack.
+
+    It takes Table 4's data, recipe and Tf-KD losses, and adds the network, the
+    threat model (L∞ ``eps``, PGD ``pgd_steps`` steps of ``pgd_step`` for training,
+    ``eval_pgd_steps`` of ``eval_pgd_step`` for the PGD evaluation), the AKD loss,
+    optional early stopping on held-out robust accuracy, and how many test images
+    AutoAttack and Square-only see.
+    """
+
+    arch: Literal["resnet18", "mlp"] = "mlp"
+    eps: float = field(default=0.1, metadata={"gt": 0, "le": 1})
+    pgd_step: float = field(default=0.025, metadata={"gt": 0, "le": 1})
+    pgd_steps: int = field(default=7, metadata=ge(1))
+    eval_pgd_step: float = field(default=0.025, metadata={"gt": 0, "le": 1})
+    eval_pgd_steps: int = field(default=20, metadata=ge(1))
+    akd_temperature: float = field(default=1.0, metadata={"gt": 0})
+    akd_alpha: float = field(default=0.9, metadata=between(0, 1))
+    early_stop: bool = False
+    val_size: int = field(default=0, metadata=ge(0))
+    aa_size: int = field(default=20, metadata=ge(1))
+    square_size: int = field(default=20, metadata=ge(1))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.arch == "mlp" and self.dataset != "mnist":
+            raise ProfileError("arch 'mlp' is for MNIST; use 'resnet18' for CIFAR-10")
+        if self.early_stop and self.val_size == 0:
+            raise ProfileError("early_stop needs held-out images: set val_size > 0")
+        if self.val_size and self.train_size - self.val_size < self.batch_size:
+            raise ProfileError(f"val_size {self.val_size} leaves fewer than batch_size "
+                               f"{self.batch_size} of the {self.train_size} training images")
+        for name in ("aa_size", "square_size"):
+            if getattr(self, name) > self.test_size:
+                raise ProfileError(f"{name} {getattr(self, name)} is larger than test_size "
+                                   f"{self.test_size}")
+
+
+# --- methods -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Method:
+    """One row of Table 5: its loss spec, whether it trains on PGD examples, and the method
+    whose trained network of the same seed teaches it (fed the same inputs)."""
+
+    name: str
+    label: str
+    loss: Callable[[Params], dict[str, Any]]
+    adversarial: bool
+    teacher: Method | None = None
+    #: Its row in the paper's Table 5 (:data:`kdlib.paper.TABLE5`), if it has one.
+    paper_row: str | None = None
+
+
+def akd_loss(cfg: Params) -> dict[str, Any]:
+    return images.hinton_loss(cfg.akd_temperature, cfg.akd_alpha)
+
+
+def tf_kd_self_loss(cfg: Params) -> dict[str, Any]:
+    return images.hinton_loss(cfg.tf_self_temperature, cfg.tf_self_alpha)
+
+
+STANDARD = Method("standard", "standard training (undefended)", images.cross_entropy_loss,
+                  adversarial=False)
+AT = Method("at", "AT student (PGD adversarial training)", images.cross_entropy_loss,
+            adversarial=True, paper_row="at_student")
+AKD = Method("akd", "student with AT teacher (AKD)", akd_loss, adversarial=True, teacher=AT,
+             paper_row="student_at_teacher")
+AT_TF_KD_REG = Method("at_tf_kd_reg", "AT + Tf-KD-reg", images.tf_kd_reg_loss, adversarial=True,
+                      paper_row="at_tf_kd_reg")
+AT_TF_KD_SELF = Method("at_tf_kd_self", "AT + Tf-KD-self", tf_kd_self_loss, adversarial=True,
+                       teacher=AT, paper_row="at_tf_kd_self")
+KD_FROM_AT = Method("kd_from_at", "clean-trained student of the AT teacher", akd_loss,
+                    adversarial=False, teacher=AT)
+#: The rows, each after the method it learns from.
+METHODS = (STANDARD, AT, AKD, AT_TF_KD_REG, AT_TF_KD_SELF, KD_FROM_AT)
+LABELS = {m.name: m.label for m in METHODS}
 
 
 # --- data and networks ---------------------------------------------------------------------------
 
-def load(cfg: AdversarialTfKD) -> cifar_kd.ResNetSetup:
+def load(cfg: Params) -> images.ImageSetup:
     """The chapter's data: the same subsets as Tables 3 and 4 for equal settings."""
-    return cifar_kd.load(cfg)
+    return images.load(cfg)
 
 
-def split(cfg: AdversarialTfKD, setup: cifar_kd.ResNetSetup
+def split(cfg: Params, setup: images.ImageSetup
           ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """``(train, held_out)``: the last ``val_size`` training images are held out."""
     n = len(setup.y_train) - cfg.val_size
@@ -107,108 +178,70 @@ def split(cfg: AdversarialTfKD, setup: cifar_kd.ResNetSetup
     return (x[:n], y[:n]), (x[n:], y[n:])
 
 
-def model_spec(cfg: AdversarialTfKD) -> dict[str, Any]:
+def model_spec(cfg: Params) -> dict[str, Any]:
     if cfg.arch == "mlp":
         return {"arch": "mlp", "sizes": [784, cfg.width, cfg.width, 10]}
-    return cifar_kd.model_spec(cfg, "resnet18")
+    return images.model_spec(cfg, "resnet18")
 
 
-def build(cfg: AdversarialTfKD) -> nn.Module:
+def build(cfg: Params) -> nn.Module:
     """An untrained network: ResNet18 at ``width``, or (``mlp``) 784-width-width-10."""
     if cfg.arch == "mlp":
         return models.MLP([784, cfg.width, cfg.width, 10])
-    return cifar_kd.build(cfg, "resnet18")
+    return images.build(cfg, "resnet18")
 
 
 # --- specs ---------------------------------------------------------------------------------------
 
-def threat_spec(cfg: AdversarialTfKD) -> dict[str, Any]:
+def threat_spec(cfg: Params) -> dict[str, Any]:
     return {"norm": "Linf", "eps": cfg.eps, "pgd_step": cfg.pgd_step, "pgd_steps": cfg.pgd_steps,
             "random_start": True, "attack_loss": "cross_entropy", "mode": "train"}
 
 
-def objective_spec(cfg: AdversarialTfKD, method: str, seed: int) -> dict[str, Any]:
+def objective_spec(cfg: Params, method: Method, seed: int) -> dict[str, Any]:
     """The loss of `method`, its inputs and its teacher's full spec."""
-    if method in ("standard", "at"):
-        loss: dict[str, Any] = {"loss": "cross_entropy"}
-    elif method == "at_tf_kd_reg":
-        loss = {"loss": "tf_kd_reg", "reduction": "batchmean", "delta": cfg.tf_reg_delta,
-                "temperature": cfg.tf_reg_temperature, "alpha": cfg.tf_reg_alpha,
-                "soften_student": cfg.tf_reg_soften_student}
-    else:
-        t, a = kd_settings(cfg, method)
-        loss = {"loss": "hinton_kd", "reduction": "batchmean", "temperature": t, "alpha": a,
-                "teacher": run_spec(cfg, TEACHER[method], seed)}
-    inputs = ({"inputs": "PGD examples", "threat": threat_spec(cfg)} if method in ADVERSARIAL
+    spec = method.loss(cfg)
+    if method.teacher is not None:
+        spec = {**spec, "teacher": run_spec(cfg, method.teacher, seed)}
+    inputs = ({"inputs": "PGD examples", "threat": threat_spec(cfg)} if method.adversarial
               else {"inputs": "clean images"})
-    return {**loss, **inputs}
+    return {**spec, **inputs}
 
 
-def kd_settings(cfg: AdversarialTfKD, method: str) -> tuple[float, float]:
-    """``(T, α)`` of a method that learns from the AT teacher."""
-    if method == "at_tf_kd_self":
-        return cfg.tf_self_temperature, cfg.tf_self_alpha
-    return cfg.akd_temperature, cfg.akd_alpha
+def stops_early(cfg: Params, method: Method) -> bool:
+    """Early stopping applies to the adversarially trained methods only; the others train
+    for the full schedule (on the same images, the held-out ones excluded)."""
+    return cfg.early_stop and method.adversarial
 
 
-def run_spec(cfg: AdversarialTfKD, method: str, seed: int) -> dict[str, Any]:
+def run_spec(cfg: Params, method: Method, seed: int) -> dict[str, Any]:
     """Everything that decides the trained network; its hash names the checkpoint."""
-    _check(method)
-    return {"method": method, "model": model_spec(cfg), "data": cifar_kd.data_spec(cfg),
-            "recipe": cifar_kd.recipe(cfg).as_dict(), "seed": seed,
+    return {"method": method.name, "model": model_spec(cfg), "data": images.data_spec(cfg),
+            "recipe": images.recipe(cfg).as_dict(), "seed": seed,
             "objective": objective_spec(cfg, method, seed),
             "early_stop": ({"held_out": cfg.val_size, "metric": "PGD accuracy (training attack)"}
                            if stops_early(cfg, method) else None),
             "held_out": cfg.val_size}
 
 
-def stops_early(cfg: AdversarialTfKD, method: str) -> bool:
-    """Early stopping applies to the adversarially trained methods only; the others train
-    for the full schedule (on the same images, the held-out ones excluded)."""
-    return cfg.early_stop and method in ADVERSARIAL
-
-
-def eval_spec(cfg: AdversarialTfKD) -> dict[str, Any]:
+def eval_spec(cfg: Params) -> dict[str, Any]:
     return {"pgd": {"eps": cfg.eps, "step": cfg.eval_pgd_step, "steps": cfg.eval_pgd_steps,
                     "random_start": True, "seed": 0},
             "autoattack": {"version": "standard", "norm": "Linf", "eps": cfg.eps,
-                           "images": cfg.aa_size, "seed": 0},
+                           "images": cfg.aa_size, "seed": 0, "chunk": AA_CHUNK},
             "square_only": {"images": cfg.square_size, "queries": 5000}}
 
 
-def record_spec(cfg: AdversarialTfKD, method: str, seed: int) -> dict[str, Any]:
+def record_spec(cfg: Params, method: Method, seed: int) -> dict[str, Any]:
     """A record's spec: the trained network's and the evaluation's."""
     return {**run_spec(cfg, method, seed), "evaluation": eval_spec(cfg)}
 
 
-def _check(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} for {CHAPTER}; known: {METHODS}")
+def checkpoint(cfg: Params, method: Method, seed: int) -> Path:
+    return checkpoints.checkpoint_path(method.name, run_spec(cfg, method, seed))
 
 
 # --- training ------------------------------------------------------------------------------------
-
-def objective(cfg: AdversarialTfKD, method: str,
-              teacher: nn.Module | None = None) -> training.Objective:
-    """The training objective of `method` (the distilling ones need their trained `teacher`)."""
-    _check(method)
-    if method in ("standard", "at"):
-        base = training.supervised()
-    elif method == "at_tf_kd_reg":
-        delta, t, a, soft = (cfg.tf_reg_delta, cfg.tf_reg_temperature, cfg.tf_reg_alpha,
-                             cfg.tf_reg_soften_student)
-
-        def base(model: nn.Module, x: torch.Tensor, y: training.Targets
-                 ) -> dict[str, torch.Tensor]:
-            return losses.tf_kd_reg(model(x).float(), y, delta, t, a, soften_student=soft)
-    else:
-        if teacher is None:
-            raise ValueError(f"{method} needs its trained teacher")
-        base = training.distillation(teacher, *kd_settings(cfg, method))
-    if method not in ADVERSARIAL:
-        return base
-    return attacks.adversarial(base, cfg.eps, cfg.pgd_step, cfg.pgd_steps, mode="train")
-
 
 class EarlyStopping:
     """After each epoch: PGD accuracy on held-out images; keeps the best epoch's weights.
@@ -218,7 +251,7 @@ class EarlyStopping:
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 cfg: AdversarialTfKD, path: Path):
+                 cfg: Params, path: Path):
         self.model, self.x, self.y, self.cfg, self.path = model, x, y, cfg, path
 
     def __call__(self, epoch: int) -> dict[str, float]:
@@ -226,9 +259,8 @@ class EarlyStopping:
                                           self.cfg.pgd_step, self.cfg.pgd_steps, EVAL_BATCH)
         best = self.best()
         if best is None or acc > best[1]:
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            torch.save({"epoch": epoch, "acc": acc, "state_dict": self.model.state_dict()}, tmp)
-            tmp.replace(self.path)
+            blob = {"epoch": epoch, "acc": acc, "state_dict": self.model.state_dict()}
+            paths.save_atomic(self.path, lambda tmp: torch.save(blob, tmp))
         return {"held_out_pgd_acc": acc}
 
     def best(self) -> tuple[int, float] | None:
@@ -244,21 +276,22 @@ class EarlyStopping:
         return int(blob["epoch"])
 
 
-def trained(cfg: AdversarialTfKD, method: str, seed: int,
+def trained(cfg: Params, method: Method, seed: int,
             progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The trained network of a run, from the checkpoint cache or trained now (resumable)."""
     setup = load(cfg)
     (x, y), (xv, yv) = split(cfg, setup)
     spec = run_spec(cfg, method, seed)
+    best_path = paths.companion(checkpoint(cfg, method, seed), "best")
 
     def fit(model: nn.Module, resume: Path) -> dict[str, Any]:
-        teacher = trained(cfg, TEACHER[method], seed, progress)[0] if method in TEACHER else None
-        best_path = resume.with_name(resume.name.removesuffix(".resume.pt") + ".best.pt")
+        teacher = (trained(cfg, method.teacher, seed, progress)[0]
+                   if method.teacher is not None else None)
         stopper = (EarlyStopping(model, xv, yv, cfg, best_path) if stops_early(cfg, method)
                    else None)
-        history = training.train(model, objective(cfg, method, teacher), x, y,
-                                 cifar_kd.recipe(cfg), seed=seed, checkpoint=resume,
-                                 desc=f"{method} seed {seed}", progress=progress,
+        history = training.train(model, objectives.from_spec(spec["objective"], teacher), x, y,
+                                 images.recipe(cfg), seed=seed, checkpoint=resume,
+                                 desc=f"{method.name} seed {seed}", progress=progress,
                                  on_epoch=stopper)
         info: dict[str, Any] = {"history": history, "final_train_loss": history[-1]["loss"],
                                 "epochs_trained": len(history), "data_source": setup.source}
@@ -268,35 +301,26 @@ def trained(cfg: AdversarialTfKD, method: str, seed: int,
         return info
 
     return checkpoints.trained_model(
-        method, spec, lambda: training.seeded(seed, lambda: build(cfg)), fit, setup.device)
+        method.name, spec, lambda: training.seeded(seed, lambda: build(cfg)), fit, setup.device)
 
 
 # --- evaluation ----------------------------------------------------------------------------------
 
-def autoattack_state(cfg: AdversarialTfKD, method: str, seed: int, what: str) -> Path:
-    """Where an evaluation's AutoAttack progress is saved, for resuming."""
-    name = f"{method}-{results.spec_hash(record_spec(cfg, method, seed))}-{what}.state"
-    return paths.checkpoints_dir().parent / "autoattack" / name
-
-
-def evaluate(cfg: AdversarialTfKD, model: nn.Module, setup: cifar_kd.ResNetSetup, *,
-             states: tuple[Path, Path] | None = None, verbose: bool = True,
-             budget: dict[str, int] | None = None) -> dict[str, Any]:
-    """Clean, PGD, AutoAttack and Square-only accuracy, with the per-image flags that
-    the diagnostics compare (on the AutoAttack subset). `budget` (``iterations``,
-    ``square_queries``) shrinks AutoAttack for tests only."""
+def evaluate(cfg: Params, model: nn.Module, setup: images.ImageSetup, *,
+             folder: Path | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Clean, PGD, AutoAttack and Square-only accuracy, with the per-image comparisons the
+    diagnostics use (on the AutoAttack subset). AutoAttack's finished chunks are kept in
+    `folder` until the evaluation ends."""
     x, y = setup.x_test, setup.y_test
     clean = training.predict(model, x, EVAL_BATCH).argmax(1) == y
     pgd = attacks.robust_flags_pgd(model, x, y, cfg.eps, cfg.eval_pgd_step, cfg.eval_pgd_steps,
                                    EVAL_BATCH)
     aa = attacks.autoattack_eval(model, x[:cfg.aa_size], y[:cfg.aa_size], cfg.eps,
-                                 batch_size=EVAL_BATCH, state_path=states and states[0],
-                                 verbose=verbose, **(budget or {}))
+                                 batch_size=EVAL_BATCH, chunk=AA_CHUNK,
+                                 folder=folder and folder / "autoattack", verbose=verbose)
     sq = attacks.autoattack_eval(model, x[:cfg.square_size], y[:cfg.square_size], cfg.eps,
-                                 square_only=True, batch_size=EVAL_BATCH,
-                                 state_path=states and states[1], verbose=verbose,
-                                 **({"square_queries": budget["square_queries"]}
-                                    if budget else {}))
+                                 square_only=True, batch_size=EVAL_BATCH, chunk=AA_CHUNK,
+                                 folder=folder and folder / "square", verbose=verbose)
     pgd_on_aa = pgd[:cfg.aa_size].cpu()
     pgd_on_square = float(pgd[:cfg.square_size].float().mean())
     return {"clean_acc": float(clean.float().mean()), "pgd_acc": float(pgd.float().mean()),
@@ -311,60 +335,77 @@ def evaluate(cfg: AdversarialTfKD, model: nn.Module, setup: cifar_kd.ResNetSetup
             "aa_size": len(aa.robust), "square_size": len(sq.robust)}
 
 
-def run(cfg: AdversarialTfKD, method: str, seed: int, *, progress: bool = True,
-        budget: dict[str, int] | None = None) -> dict[str, Any]:
-    """The record of one run: from disk, or trained (or loaded) and evaluated, then saved."""
-    _check(method)
-    setup = load(cfg)
-
-    def compute() -> dict[str, Any]:
-        model, info = trained(cfg, method, seed, progress)
-        states = (autoattack_state(cfg, method, seed, "aa"),
-                  autoattack_state(cfg, method, seed, "square"))
-        metrics = evaluate(cfg, model, setup, states=states, verbose=progress, budget=budget)
-        for s in states:
-            s.unlink(missing_ok=True)
-            s.with_name(s.name + ".meta.json").unlink(missing_ok=True)
-        return {**metrics, **info}
-
-    return results.cached_run(cfg.profile, CHAPTER, method, record_spec(cfg, method, seed),
-                              compute, device=str(setup.device))
-
-
-def runs_of(cfg: AdversarialTfKD) -> list[tuple[str, int]]:
-    """Every ``(method, seed)``, each after the run its teacher comes from."""
-    return [(m, s) for m in METHODS for s in cfg.seeds]
-
-
-def plan(cfg: AdversarialTfKD) -> list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]]:
-    """The chapter's runs as :mod:`kdlib.jobs` expects them (picklable calls)."""
-    return [(m, record_spec(cfg, m, s), functools.partial(run, cfg, m, s, progress=False))
-            for m, s in runs_of(cfg)]
-
-
-def run_all(cfg: AdversarialTfKD, progress: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Every run, as ``{method: [record per seed]}``."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for method, seed in runs_of(cfg):
-        out.setdefault(method, []).append(run(cfg, method, seed, progress=progress))
+def metrics(cfg: Params, method: Method, seed: int, *, progress: bool = True) -> dict[str, Any]:
+    """Train (or load) the run's network and evaluate it."""
+    model, info = trained(cfg, method, seed, progress)
+    folder = paths.evaluation_dir(method.name, results.spec_hash(record_spec(cfg, method, seed)))
+    out = {**evaluate(cfg, model, load(cfg), folder=folder, verbose=progress), **info}
+    shutil.rmtree(folder, ignore_errors=True)  # the record now holds what the chunks held
     return out
 
 
+def plan(cfg: Params) -> list[runs.Run]:
+    """Every ``(method, seed)``, each after the run its teacher comes from."""
+    device = str(training.resolve_device(cfg.device))
+    if cfg.arch == "mlp":
+        m, family = models.count_cost(build(cfg), (1, 28, 28)).macs, "mlp"
+    else:
+        m, family = images.macs(cfg, "resnet18"), "resnet"
+    trained_images = (cfg.train_size - cfg.val_size) * cfg.epochs
+    # early stopping: a PGD-k attack (k forward and backward passes) and a forward pass of the
+    # held-out images after every epoch
+    stopping = runs.forward_flops(m, cfg.val_size * cfg.epochs * (3 * cfg.pgd_steps + 1))
+    clean = sum(v[0] for v in paper.TABLE5.values()) / len(paper.TABLE5)
+    robust = sum(v[1] for v in paper.TABLE5.values()) / len(paper.TABLE5)
+    evaluation = runs.forward_flops(m, cfg.test_size * (cfg.eval_pgd_steps * 3 + 1)
+                                    + cfg.aa_size * autoattack_forwards(clean, robust)
+                                    + cfg.square_size * robust * 5000)
+    out = []
+    for method in METHODS:
+        flops = runs.train_flops(m, trained_images, teacher_macs=m if method.teacher else 0,
+                                 attack_steps=cfg.pgd_steps if method.adversarial else 0)
+        for seed in cfg.seeds:
+            out.append(runs.Run(
+                cfg.profile, NAME, method.name, record_spec(cfg, method, seed),
+                functools.partial(metrics, cfg, method, seed), device=device, family=family,
+                trains=checkpoint(cfg, method, seed).name,
+                needs=((checkpoint(cfg, method.teacher, seed).name,) if method.teacher
+                       else ()),
+                flops=flops + (stopping if stops_early(cfg, method) else 0.0),
+                eval_flops=evaluation))
+    return out
+
+
+def autoattack_forwards(clean: float, robust: float) -> float:
+    """Forward-pass equivalents per test image of standard AutoAttack (estimate).
+
+    APGD-CE runs 100 iterations on the correctly classified points; the points
+    it leaves robust go on to APGD-T and FAB-T (9 targets × 100 iterations
+    each) and Square (5,000 queries). An iteration with a gradient costs 3
+    forward passes, a query 1. The estimate takes the paper's Table 5 clean and
+    AutoAttack accuracy (the mean of its rows).
+    """
+    return clean * 100 * 3 + robust * (2 * 9 * 100 * 3 + 5000)
+
+
 # --- tables and diagnostics ----------------------------------------------------------------------
+
+def present(records: runs.Records) -> list[Method]:
+    """The methods that have records, in table order."""
+    return [m for m in METHODS if m.name in records]
+
 
 def _cell(records: list[dict[str, Any]], key: str) -> str:
     return stats.summarize([r["metrics"][key] for r in records]).fmt()
 
 
-def table5(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+def table5(records: runs.Records) -> pd.DataFrame:
     """Table 5: clean, PGD and AutoAttack accuracy (%), the paper's beside ours."""
     rows = []
-    for method in METHODS:
-        if method not in runs:
-            continue
-        recs = runs[method]
-        ref = paper.TABLE5.get(PAPER_ROW.get(method, ""))
-        rows.append({"": LABELS[method],
+    for method in present(records):
+        recs = records[method.name]
+        ref = paper.TABLE5.get(method.paper_row or "")
+        rows.append({"": method.label,
                      "paper: clean": f"{100 * ref[0]:.2f}" if ref else "—",
                      "ours: clean": _cell(recs, "clean_acc"),
                      "ours: PGD": _cell(recs, "pgd_acc"),
@@ -382,15 +423,13 @@ def _mean(records: list[dict[str, Any]], key: str) -> float:
     return sum(float(r["metrics"][key]) for r in records) / len(records)
 
 
-def diagnostics(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+def diagnostics(records: runs.Records) -> pd.DataFrame:
     """Gradient-masking checks per method, means over seeds (accuracies in %)."""
     rows = []
-    for method in METHODS:
-        if method not in runs:
-            continue
-        recs = runs[method]
+    for method in present(records):
+        recs = records[method.name]
         flags = sorted({f for r in recs for f in r["metrics"]["aa_flags"]})
-        rows.append({"": LABELS[method],
+        rows.append({"": method.label,
                      "PGD (AA images)": round(100 * _mean(recs, "pgd_acc_on_aa_images"), 2),
                      "AutoAttack": round(100 * _mean(recs, "aa_acc"), 2),
                      "PGD − AA (points)": round(100 * _mean(recs, "pgd_aa_gap"), 2),
@@ -399,7 +438,7 @@ def diagnostics(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
                      "Square only": round(100 * _mean(recs, "square_acc"), 2),
                      "images PGD kept, AA broke": round(_mean(recs, "pgd_robust_aa_broken"), 1),
                      "AutoAttack flags": "; ".join(flags) or "none",
-                     "verdict": masking_verdict(recs, runs.get("at"))})
+                     "verdict": masking_verdict(recs, records.get("at"))})
     return pd.DataFrame(rows).set_index("")
 
 
@@ -429,40 +468,28 @@ def masking_verdict(records: list[dict[str, Any]],
     return "; ".join(notes) or "consistent"
 
 
-def warnings_for(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+def warnings_for(records: runs.Records) -> list[str]:
     """One sentence per method whose PGD robustness does not survive AutoAttack."""
     out = []
-    for method in METHODS:
-        if method not in runs or _mean(runs[method], "pgd_aa_gap") <= MASKING_GAP:
+    for method in present(records):
+        recs = records[method.name]
+        if _mean(recs, "pgd_aa_gap") <= MASKING_GAP:
             continue
-        recs = runs[method]
-        out.append(f"{LABELS[method]}: PGD-based robustness does not survive AutoAttack: "
-                   f"{masking_verdict(recs, runs.get('at'))} (PGD − AutoAttack = "
+        out.append(f"{method.label}: PGD-based robustness does not survive AutoAttack: "
+                   f"{masking_verdict(recs, records.get('at'))} (PGD − AutoAttack = "
                    f"{100 * _mean(recs, 'pgd_aa_gap'):+.2f} points on the same images). Read "
                    f"its PGD accuracy as an upper bound, not as robustness.")
     return out
 
 
-def robustness_gain(runs: dict[str, list[dict[str, Any]]]) -> float:
+def robustness_gain(records: runs.Records) -> float:
     """AutoAttack accuracy of ``at`` minus the undefended ``standard``'s, in points (mean)."""
     def mean(m: str) -> float:
-        return 100 * sum(r["metrics"]["aa_acc"] for r in runs[m]) / len(runs[m])
+        return 100 * sum(r["metrics"]["aa_acc"] for r in records[m]) / len(records[m])
     return mean("at") - mean("standard")
 
 
-def history_frame(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
-    """Per-epoch training loss (and held-out PGD accuracy with early stopping), long form."""
-    rows = []
-    for method, recs in runs.items():
-        for r in recs:
-            for h in r["metrics"]["history"]:
-                rows.append({"method": method, "seed": r["spec"]["seed"], "epoch": h["epoch"],
-                             "loss": h["loss"],
-                             "held_out_pgd_acc": h.get("held_out_pgd_acc", math.nan)})
-    return pd.DataFrame(rows)
-
-
-def scale_note(cfg: AdversarialTfKD) -> str:
+def scale_note(cfg: Params) -> str:
     """A Markdown paragraph saying plainly what the page's runs used."""
     net = ("ResNet18" + ("" if cfg.width == 64 else f" at width {cfg.width} (standard: 64)")
            if cfg.arch == "resnet18" else f"an MLP 784-{cfg.width}-{cfg.width}-10")
@@ -477,32 +504,21 @@ def scale_note(cfg: AdversarialTfKD) -> str:
             f"Square alone on the first {cfg.square_size}.")
 
 
-def saved_records(cfg: AdversarialTfKD) -> dict[str, list[dict[str, Any]]] | None:
-    """The chapter's records already on disk, or None if any is missing (nothing is run)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for method, seed in runs_of(cfg):
-        path = results.record_path(cfg.profile, CHAPTER, method, record_spec(cfg, method, seed))
-        if not path.is_file():
-            return None
-        out.setdefault(method, []).append(results.load_record(path))
-    return out
-
-
-def figure(runs: dict[str, list[dict[str, Any]]]):
+def figure(records: runs.Records):
     """Clean, PGD, AutoAttack and Square-only accuracy of each method (mean over seeds)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    methods = [m for m in METHODS if m in runs]
+    methods = present(records)
     bars = [("clean", "clean_acc"), ("PGD", "pgd_acc"), ("AutoAttack", "aa_acc"),
             ("Square only", "square_acc")]
     fig, ax = plt.subplots(figsize=(9, 3.6))
     width = 0.8 / len(bars)
     at = np.arange(len(methods))
     for i, (label, key) in enumerate(bars):
-        means = [100 * np.mean([r["metrics"][key] for r in runs[m]]) for m in methods]
+        means = [100 * np.mean([r["metrics"][key] for r in records[m.name]]) for m in methods]
         ax.bar(at + (i - (len(bars) - 1) / 2) * width, means, width, label=label)
-    ax.set_xticks(at, [LABELS[m].replace(" (", "\n(") for m in methods], fontsize=8)
+    ax.set_xticks(at, [m.label.replace(" (", "\n(") for m in methods], fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
@@ -511,11 +527,7 @@ def figure(runs: dict[str, list[dict[str, Any]]]):
     return fig
 
 
-def provenance(runs: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
-    """One row per record: run, seed, record file, epochs kept, wall time, commit, device."""
-    return pd.DataFrame([{"run": r["name"], "seed": r["spec"]["seed"],
-                          "record": f"{r['name']}-{r['spec_hash']}.json",
-                          "best epoch": r["metrics"].get("best_epoch", "—"),
-                          "wall time (s)": r["wall_time_s"],
-                          "commit": (r["environment"]["git_commit"] or "")[:10],
-                          "device": r["device"]} for rs in runs.values() for r in rs])
+def provenance(records: runs.Records) -> pd.DataFrame:
+    return runs.provenance(records, {
+        "best epoch": lambda r: r["metrics"].get("best_epoch", "—"),
+        "AutoAttack (%)": lambda r: round(100 * r["metrics"]["aa_acc"], 2)})

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from kdlib import chapters as registry
 from kdlib import config, paths, results
 
 
@@ -35,8 +36,8 @@ def check_profile(profile: str | Path) -> dict[str, config.Common]:
     """
     import papermill
 
-    chapters = config.load_profile(profile)
-    missing = [c for c in config.CHAPTERS if c not in chapters]
+    chapters = registry.load_profile(profile)
+    missing = [c for c in registry.REGISTRY if c not in chapters]
     if missing:
         raise config.ProfileError(f"profile {profile!r} has no parameters for {missing}")
     for chapter, cfg in chapters.items():
@@ -70,7 +71,7 @@ def write_benchmarks_page(site: Path) -> None:
     """The appendix page ``book/benchmarks.md``: the committed benchmark table
     (``benchmarks/results/latest.md``, with the machine it ran on) and the cost
     of the ``paper`` profile (:mod:`kdlib.costs`)."""
-    from kdlib import costs  # imports the chapter modules: only when a book is staged
+    from kdlib.tooling import costs  # imports the chapter modules: only when a book is staged
 
     folder = paths.REPO / "benchmarks" / "results"
     measured = (folder / "latest.md").read_text() if (folder / "latest.md").is_file() else (

@@ -1,0 +1,214 @@
+"""Table 4, Figure 1 and Figure 2: teacher-free distillation of a ResNet18.
+
+Rows: ``baseline`` (ResNet18, cross-entropy, shared with Table 3),
+``tf_kd_reg`` (distilled from the hand-made virtual teacher,
+:func:`kdlib.losses.tf_kd_reg`) and ``tf_kd_self`` (distilled from the trained
+``baseline`` of the same seed). Figure 1 draws the virtual teacher; Figure 2
+(chapter ``05_gradients``, the same runs) compares the gradients each run
+recorded while it trained.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+from kdlib import losses, paper, runs, stats
+from kdlib.chapters import images
+from kdlib.chapters.images import BASELINE, Method
+
+NAME = "04_teacher_free"
+
+
+@dataclass(frozen=True)
+class Params(images.TfKdLosses, images.ResNetRuns):
+    """Table 4 (and Figure 2, which reads its runs): the shared ResNet runs and the two
+    teacher-free losses."""
+
+
+def tf_kd_self_loss(cfg: Params) -> dict[str, Any]:
+    return images.hinton_loss(cfg.tf_self_temperature, cfg.tf_self_alpha)
+
+
+def tf_kd_reg_loss(cfg: Params) -> dict[str, Any]:
+    return {**images.tf_kd_reg_loss(cfg), "log_space": False}
+
+
+TF_KD_REG = Method("tf_kd_reg", "ResNet18: Tf-KD-reg", "resnet18", tf_kd_reg_loss)
+TF_KD_SELF = Method("tf_kd_self", "ResNet18: Tf-KD-self", "resnet18", tf_kd_self_loss,
+                    teacher=BASELINE)
+#: The rows, each after the method it learns from.
+METHODS = (BASELINE, TF_KD_REG, TF_KD_SELF)
+
+
+def plan(cfg: Params) -> list[runs.Run]:
+    return images.plan(cfg, NAME, METHODS)
+
+
+def table4(records: runs.Records) -> pd.DataFrame:
+    """Table 4: test accuracy (%) of the ResNet18 baseline, Tf-KD-reg and Tf-KD-self."""
+    t = paper.TABLE4
+    return images.comparison(records, [(BASELINE, t["baseline"], None),
+                                       (TF_KD_REG, t["tf_kd_reg"], BASELINE),
+                                       (TF_KD_SELF, t["tf_kd_self"], BASELINE)],
+                             t, paper.TABLE4_RUNS)
+
+
+# --- Figure 1: the virtual teacher -------------------------------------------------------------
+
+def virtual_teacher_formula(delta: float, num_classes: int,
+                            temperature: float) -> tuple[float, float]:
+    """Correct- and incorrect-class probability of the virtual teacher, in closed form.
+
+    ``softmax(p/T)`` of ``p = (δ, (1-δ)/(K-1), ...)``: the correct class gets
+    ``e^{δ/T} / (e^{δ/T} + (K-1)·e^{(1-δ)/((K-1)T)})``.
+    """
+    a = math.exp(delta / temperature)
+    b = math.exp((1 - delta) / (num_classes - 1) / temperature)
+    z = a + (num_classes - 1) * b
+    return a / z, b / z
+
+
+def virtual_teacher_curve(delta: float = 0.9, num_classes: int = 10,
+                          temperatures: Iterable[float] = range(1, 21)) -> pd.DataFrame:
+    """Figure 1's curves from the formula and from :func:`kdlib.losses.virtual_teacher`."""
+    rows = []
+    label = torch.tensor([0])
+    for t in temperatures:
+        correct, wrong = virtual_teacher_formula(delta, num_classes, float(t))
+        q = losses.virtual_teacher(label, num_classes, delta, float(t))[0].double()
+        rows.append({"T": float(t), "correct (formula)": correct, "incorrect (formula)": wrong,
+                     "correct (kdlib)": float(q[0]), "incorrect (kdlib)": float(q[1])})
+    return pd.DataFrame(rows).set_index("T")
+
+
+def figure1(curve: pd.DataFrame, delta: float = 0.9):
+    """The virtual teacher's correct- and incorrect-class probability against temperature."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for part, color in (("correct", "C0"), ("incorrect", "C3")):
+        ax.plot(curve.index, curve[f"{part} (formula)"], color=color, lw=2,
+                label=f"{part} class (formula)")
+        ax.plot(curve.index, curve[f"{part} (kdlib)"], "o", color=color, ms=4, mfc="none",
+                label=f"{part} class (kdlib.losses.virtual_teacher)")
+    ax.axhline(0.1, color="grey", lw=0.8, ls=":", label="uniform (1/K)")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("probability")
+    ax.set_title(f"Virtual teacher, δ = {delta:g}, K = {images.NUM_CLASSES}")
+    ax.set_xticks(range(0, 21, 2))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- Figure 2: gradients -----------------------------------------------------------------------
+
+GRADIENT_METHODS = tuple(m.name for m in METHODS)
+LABELS = {m.name: m.label for m in METHODS}
+
+
+def gradient_frame(records: runs.Records) -> pd.DataFrame:
+    """Long form of the recorded gradients: method, seed, position, stage, layer, value."""
+    rows = []
+    for method in GRADIENT_METHODS:
+        for r in records[method]:
+            g = r["metrics"]["gradients"]
+            if g is None:
+                raise ValueError(f"record {r['name']}-{r['spec_hash']} has no gradient samples")
+            for i, (stage, layer, v) in enumerate(zip(g["stage"], g["layer"],
+                                                      g["mean_abs_grad"], strict=True)):
+                rows.append({"method": method, "seed": r["spec"]["seed"], "position": i,
+                             "stage": stage, "layer": layer, "mean_abs_grad": v})
+    return pd.DataFrame(rows)
+
+
+def network_means(frame: pd.DataFrame) -> dict[str, list[float]]:
+    """Per method, each seed's mean over layers of the mean |gradient|."""
+    per_seed = frame.groupby(["method", "seed"])["mean_abs_grad"].mean()
+    return {m: per_seed[m].tolist() for m in GRADIENT_METHODS}
+
+
+def gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean |gradient| per stage (mean over seeds and the stage's layers), with the ratio
+    of each teacher-free run to the baseline and Welch's test on the per-seed network means."""
+    order = list(dict.fromkeys(frame.sort_values("position")["stage"]))
+    by_stage = (frame.groupby(["method", "stage"])["mean_abs_grad"].mean()
+                .unstack("stage")[order].reindex(list(GRADIENT_METHODS)))
+    means = network_means(frame)
+    out = by_stage.map(lambda v: f"{v:.3e}")
+    out["all layers"] = [stats.summarize(means[m]).mean for m in GRADIENT_METHODS]
+    base = out.loc["baseline", "all layers"]
+    out["ratio to baseline"] = [f"{v / base:.2f}" for v in out["all layers"]]
+    out["Welch p vs baseline"] = ["—"] + [images.fmt_p(stats.welch_p(means[m], means["baseline"]))
+                                          for m in GRADIENT_METHODS[1:]]
+    out["all layers"] = [f"{v:.3e}" for v in out["all layers"]]
+    out.index = [LABELS[m] for m in GRADIENT_METHODS]
+    return out
+
+
+def gradient_sentences(frame: pd.DataFrame) -> list[str]:
+    """One plain-words line per teacher-free method: larger gradients than the baseline?"""
+    means = network_means(frame)
+    base = stats.summarize(means["baseline"])
+    lines = []
+    for m in GRADIENT_METHODS[1:]:
+        s = stats.summarize(means[m])
+        ratio = s.mean / base.mean
+        p = stats.welch_p(means[m], means["baseline"])
+        seeds_larger = sum(a > b for a, b in zip(means[m], means["baseline"], strict=True))
+        if s.n < 2:
+            verdict = "from a single seed, so nothing can be said about the spread"
+        elif ratio > 1 and p < 0.05:
+            verdict = "larger than the baseline's, beyond the seed-to-seed spread"
+        elif ratio > 1:
+            verdict = "larger on average, but not clearly beyond the seed-to-seed spread"
+        else:
+            verdict = "not larger than the baseline's"
+        lines.append(f"{LABELS[m]}: mean |gradient| over all layers is {ratio:.2f}× the "
+                     f"baseline's (larger on {seeds_larger} of {s.n} paired seeds, Welch p = "
+                     f"{images.fmt_p(p)}): {verdict}.")
+    return lines
+
+
+def gradient_heatmap(frame: pd.DataFrame):
+    """Figure 2: mean |gradient| of every layer (columns, grouped by stage) for each method
+    (rows), averaged over seeds; below, each method's ratio to the baseline."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm, TwoSlopeNorm
+
+    table = (frame.groupby(["method", "position"])["mean_abs_grad"].mean()
+             .unstack("position").reindex(list(GRADIENT_METHODS)))
+    layers = frame.drop_duplicates("position").sort_values("position")
+    values = table.to_numpy()
+    ratio = np.log2(values / values[0])
+    fig, axes = plt.subplots(2, 1, figsize=(10, 4.8), sharex=True)
+    im = axes[0].imshow(values, aspect="auto", cmap="viridis",
+                        norm=LogNorm(values.min(), values.max()))
+    fig.colorbar(im, ax=axes[0], label="mean |gradient|", pad=0.01)
+    lim = max(float(np.abs(ratio).max()), 1e-3)
+    im2 = axes[1].imshow(ratio, aspect="auto", cmap="RdBu_r",
+                         norm=TwoSlopeNorm(0.0, -lim, lim))
+    fig.colorbar(im2, ax=axes[1], label="log₂ ratio to baseline", pad=0.01)
+    stages = layers["stage"].tolist()
+    bounds = [i for i in range(1, len(stages)) if stages[i] != stages[i - 1]]
+    centers = {}
+    for i, s in enumerate(stages):
+        centers.setdefault(s, []).append(i)
+    for ax in axes:
+        ax.set_yticks(range(len(GRADIENT_METHODS)))
+        ax.set_yticklabels([LABELS[m].removeprefix("ResNet18: ") for m in GRADIENT_METHODS])
+        for b in bounds:
+            ax.axvline(b - 0.5, color="white", lw=1.5)
+    axes[1].set_xticks([float(np.mean(v)) for v in centers.values()])
+    axes[1].set_xticklabels(list(centers))
+    axes[1].set_xlabel("layer (convolutions and the linear head, in network order), by stage")
+    fig.tight_layout()
+    return fig

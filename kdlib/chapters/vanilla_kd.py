@@ -1,0 +1,149 @@
+"""Table 1: Hinton's distillation of a 784-1200-1200-10 MLP into a 784-400-10 MLP on MNIST.
+
+Runs, per seed: the ``teacher``; a ``student`` trained on the labels alone; a
+``student_kd`` trained with Hinton's loss from the teacher of the same seed.
+On the first seed, ``student_kd_sweep`` repeats the KD student for every
+temperature × α of the profile's sweep. Both students share one recipe and
+seed; only the objective differs.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from kdlib import models, objectives, paper, report, runs, training
+from kdlib.chapters import mnist
+from kdlib.config import between, ge
+
+NAME = "01_vanilla_kd"
+
+
+@dataclass(frozen=True)
+class Params(mnist.MnistTeacher):
+    """Table 1: the shared MNIST teacher, and the students' recipe and KD settings."""
+
+    student_epochs: int = field(default=1, metadata=ge(1))
+    student_lr: float = field(default=0.05, metadata={"gt": 0})
+    temperature: float = field(default=4.0, metadata={"gt": 0})
+    alpha: float = field(default=0.9, metadata=between(0, 1))
+    sweep_temperatures: list[float] = field(default_factory=list, metadata={"gt": 0})
+    sweep_alphas: list[float] = field(default_factory=list, metadata=between(0, 1))
+
+
+@dataclass(frozen=True)
+class KD:
+    """Hinton's loss settings of a distilled student."""
+
+    temperature: float
+    alpha: float
+
+
+# --- specs --------------------------------------------------------------------------------------
+
+def student_recipe(cfg: Params) -> training.Recipe:
+    return mnist.student_recipe(cfg, cfg.student_epochs, cfg.student_lr)
+
+
+def student_spec(cfg: Params, seed: int, kd: KD | None) -> dict[str, Any]:
+    """Spec of a student trained on the labels alone (`kd` None) or distilled."""
+    spec: dict[str, Any] = {"model": "mlp-400", "data": mnist.data_spec(cfg),
+                            "recipe": student_recipe(cfg).as_dict(), "seed": seed}
+    if kd is not None:
+        spec["kd"] = {"temperature": kd.temperature, "alpha": kd.alpha,
+                      "teacher": mnist.teacher_spec(cfg, seed)}
+    return spec
+
+
+# --- computing a run ----------------------------------------------------------------------------
+
+def _metrics(model: nn.Module, history: list[dict], setup: mnist.MnistSetup) -> dict[str, Any]:
+    acc = training.accuracy(model, setup.x_test, setup.y_test)
+    return {"test_acc": acc, "test_errors": round((1 - acc) * len(setup.y_test)),
+            "final_train_loss": history[-1]["loss"] if history else None,
+            "history": history}
+
+
+def teacher_metrics(cfg: Params, seed: int, *, progress: bool = True) -> dict[str, Any]:
+    """The teacher's test accuracy and loss history (trained only if no checkpoint exists)."""
+    setup = mnist.load(cfg)
+    return _metrics(*mnist.teacher(cfg, seed, setup, progress), setup)
+
+
+def student_metrics(cfg: Params, seed: int, kd: KD | None, *,
+                    progress: bool = True) -> dict[str, Any]:
+    """Train a student on un-augmented images; with `kd`, the teacher's logits are
+    computed once and Hinton's loss replaces cross-entropy."""
+    setup = mnist.load(cfg)
+    targets: training.Targets = setup.y_train
+    objective = objectives.supervised()
+    if kd is not None:
+        logits = training.predict(mnist.teacher(cfg, seed, setup, progress)[0], setup.x_train)
+        targets = {"labels": setup.y_train, "teacher_logits": logits}
+        objective = objectives.distillation_from_logits(kd.temperature, kd.alpha)
+    model = training.seeded(seed, models.student_mlp).to(setup.device)
+    history = training.train(model, objective, setup.x_train, targets, student_recipe(cfg),
+                             seed=seed, desc=f"student{'' if kd is None else ' KD'} seed {seed}",
+                             progress=progress)
+    return _metrics(model, history, setup)
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+def plan(cfg: Params) -> list[runs.Run]:
+    """Teachers, both students per seed, and the sweep's KD students on the first seed."""
+    device = str(training.resolve_device(cfg.device))
+    student = runs.train_flops(mnist.macs("student"), cfg.train_size * cfg.student_epochs)
+    logits = runs.forward_flops(mnist.macs("teacher"), cfg.train_size)
+
+    def run(name: str, spec: dict, compute, **kw) -> runs.Run:
+        return runs.Run(cfg.profile, NAME, name, spec, compute, device=device, family="mlp",
+                        **kw)
+
+    def student_run(name: str, seed: int, kd: KD | None) -> runs.Run:
+        needs = () if kd is None else (mnist.teacher_checkpoint(cfg, seed),)
+        return run(name, student_spec(cfg, seed, kd),
+                   functools.partial(student_metrics, cfg, seed, kd), needs=needs,
+                   flops=student + (logits if kd else 0.0))
+
+    plan = [run("teacher", mnist.teacher_spec(cfg, s), functools.partial(teacher_metrics, cfg, s),
+                trains=mnist.teacher_checkpoint(cfg, s), flops=mnist.teacher_flops(cfg))
+            for s in cfg.seeds]
+    for s in cfg.seeds:
+        plan += [student_run("student", s, None),
+                 student_run("student_kd", s, KD(cfg.temperature, cfg.alpha))]
+    plan += [student_run("student_kd_sweep", cfg.seeds[0], KD(t, a))
+             for t in cfg.sweep_temperatures for a in cfg.sweep_alphas]
+    return plan
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+ROWS = (("Teacher 784-1200-1200-10", "teacher_acc", "teacher"),
+        ("Student 784-400-10, no KD", "student_acc", "student"),
+        ("Student 784-400-10, KD", "student_kd_acc", "student_kd"))
+
+
+def table1(records: runs.Records) -> pd.DataFrame:
+    """Table 1: the paper's accuracies beside this build's."""
+    return report.comparison_table(
+        report.comparison_row(label, paper.TABLE1[ref], report.metric(records[name]))
+        for label, ref, name in ROWS)
+
+
+def sweep_table(records: runs.Records) -> pd.DataFrame:
+    """KD student accuracy (%) on the first seed for each temperature (rows) × α (columns)."""
+    rows = [{"temperature": r["spec"]["kd"]["temperature"], "alpha": r["spec"]["kd"]["alpha"],
+             "test acc (%)": 100 * r["metrics"]["test_acc"]}
+            for r in records.get("student_kd_sweep", [])]
+    frame = pd.DataFrame(rows, columns=["temperature", "alpha", "test acc (%)"])
+    return frame.pivot(index="temperature", columns="alpha", values="test acc (%)").round(2)
+
+
+def provenance(records: runs.Records) -> pd.DataFrame:
+    return runs.provenance(records, {
+        "test acc (%)": lambda r: round(100 * r["metrics"]["test_acc"], 2)})

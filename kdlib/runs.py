@@ -1,0 +1,169 @@
+"""The one run abstraction: a chapter declares its runs once, everything else reads the list.
+
+A chapter's ``plan(cfg) -> list[Run]`` names every run it needs: the record it
+writes (profile, chapter folder, short name and full spec), how to compute its
+metrics, which trained network it produces or loads, and what it costs. From
+that single list
+
+- :func:`run_all` executes what is missing and returns every record (a notebook);
+- :func:`saved` reads the records already on disk without computing anything
+  (another profile's committed records);
+- :mod:`kdlib.tooling.jobs` spreads the missing runs over processes or SLURM;
+- :mod:`kdlib.tooling.costs` adds up their FLOPs;
+- :func:`provenance` tables where each number came from.
+
+A record is written only after its computation returns, so an interrupted run
+leaves nothing half-written, and the next call resumes with the runs not done.
+Trained networks keep their own every-epoch resume files (:mod:`kdlib.checkpoints`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kdlib import results
+
+#: Records of a chapter grouped by run name, in plan order, each list in seed order.
+Records = dict[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a chapter: its record and how to make it.
+
+    `compute(progress=...)` returns the run's metrics (a JSON-able dict); it must
+    be picklable (a :func:`functools.partial` of a module-level function) so that
+    a worker process can call it. `trains` names the checkpoint of the network the
+    run trains (runs that share it train it once), `needs` the checkpoints it
+    loads (its teachers). `flops` estimates the training, counted once per
+    `trains`; `eval_flops` the evaluation, counted for every run. `family`
+    (``mlp`` or ``resnet``) says which measured CPU speed applies to it.
+    """
+
+    profile: str
+    chapter: str
+    name: str
+    spec: Mapping[str, Any]
+    compute: Callable[..., Mapping[str, Any]]
+    device: str = "cpu"
+    trains: str | None = None
+    needs: tuple[str, ...] = ()
+    flops: float = 0.0
+    eval_flops: float = 0.0
+    family: str = "resnet"
+
+    @property
+    def spec_hash(self) -> str:
+        return results.spec_hash(self.spec)
+
+    @property
+    def path(self) -> Path:
+        return results.record_path(self.profile, self.chapter, self.name, self.spec)
+
+    @property
+    def done(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def seed(self) -> int | None:
+        return self.spec.get("seed")
+
+    @property
+    def label(self) -> str:
+        return f"{self.chapter}/{self.name}-{self.spec_hash} (seed {self.seed})"
+
+    def load(self) -> dict[str, Any]:
+        return results.load_record(self.path)
+
+    def execute(self, progress: bool = True) -> dict[str, Any]:
+        """The run's record: read from disk, or computed now and then saved."""
+        if self.done:
+            return self.load()
+        start = dt.datetime.now(dt.UTC)
+        t0 = time.perf_counter()
+        metrics = dict(self.compute(progress=progress))
+        record = {
+            "profile": self.profile, "chapter": self.chapter, "name": self.name,
+            "spec": dict(self.spec), "spec_hash": self.spec_hash, "metrics": metrics,
+            "wall_time_s": round(time.perf_counter() - t0, 3),
+            "started_utc": start.isoformat(timespec="seconds"), "device": self.device,
+            "environment": results.environment(),
+        }
+        results.write_record(self.path, record)
+        return self.load()  # the JSON form, identical to what a later call reads
+
+
+def group(records: Iterable[Mapping[str, Any]]) -> Records:
+    """Records grouped by run name, in the order given."""
+    out: Records = {}
+    for r in records:
+        out.setdefault(r["name"], []).append(dict(r))
+    return out
+
+
+def run_all(plan: Sequence[Run], progress: bool = True) -> Records:
+    """Every record of `plan`, computing the missing ones in plan order."""
+    todo = sum(not r.done for r in plan)
+    if progress and todo:
+        print(f"{len(plan)} runs: {len(plan) - todo} already recorded, {todo} to compute",
+              flush=True)
+    return group(r.execute(progress) for r in plan)
+
+
+def saved(plan: Sequence[Run]) -> Records | None:
+    """The records of `plan` already on disk, or None if any is missing (computes nothing)."""
+    if not all(r.done for r in plan):
+        return None
+    return group(r.load() for r in plan)
+
+
+def unique(plan: Iterable[Run]) -> list[Run]:
+    """`plan` without repeats of the same record (two chapters may plan the same run)."""
+    seen: dict[Path, Run] = {}
+    for r in plan:
+        seen.setdefault(r.path, r)
+    return list(seen.values())
+
+
+def provenance(records: Records,
+               columns: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None
+               ) -> pd.DataFrame:
+    """One row per record: run, seed, record file, the chapter's `columns`, wall time,
+    commit and device."""
+    rows = []
+    for recs in records.values():
+        for r in recs:
+            env = r["environment"]
+            commit = (env.get("git_commit") or "")[:10]
+            rows.append({"run": r["name"], "seed": r["spec"].get("seed"),
+                         "record": f"{r['name']}-{r['spec_hash']}.json",
+                         **{k: f(r) for k, f in (columns or {}).items()},
+                         "wall time (s)": round(r["wall_time_s"], 1),
+                         "commit": commit + (" (modified)" if env.get("git_dirty") else ""),
+                         "device": r["device"]})
+    return pd.DataFrame(rows)
+
+
+# --- cost conventions ---------------------------------------------------------------------------
+
+def forward_flops(macs: float, images: float) -> float:
+    """FLOPs of forward passes over `images`: 2 per multiply-accumulate (biases ignored)."""
+    return 2 * macs * images
+
+
+def train_flops(macs: float, images: float, *, teacher_macs: float = 0.0,
+                attack_steps: int = 0) -> float:
+    """FLOPs of training on `images` (epochs × examples) with a network of `macs` per image.
+
+    A step costs 3 forward passes per image (the backward pass about twice the
+    forward); PGD-k adversarial training costs k + 1 such steps (each attack step is a
+    forward and a backward pass to the input); a frozen teacher adds one forward pass.
+    """
+    return forward_flops(3 * macs * (attack_steps + 1) + teacher_macs, images)

@@ -1,0 +1,107 @@
+"""What a profile costs: FLOPs per chapter and run, in hours on one assumed GPU.
+
+The FLOPs come from the runs each chapter plans (:attr:`kdlib.runs.Run.flops`
+and ``eval_flops``, conventions in :func:`kdlib.runs.train_flops`). A network
+that several runs share (a teacher, the ResNet18 baseline of Tables 3 and 4) is
+counted once, for the first run that trains it.
+
+Hours divide the FLOPs by one *assumed* rate, :data:`H100_IMAGES_PER_S`: ResNet18
+CIFAR training in bf16 on one H100 at that many images a second, the speed
+target set for kdlib's engine, not a measurement. Small MLPs reach far less of a
+GPU (kernel launches dominate), but their rows take minutes either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdlib import models
+from kdlib.tooling import jobs
+
+#: The one throughput assumption: ResNet18 CIFAR training images per second, bf16, one H100.
+H100_IMAGES_PER_S = 20_000
+
+
+@dataclass(frozen=True)
+class Row:
+    """The runs of one name in one chapter, and their compute."""
+
+    chapter: str
+    what: str
+    runs: int
+    flops: float
+    note: str = ""
+    family: str = "resnet"  # "mlp" or "resnet": which measured CPU rate applies
+
+
+def achieved_flops(images_per_s: float = H100_IMAGES_PER_S) -> float:
+    """FLOP/s that ResNet18 CIFAR training at `images_per_s` amounts to (3 forward passes
+    per image, 2 FLOPs per multiply-accumulate)."""
+    macs = models.count_cost(models.resnet18(), (3, 32, 32)).macs
+    return images_per_s * 6 * macs
+
+
+def rows(profile: str | Path = "paper") -> list[Row]:
+    """One row per chapter and run name of `profile`, networks shared between runs counted
+    once."""
+    trained: dict[str, str] = {}  # checkpoint -> the chapter that trains it first
+    grouped: dict[tuple[str, str], list[float]] = {}
+    notes: dict[tuple[str, str], set[str]] = {}
+    family: dict[tuple[str, str], str] = {}
+    for run in jobs.plan(profile):
+        key = (run.chapter, run.name)
+        flops = run.eval_flops
+        if run.trains is None or run.trains not in trained:
+            flops += run.flops
+            if run.trains is not None:
+                trained[run.trains] = run.chapter
+        else:
+            notes.setdefault(key, set()).add(f"network trained by {trained[run.trains]}")
+        grouped.setdefault(key, []).append(flops)
+        family[key] = run.family
+    return [Row(chapter, name, len(f), sum(f), "; ".join(sorted(notes.get((chapter, name), ()))),
+                family[(chapter, name)])
+            for (chapter, name), f in grouped.items()]
+
+
+def _hours(flops: float, rate: float) -> str:
+    h = flops / rate / 3600
+    if h == 0:
+        return "0"
+    return "< 0.01" if h < 0.01 else f"{h:,.2f}" if h < 10 else f"{h:,.0f}"
+
+
+def cost_markdown(profile: str | Path = "paper", *, chapters: set[str] | None = None,
+                  cpu_rate: Callable[[Row], float | None] | None = None) -> str:
+    """The cost table of `profile` (of `chapters` only, when given) in Markdown, with its
+    assumption. `cpu_rate(row)` may give a measured FLOP/s for a row's family, which adds
+    a column of hours at that rate."""
+    rate = achieved_flops()
+    table = [r for r in rows(profile) if chapters is None or r.chapter in chapters]
+    head = "| chapter | runs of | how many | PFLOP total | H100 hours |"
+    sep = "|---|---|---|---|---|"
+    if cpu_rate:
+        head += " hours on the benchmark's CPU |"
+        sep += "---|"
+    lines = [head + " note |", sep + "---|"]
+    for r in table:
+        cells = [r.chapter, r.what, str(r.runs), f"{r.flops / 1e15:.3g}", _hours(r.flops, rate)]
+        if cpu_rate:
+            cpu = cpu_rate(r)
+            cells.append(_hours(r.flops, cpu) if cpu else "—")
+        lines.append("| " + " | ".join(cells + [r.note]) + " |")
+    total = sum(r.flops for r in table)
+    lines.append(f"| **total** | | | **{total / 1e15:.3g}** | **{_hours(total, rate)}** |"
+                 + (" |" if cpu_rate else "") + " |")
+    return "\n".join([
+        *lines, "",
+        f"Hours assume one H100 sustaining what ResNet18 CIFAR training in bf16 at "
+        f"{H100_IMAGES_PER_S:,} images/s amounts to, {rate / 1e12:.1f} TFLOP/s, for every "
+        f"row: the speed target set for kdlib's engine, an assumption rather than a "
+        f"measurement. At a more conservative 20 TFLOP/s multiply the hours by "
+        f"{rate / 20e12:.1f}. FLOPs count 2 per multiply-accumulate and 3 forward passes per "
+        f"trained image, a teacher's forward pass where one is used, k + 1 such steps for "
+        f"PGD-k training, and the evaluation (AutoAttack estimated at the paper's Table 5 "
+        f"accuracies). A network shared between runs is counted once.", ""])

@@ -1,0 +1,69 @@
+"""The run abstraction: a record is computed once, written whole, and found by its hash."""
+
+import functools
+import json
+
+import pytest
+
+from kdlib import runs
+
+
+def metrics(calls, value, *, progress=True):
+    calls.append(progress)
+    return {"test_acc": value}
+
+
+def boom(*, progress=True):
+    raise KeyboardInterrupt
+
+
+def make(name="run", seed=0, compute=None, chapter="ch"):
+    calls = []
+    compute = compute or functools.partial(metrics, calls, 0.5)
+    return runs.Run("unit", chapter, name, {"seed": seed}, compute), calls
+
+
+def test_a_run_computes_once_and_records_provenance():
+    run, calls = make()
+    first, second = run.execute(), run.execute()
+    assert calls == [True] and first == second
+    rec = json.loads(run.path.read_text())
+    assert run.path.name == f"run-{run.spec_hash}.json"
+    assert rec["metrics"] == {"test_acc": 0.5} and rec["spec"] == {"seed": 0}
+    for key in ("profile", "wall_time_s", "device", "spec_hash", "started_utc"):
+        assert key in rec
+    assert {"git_commit", "git_dirty", "packages", "python"} <= set(rec["environment"])
+    assert rec["environment"]["packages"]["torch"]
+
+
+def test_an_interrupted_run_leaves_no_record_and_the_others_stay():
+    done, _ = make("done")
+    broken, _ = make("broken", compute=boom)
+    with pytest.raises(KeyboardInterrupt):
+        runs.run_all([done, broken], progress=False)
+    assert done.done and not broken.done
+    assert runs.saved([done, broken]) is None
+    assert runs.saved([done]) == {"done": [done.load()]}
+
+
+def test_records_are_grouped_by_name_in_plan_order():
+    plan = [make("b", 0)[0], make("a", 0)[0], make("b", 1)[0]]
+    records = runs.run_all(plan, progress=False)
+    assert list(records) == ["b", "a"]
+    assert [r["spec"]["seed"] for r in records["b"]] == [0, 1]
+    table = runs.provenance(records, {"acc": lambda r: r["metrics"]["test_acc"]})
+    assert list(table["run"]) == ["b", "b", "a"] and list(table["acc"]) == [0.5] * 3
+    assert table["record"][0] == f"b-{plan[0].spec_hash}.json"
+
+
+def test_unique_keeps_the_first_of_equal_records():
+    a, b, c = make("x")[0], make("x")[0], make("y")[0]
+    out = runs.unique([a, b, c])
+    assert len(out) == 2 and out[0] is a and out[1] is c
+
+
+def test_cost_conventions_by_hand():
+    assert runs.forward_flops(10, 3) == 60
+    assert runs.train_flops(10, 3) == 180  # 3 forward passes per image
+    assert runs.train_flops(10, 3, teacher_macs=5) == 180 + 30
+    assert runs.train_flops(10, 3, attack_steps=7) == 8 * 180

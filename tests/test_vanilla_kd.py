@@ -1,0 +1,58 @@
+"""The MNIST runs of Table 1 end to end on a small real subset: caching and teacher reuse."""
+
+import dataclasses
+
+import pytest
+
+from kdlib import checkpoints, results, runs
+from kdlib.chapters import mnist
+from kdlib.chapters import vanilla_kd as chapter
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return dataclasses.replace(chapter.Params(), profile="unit", train_size=512, device="cpu")
+
+
+def by_name(plan):
+    return {(r.name, r.seed): r for r in plan}
+
+
+def test_runs_are_recorded_and_reused(cfg, monkeypatch):
+    plan = by_name(chapter.plan(cfg))
+    kd = plan[("student_kd", 0)].execute(progress=False)
+    # distilling trained (and cached) the teacher it needed
+    assert checkpoints.checkpoint_path("mnist-teacher", mnist.teacher_spec(cfg, 0)).is_file()
+    assert 0.0 <= kd["metrics"]["test_acc"] <= 1.0
+    assert kd["spec"]["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
+
+    # from now on nothing may train: every call must come from a record or checkpoint
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(chapter.training, "train", no_training)
+    monkeypatch.setattr(mnist.training, "train", no_training)
+    teacher = plan[("teacher", 0)].execute(progress=False)  # weights from the checkpoint cache
+    assert teacher["metrics"]["history"]  # the loss history travelled with the weights
+    assert plan[("student_kd", 0)].execute() == kd
+    assert runs.saved(list(plan.values())) is None  # the no-KD student is still missing
+
+
+def test_student_specs_differ_only_in_the_kd_term(cfg):
+    plain = chapter.student_spec(cfg, 1, None)
+    kd = chapter.student_spec(cfg, 1, chapter.KD(4.0, 0.9))
+    assert {k: v for k, v in kd.items() if k != "kd"} == plain
+    assert results.spec_hash(plain) != results.spec_hash(kd)
+
+
+def test_the_plan_declares_every_run_once_with_its_teacher(cfg):
+    cfg = dataclasses.replace(cfg, seeds=[0, 1], sweep_temperatures=[2.0, 8.0],
+                              sweep_alphas=[0.5])
+    plan = chapter.plan(cfg)
+    assert [r.name for r in plan] == (["teacher"] * 2 + ["student", "student_kd"] * 2
+                                      + ["student_kd_sweep"] * 2)
+    assert len({r.path for r in plan}) == len(plan)
+    teacher = {r.seed: r.trains for r in plan if r.name == "teacher"}
+    assert all(r.needs == (teacher[r.seed],) for r in plan if "kd" in r.name)
+    sweep = [r.spec["kd"] for r in plan if r.name == "student_kd_sweep"]
+    assert [(k["temperature"], k["alpha"]) for k in sweep] == [(2.0, 0.5), (8.0, 0.5)]
