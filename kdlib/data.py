@@ -73,6 +73,18 @@ class ImageData:
     source: str
 
 
+@dataclass(frozen=True)
+class OnDevice:
+    """A data set's train and test tensors (floats in [0, 1]) on a device, and its source."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    source: str
+    device: torch.device
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -169,16 +169,8 @@ def recipe(cfg: ImageRuns) -> training.Recipe:
 
 # --- data and networks --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ImageSetup:
-    """Training and test tensors (floats in [0, 1]) on the run's device, and their source."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    source: str
-    device: torch.device
+#: Training and test tensors (floats in [0, 1]) on the run's device, and their source.
+ImageSetup = data.OnDevice
 
 
 def load(cfg: ImageRuns) -> ImageSetup:

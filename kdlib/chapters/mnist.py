@@ -38,15 +38,9 @@ class MnistTeacher(Common):
 
 
 @dataclass(frozen=True)
-class MnistSetup:
-    """Train and test tensors on the run's device, and where they came from."""
+class MnistSetup(data.OnDevice):
+    """The chapter's tensors on its device, and where each training image came from."""
 
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    source: str
-    device: torch.device
     #: Position of each training image in the data set's full training split (on the CPU).
     train_index: torch.Tensor
 

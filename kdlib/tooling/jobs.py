@@ -44,6 +44,19 @@ class Outcome:
     ran: list[Run] = field(default_factory=list)
     failed: list[tuple[Run, str]] = field(default_factory=list)
 
+    def settle(self, run: Run, result: Callable[[], Any], note: Callable[[Any], str],
+               log: Callable[[str], None]) -> None:
+        """Wait for `result()` of `run` and file it under ran or failed. A failure is
+        reported and kept; the other runs go on."""
+        try:
+            value = result()
+        except Exception as err:
+            self.failed.append((run, f"{type(err).__name__}: {err}"))
+            log(f"[jobs] FAILED {run.label}: {type(err).__name__}: {err}")
+        else:
+            self.ran.append(run)
+            log(f"[jobs] done {run.label}{note(value)}")
+
 
 def plan(profile: str | Path, chapters: Sequence[str] | None = None) -> list[Run]:
     """The runs of `chapters` (default: all) of `profile`, each record once.
@@ -119,15 +132,7 @@ def run_local(jobs: Sequence[Run], workers: int, *, gpus: list[str] | None = Non
                              initargs=(slots, gpus, threads)) as pool:
         futures = {pool.submit(_execute, job): job for job in todo}
         for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                seconds = fut.result()
-            except Exception as err:  # report every failure, keep the other runs going
-                out.failed.append((job, f"{type(err).__name__}: {err}"))
-                log(f"[jobs] FAILED {job.label}: {type(err).__name__}: {err}")
-            else:
-                out.ran.append(job)
-                log(f"[jobs] done {job.label} in {seconds:.0f} s")
+            out.settle(futures[fut], fut.result, lambda seconds: f" in {seconds:.0f} s", log)
     return out
 
 
@@ -166,12 +171,5 @@ def run_slurm(jobs: Sequence[Run], *, folder: Path | None = None, partition: str
     log(f"[jobs] submitted {len(todo)} runs ({executor.cluster}); {len(out.cached)} cached; "
         f"logs in {folder}")
     for job, handle in zip(todo, handles, strict=True):
-        try:
-            handle.result()
-        except Exception as err:
-            out.failed.append((job, f"{type(err).__name__}: {err}"))
-            log(f"[jobs] FAILED {job.label} (job {handle.job_id}): {err}")
-        else:
-            out.ran.append(job)
-            log(f"[jobs] done {job.label} (job {handle.job_id})")
+        out.settle(job, handle.result, lambda _, h=handle: f" (job {h.job_id})", log)
     return out
