@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env data unit smoke-book nbval lint bench clean
+.PHONY: book test env data unit smoke-book nbval browser-check paper-shape lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=..." >&2; exit 1; }
@@ -40,8 +40,18 @@ nbval: smoke-book
 	  $(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax _build/smoke/site/book/chapters; \
 	  rc=$$?; rm -rf $$tmp; exit $$rc
 
-## test: lint, unit tests, the smoke book and nbval on its executed notebooks
-test: lint unit nbval
+## browser-check: every page of the smoke book in headless Chromium (Debian: apt-get install
+## chromium): math rendered offline, figures loaded, glued values present
+browser-check: smoke-book
+	$(PY) -m kdlib browser-check smoke
+
+## paper-shape: every chapter with the paper profile's settings at a tiny size (CIFAR-10
+## stand-in folder, full-width networks, AutoAttack over several chunks), in _build/paper-shape
+paper-shape: env data
+	$(PY) -m kdlib paper-shape
+
+## test: lint, unit tests, the smoke book, nbval on its executed notebooks, the paper shape
+test: lint unit nbval browser-check paper-shape
 
 bench: env
 	$(PY) -m benchmarks.run

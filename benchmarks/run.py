@@ -21,9 +21,11 @@ What is compared, on the same machine, model, optimiser and batch size:
 Each case is warmed up, then timed `repeats` times, the two sides alternating
 (ABBA) so that a drifting load hits both alike; the median is reported.
 On CUDA kdlib trains in bf16 autocast with channels-last convolutions; on a CPU
-it is timed in its opt-in fast path (fused SGD, cheap dropout masks, and bf16 where
-the CPU has bf16 matrix units) and in the default engine the chapters use. The
-reference loop stays in float32, as textbooks write it.
+it is timed in each of its engines (:func:`kdlib.training.engine_for`): the
+default ``fast`` one (float32, fused SGD, cheap dropout masks), ``bf16`` where the
+CPU has bf16 matrix units, and the textbook ``float32`` one. The reference loop
+stays in float32, as textbooks write it. ``benchmarks/parity.py`` measures what
+the engines do to accuracy.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Settings:
     repeats: int = 3
     matmul_n: int = 2048
     compile: bool = False
-    cpu_bf16: bool = False  # a CPU's fast path in bf16 (else float32); see `engines`
+    cpu_bf16: bool = False  # also time the bf16 engine on a CPU; see `engines`
 
 
 def default_settings(device: torch.device, quick: bool) -> Settings:
@@ -216,24 +218,25 @@ def reference_train(model: nn.Module, dataset: TextbookDataset, settings: Settin
 
 # --- the engines, side by side -------------------------------------------------------------------
 
-def kdlib_recipe(settings: Settings, crop_flip: bool, **flags: bool) -> training.Recipe:
+def kdlib_recipe(settings: Settings, crop_flip: bool,
+                 engine: training.EngineName = "fast") -> training.Recipe:
     """The reference's optimiser (SGD, momentum 0.9, Nesterov, wd 5e-4) at a constant lr."""
     return training.Recipe(epochs=1, batch_size=settings.batch_size, lr=settings.lr,
                            momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="constant",
-                           crop_flip=crop_flip, compile=settings.compile, **flags)
+                           crop_flip=crop_flip, compile=settings.compile, engine=engine)
 
 
 def engines(settings: Settings, crop_flip: bool,
             device: torch.device) -> dict[str, training.Recipe]:
-    """The kdlib recipes to time. On a CPU: the fast path (in bf16 where the CPU has bf16
-    matrix units, else in float32), the float32 fast path beside a bf16 one, and the default
-    engine the chapters' records were made with."""
+    """The kdlib recipes to time, the fastest first (``kdlib``). On a CPU: ``bf16`` where the
+    CPU has bf16 matrix units, then the default ``fast`` engine (``kdlib_fast`` when it is
+    not the fastest) and the textbook ``float32`` one (``kdlib_float32``)."""
     if device.type == "cuda":
         return {"kdlib": kdlib_recipe(settings, crop_flip)}
-    out = {"kdlib": kdlib_recipe(settings, crop_flip, cpu_fast=True, cpu_bf16=settings.cpu_bf16)}
+    out = {"kdlib": kdlib_recipe(settings, crop_flip, "bf16" if settings.cpu_bf16 else "fast")}
     if settings.cpu_bf16:
-        out["kdlib_fp32"] = kdlib_recipe(settings, crop_flip, cpu_fast=True)
-    out["kdlib_default"] = kdlib_recipe(settings, crop_flip)
+        out["kdlib_fast"] = kdlib_recipe(settings, crop_flip, "fast")
+    out["kdlib_float32"] = kdlib_recipe(settings, crop_flip, "float32")
     return out
 
 
@@ -274,10 +277,10 @@ def compare_training(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         out.update({f"{k}_seconds": v, f"{k}_images_per_s": rate,
                     f"{k}_ms_per_step": 1000 * bs / rate})
     for k, recipe in recipes.items():
+        eng = training.engine_for(device.type, recipe)
         out[f"{k}_ratio"] = out[f"{k}_images_per_s"] / out["reference_images_per_s"]
-        out[f"{k}_precision"] = ("bf16 autocast" if device.type == "cuda" or recipe.cpu_bf16
-                                 else "float32") + (", fused SGD" if device.type == "cuda"
-                                                    or recipe.cpu_fast else "")
+        out[f"{k}_precision"] = ("bf16 autocast" if eng.autocast else "float32") + (
+            ", fused SGD" if eng.fused_sgd else "")
     out["ratio"] = out["kdlib_ratio"]
     return out
 
@@ -356,27 +359,33 @@ def bench_peak(settings: Settings, device: torch.device) -> dict[str, Any]:
 def summarise(cases: dict[str, Any], device: torch.device) -> dict[str, float]:
     """The four ratios of the issue's targets, and the others the report shows.
 
-    On a CPU the FLOP-rate target is kdlib's float32 fast path against the float32 peak;
-    the default engine against the same peak, and a bf16 fast path against the bf16 peak,
-    are reported beside it. On CUDA kdlib trains in bf16, against the bf16 peak.
+    On a CPU the FLOP-rate target is kdlib's default (``fast``, float32) engine against the
+    float32 peak; the textbook float32 engine against the same peak, and the bf16 engine
+    against the bf16 peak, are reported beside it. On CUDA kdlib trains in bf16, against
+    the bf16 peak.
     """
     mlp, rn, peak = cases["mlp"], cases["resnet18"], cases["peak"]
     cuda = device.type == "cuda"
-    bf16 = cuda or "kdlib_fp32" in mlp["engines"]
-    fp32_fast = "kdlib_fp32" if "kdlib_fp32" in mlp["engines"] else "kdlib"
+    bf16 = cuda or "kdlib_fast" in mlp["engines"]
+    fast = default_engine(mlp)
     out = {"mlp": mlp["ratio"], "resnet18": rn["ratio"], "pgd": cases["pgd"]["ratio"],
            "mlp_peak_fraction": (mlp["kdlib_gflops"] / peak["bf16_gflops"] if cuda
-                                 else mlp[f"{fp32_fast}_gflops"] / peak["fp32_gflops"]),
+                                 else mlp[f"{fast}_gflops"] / peak["fp32_gflops"]),
            "resnet18_peak_fraction": rn["kdlib_gflops"]
            / peak["bf16_gflops" if bf16 else "fp32_gflops"]}
     if not cuda:
-        out.update(mlp_default=mlp["kdlib_default_ratio"],
-                   resnet18_default=rn["kdlib_default_ratio"],
-                   mlp_default_peak_fraction=mlp["kdlib_default_gflops"] / peak["fp32_gflops"])
-    if "kdlib_fp32" in mlp["engines"]:
-        out.update(mlp_fp32=mlp["kdlib_fp32_ratio"], resnet18_fp32=rn["kdlib_fp32_ratio"],
+        out.update(mlp_float32=mlp["kdlib_float32_ratio"],
+                   resnet18_float32=rn["kdlib_float32_ratio"],
+                   mlp_float32_peak_fraction=mlp["kdlib_float32_gflops"] / peak["fp32_gflops"])
+    if "kdlib_fast" in mlp["engines"]:
+        out.update(mlp_fast=mlp["kdlib_fast_ratio"], resnet18_fast=rn["kdlib_fast_ratio"],
                    mlp_bf16_peak_fraction=mlp["kdlib_gflops"] / peak["bf16_gflops"])
     return out
+
+
+def default_engine(case: dict[str, Any]) -> str:
+    """The key of the engine the chapters train with (``fast``) in a case's results."""
+    return "kdlib_fast" if "kdlib_fast" in case["engines"] else "kdlib"
 
 
 def _num(v: float) -> str:
@@ -384,8 +393,8 @@ def _num(v: float) -> str:
 
 
 #: How the report names each engine after the model, on a CPU.
-_CPU_LABELS = {"kdlib_fp32": "float32 fast path (fused SGD)",
-               "kdlib_default": "default engine (float32, the chapters' records)"}
+_CPU_LABELS = {"kdlib_fast": "default `fast` engine (float32, fused SGD)",
+               "kdlib_float32": "textbook `float32` engine (for-loop SGD)"}
 
 
 def render_markdown(res: dict[str, Any]) -> str:
@@ -393,15 +402,16 @@ def render_markdown(res: dict[str, Any]) -> str:
     m, c, r, s = res["machine"], res["cases"], res["ratios"], res["settings"]
     mlp, rn, pgd, peak = c["mlp"], c["resnet18"], c["pgd"], c["peak"]
     cuda = m["device"].startswith("cuda")
-    cpu_bf16 = "mlp_fp32" in r
-    fp32_fast = "kdlib_fp32" if cpu_bf16 else "kdlib"
+    cpu_bf16 = "mlp_fast" in r
+    fast = default_engine(mlp)
 
     def met(key: str) -> str:
         return "yes" if r[key] >= TARGETS[key] else "**no**"
 
     def label(engine: str) -> str:
         if engine == "kdlib":
-            return f"{'fast path, ' if not cuda else ''}{mlp['kdlib_precision']}"
+            name = "" if cuda else ("`bf16` engine, " if cpu_bf16 else "default `fast` engine, ")
+            return f"{name}{mlp['kdlib_precision']}"
         return _CPU_LABELS[engine]
 
     def train_rows(engine: str, targets: bool) -> list[str]:
@@ -425,13 +435,13 @@ def render_markdown(res: dict[str, Any]) -> str:
                     f"≥ {100 * TARGETS['mlp_peak_fraction']:.0f}% | {met('mlp_peak_fraction')} |")
     else:
         rows += [
-            f"| MLP training, float32 fast path, FLOP rate vs fp32 matmul peak, GFLOP/s | "
-            f"{_num(mlp[f'{fp32_fast}_gflops'])} | {_num(peak['fp32_gflops'])} (peak) | "
+            f"| MLP training, default `fast` engine, FLOP rate vs fp32 matmul peak, GFLOP/s | "
+            f"{_num(mlp[f'{fast}_gflops'])} | {_num(peak['fp32_gflops'])} (peak) | "
             f"{100 * r['mlp_peak_fraction']:.0f}% | ≥ {100 * TARGETS['mlp_peak_fraction']:.0f}%"
             f" | {met('mlp_peak_fraction')} |",
-            f"| MLP training, default engine, FLOP rate vs fp32 matmul peak, GFLOP/s | "
-            f"{_num(mlp['kdlib_default_gflops'])} | {_num(peak['fp32_gflops'])} (peak) | "
-            f"{100 * r['mlp_default_peak_fraction']:.0f}% | — | — |"]
+            f"| MLP training, `float32` engine, FLOP rate vs fp32 matmul peak, GFLOP/s | "
+            f"{_num(mlp['kdlib_float32_gflops'])} | {_num(peak['fp32_gflops'])} (peak) | "
+            f"{100 * r['mlp_float32_peak_fraction']:.0f}% | — | — |"]
     if cpu_bf16:
         rows.append(f"| MLP training in bf16 vs bf16 matmul peak, GFLOP/s | "
                     f"{_num(mlp['kdlib_gflops'])} | {_num(peak['bf16_gflops'])} (peak) | "
@@ -445,15 +455,15 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"tensors resident on the device and crops and flips whole batches there. "
         f"MLP: dropout as in the teacher (rate 0.3, input 0.2), no jitter on either side.",
         *([] if cuda else [
-            "kdlib's CPU fast path (`Recipe(cpu_fast=True)`) takes fused SGD steps and draws "
-            "dropout masks from 16-bit integers (`kdlib.models.MaskDropout`) instead of "
-            "`bernoulli_`; `Recipe(cpu_bf16=True)` adds bf16 autocast and channels-last "
-            "convolutions, for CPUs that multiply bf16 matrices in hardware (AMX / AVX-512 "
-            f"BF16{', as this one does' if cpu_bf16 else '; this one does not'}). Both change "
-            "a run's random stream and rounding, so they are opt-in: the chapters train with "
-            "the default engine, whose committed records stay bit-reproducible. Every engine "
-            "is timed in the same alternation. The FLOP-rate target is float32 training "
-            "against the float32 peak."]),
+            "kdlib's default CPU engine (`Recipe(engine=\"fast\")`, which the chapters train "
+            "with) takes fused SGD steps and draws dropout masks from 16-bit integers "
+            "(`kdlib.models.MaskDropout`) instead of `bernoulli_`; `engine=\"bf16\"` adds "
+            "bf16 autocast and channels-last convolutions, for CPUs that multiply bf16 "
+            "matrices in hardware (AMX / AVX-512 "
+            f"BF16{', as this one does' if cpu_bf16 else '; this one does not'}); "
+            "`engine=\"float32\"` is the textbook optimiser loop and dropout. Every engine "
+            "is timed in the same alternation; `benchmarks/parity.py` measures their "
+            "accuracy. The FLOP-rate target is float32 training against the float32 peak."]),
         f"Data: MNIST case on {mlp['data']}; ResNet18 case on {rn['data']}.",
         f"Steps timed: MLP {mlp['steps']} after {mlp['warmup_steps']} warm-up, "
         f"ResNet18 {rn['steps']} after {rn['warmup_steps']}; median of {s['repeats']} "
@@ -526,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile kdlib's models")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--cpu-fp32", action="store_true",
-                   help="on a CPU, time kdlib's fast path in float32 only (no bf16)")
+                   help="on a CPU, leave the bf16 engine out")
     for field in ("mlp_steps", "resnet_steps", "pgd_steps", "pgd_batch", "repeats",
                   "resnet_width", "matmul_n"):
         p.add_argument(f"--{field.replace('_', '-')}", type=int, dest=field)
@@ -542,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, cpu_bf16=False)
     res = run(settings, device, args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
-    results.write_json_atomic(args.out / "latest.json", res)
+    results.write_record(args.out / "latest.json", res)
     md = render_markdown(res)
     (args.out / "latest.md").write_text(md)
     print(md)

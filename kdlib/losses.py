@@ -46,6 +46,21 @@ def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> dict[st
     return {"loss": ce, "ce": ce}
 
 
+def smoothed_labels(labels: torch.Tensor, num_classes: int, epsilon: float) -> torch.Tensor:
+    """Label smoothing's targets: ``(1-ε)·onehot(y) + ε/K``."""
+    onehot = F.one_hot(labels, num_classes).float()
+    return (1 - epsilon) * onehot + epsilon / num_classes
+
+
+def label_smoothing(student_logits: torch.Tensor, labels: torch.Tensor,
+                    epsilon: float) -> dict[str, torch.Tensor]:
+    """Cross-entropy against the smoothed labels (Szegedy et al. 2016), and the plain
+    cross-entropy beside it for the training log."""
+    target = smoothed_labels(labels, student_logits.shape[-1], epsilon)
+    loss = -(target * F.log_softmax(student_logits, dim=-1)).sum(-1).mean()
+    return {"loss": loss, "ce": F.cross_entropy(student_logits, labels)}
+
+
 # --- teacher-free KD (Yuan et al. 2019, "Revisiting Knowledge Distillation via Label
 # Smoothing Regularization") -------------------------------------------------------------------
 
@@ -83,6 +98,26 @@ def tf_kd_reg(student_logits: torch.Tensor, labels: torch.Tensor, delta: float,
     target = virtual_teacher(labels, student_logits.shape[-1], delta, temperature, log_space)
     t_student = temperature if soften_student else 1.0
     kd = distillation_kl(student_logits, target, t_student)
+    return {"loss": (1 - alpha) * ce + alpha * kd, "ce": ce, "kd": kd}
+
+
+def tf_kd_reg_official(student_logits: torch.Tensor, labels: torch.Tensor, delta: float,
+                       temperature: float, alpha: float,
+                       multiplier: float) -> dict[str, torch.Tensor]:
+    """Tf-KD-reg as the official code computes it (``loss_kd_regularization``):
+    ``(1-α)·CE(s, y) + α·multiplier·KL_mean(q(T) ‖ softmax(s))``.
+
+    The student is not softened and there is no ``T²``; ``KL_mean`` is PyTorch's
+    ``reduction='mean'``, the KL summed over the batch and the classes divided by
+    both, i.e. the ``batchmean`` KL divided by K. The official CIFAR-100 setting
+    (δ = 0.99, T = 20, α = 0.1, multiplier 100, K = 100) weighs the ``batchmean`` KL
+    by α; on K = 10 classes a multiplier of 10 keeps that weight.
+    """
+    ce = F.cross_entropy(student_logits, labels)
+    k = student_logits.shape[-1]
+    target = virtual_teacher(labels, k, delta, temperature)
+    kl = F.kl_div(F.log_softmax(student_logits, dim=-1), target, reduction="batchmean") / k
+    kd = multiplier * kl
     return {"loss": (1 - alpha) * ce + alpha * kd, "ce": ce, "kd": kd}
 
 

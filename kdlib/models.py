@@ -81,6 +81,28 @@ def mask_dropout(model: nn.Module) -> Iterator[nn.Module]:
             setattr(parent, name, child)
 
 
+class SmallCNN(nn.Module):
+    """The convolutional network Madry et al. (2018) trained robustly on MNIST, at `width`.
+
+    Two 5×5 convolutions (``width`` and ``2·width`` channels, ReLU, 2×2 max-pooling after
+    each) and a hidden layer of ``32·width`` units; ``width = 32`` is their network (32,
+    64 and 1024). Inputs are 28×28 images in [0, 1], normalised inside the model.
+    """
+
+    def __init__(self, width: int = 32, in_channels: int = 1, num_classes: int = 10,
+                 normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None):
+        super().__init__()
+        self.normalize = Normalize(*normalize) if normalize is not None else nn.Identity()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 7 * 7, 32 * width),
+                                  nn.ReLU(), nn.Linear(32 * width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.normalize(x)))
+
+
 def teacher_mlp(dropout: float = 0.5, input_dropout: float = 0.2) -> MLP:
     """The paper's large model: 784-1200-1200-10."""
     return MLP([784, 1200, 1200, 10], dropout=dropout, input_dropout=input_dropout)

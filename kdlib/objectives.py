@@ -63,6 +63,22 @@ def virtual_teacher_kd(delta: float, temperature: float, alpha: float, *,
     return objective
 
 
+def label_smoothing(epsilon: float) -> Objective:
+    """Cross-entropy against labels smoothed by `epsilon` (:func:`kdlib.losses.label_smoothing`)."""
+    return lambda model, x, y: losses.label_smoothing(model(x).float(), _labels(y), epsilon)
+
+
+def virtual_teacher_official(delta: float, temperature: float, alpha: float,
+                             multiplier: float) -> Objective:
+    """Tf-KD-reg in the official code's form (:func:`kdlib.losses.tf_kd_reg_official`)."""
+
+    def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
+        return losses.tf_kd_reg_official(model(x).float(), _labels(y), delta, temperature,
+                                         alpha, multiplier)
+
+    return objective
+
+
 def _labels(y: Targets) -> torch.Tensor:
     return y["labels"] if isinstance(y, dict) else y
 
@@ -70,15 +86,21 @@ def _labels(y: Targets) -> torch.Tensor:
 def from_spec(spec: Mapping[str, Any], teacher: nn.Module | None = None) -> Objective:
     """The objective that a run's ``objective`` spec describes.
 
-    ``loss`` is ``cross_entropy``, ``tf_kd_reg`` (``delta``, ``temperature``,
-    ``alpha``, ``soften_student``, ``log_space``) or ``hinton_kd`` (``temperature``,
-    ``alpha``; the frozen `teacher` is run on each batch). With ``inputs: PGD
-    examples`` the loss is taken on PGD examples crafted with the spec's
-    ``threat`` (:func:`kdlib.attacks.adversarial`).
+    ``loss`` is ``cross_entropy``, ``label_smoothing`` (``epsilon``), ``tf_kd_reg``
+    (``delta``, ``temperature``, ``alpha``, ``soften_student``, ``log_space``),
+    ``tf_kd_reg_official`` (``delta``, ``temperature``, ``alpha``, ``multiplier``) or
+    ``hinton_kd`` (``temperature``, ``alpha``; the frozen `teacher` is run on each
+    batch). With ``inputs: PGD examples`` the loss is taken on PGD examples crafted
+    with the spec's ``threat`` (:func:`kdlib.attacks.adversarial`).
     """
     loss = spec["loss"]
     if loss == "cross_entropy":
         base = supervised()
+    elif loss == "label_smoothing":
+        base = label_smoothing(spec["epsilon"])
+    elif loss == "tf_kd_reg_official":
+        base = virtual_teacher_official(spec["delta"], spec["temperature"], spec["alpha"],
+                                        spec["multiplier"])
     elif loss == "tf_kd_reg":
         base = virtual_teacher_kd(spec["delta"], spec["temperature"], spec["alpha"],
                                   soften_student=spec["soften_student"],

@@ -36,33 +36,72 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+#: The files whose changes can change a result: a record made while any of them differs
+#: from the commit is made by a "modified tree".
+CODE = ("kdlib", "notebooks", "profiles", "requirements.txt", "pyproject.toml")
+#: Profiles whose records are committed: they are refused from a modified tree.
+COMMITTED_PROFILES = ("paper", "cpu")
+
+
+def git(*args: str) -> str | None:
+    """Output of a git command in the checkout, or None without git or outside one."""
+    try:
+        out = subprocess.run(["git", "-C", str(paths.REPO), *args], capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 @cache
 def environment() -> dict[str, Any]:
-    """Git commit, package versions and machine: the provenance of a record."""
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(paths.REPO), *args], capture_output=True,
-                                 text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
+    """Git commit, package versions and machine: the provenance of a record.
 
+    ``git_dirty`` says whether the code (:data:`CODE`, untracked files included) differs
+    from the commit; if so, ``git_diff_sha256`` identifies the difference (a hash of
+    ``git diff HEAD`` and of the untracked files' names and contents).
+    """
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE)
     return {
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
+        "git_diff_sha256": _diff_hash() if status else None,
         "packages": versions,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_threads": torch.get_num_threads(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def _diff_hash() -> str:
+    """sha256 of the uncommitted changes to the code: ``git diff HEAD`` and untracked files."""
+    h = hashlib.sha256((git("diff", "HEAD", "--", *CODE) or "").encode())
+    for name in sorted((git("ls-files", "--others", "--exclude-standard", "--", *CODE)
+                        or "").splitlines()):
+        h.update(name.encode())
+        h.update((paths.REPO / name).read_bytes())
+    return h.hexdigest()
+
+
+class DirtyTreeError(RuntimeError):
+    """A committed profile's run was asked for from a modified tree."""
+
+
+def check_clean(profile: str) -> None:
+    """Refuse to record a committed profile's run from a modified tree: its record must
+    name the commit whose code made it."""
+    if profile in COMMITTED_PROFILES and environment()["git_dirty"]:
+        raise DirtyTreeError(
+            f"refusing to write `{profile}` records from a modified tree: these records are "
+            f"committed and must name the code that made them. Commit (or stash) the changes "
+            f"to {', '.join(CODE)} first, or run under another profile name.")
 
 
 def record_path(profile: str, chapter: str, name: str, spec: Mapping[str, Any]) -> Path:

@@ -86,6 +86,7 @@ class Run:
         """The run's record: read from disk, or computed now and then saved."""
         if self.done:
             return self.load()
+        results.check_clean(self.profile)
         start = dt.datetime.now(dt.UTC)
         t0 = time.perf_counter()
         metrics = dict(self.compute(progress=progress))

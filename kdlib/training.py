@@ -8,13 +8,12 @@ The loop keeps the data set on the device and draws batches by indexing a
 seeded permutation; it never synchronises with the host inside an epoch
 (losses are summed on the device and read once per epoch). It is seeded and
 deterministic on the CPU and can save a checkpoint after every epoch and
-resume from it bit for bit. On CUDA it trains in bf16 autocast with fused
-SGD steps and keeps convolutional models channels-last. On a CPU, ``Recipe.cpu_fast``
-takes fused SGD steps and draws dropout masks from cheap integer draws
-(:class:`kdlib.models.MaskDropout`), still in float32; ``Recipe.cpu_bf16`` adds bf16
-autocast and channels-last, for CPUs with bf16 matrix units. ``Recipe.compile`` adds
-``torch.compile``.
-``benchmarks/run.py`` measures it against a textbook loop.
+resume from it bit for bit. ``Recipe.engine`` says how the arithmetic runs
+(:func:`engine_for`): by default (``fast``) on CUDA in bf16 autocast with fused
+SGD steps and channels-last convolutions, and on a CPU in float32 with fused SGD
+steps and dropout masks from cheap integer draws (:class:`kdlib.models.MaskDropout`).
+``Recipe.compile`` adds ``torch.compile``. ``benchmarks/run.py`` measures the
+engines against a textbook loop, and their accuracy against each other.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from kdlib.data import random_crop_flip, random_shift
 #: (such as ``{"labels": y, "teacher_logits": t}``).
 Targets = torch.Tensor | dict[str, torch.Tensor]
 Objective = Callable[[nn.Module, torch.Tensor, Targets], dict[str, torch.Tensor]]
+EngineName = Literal["float32", "fast", "bf16"]
 
 
 @dataclass(frozen=True)
@@ -55,25 +55,49 @@ class Recipe:
     milestones: tuple[float, ...] = (0.3, 0.6, 0.8)  # fractions of training, for "step"
     gamma: float = 0.2  # lr factor at each milestone, for "step"
     jitter: int = 0  # random translation in pixels
-    amp: bool = True  # bf16 autocast, on CUDA only
     crop_flip: bool = False  # 4-pixel padded random crop and horizontal flip (CIFAR)
+    #: How the arithmetic runs (see :func:`engine_for`): ``float32``, ``fast`` or ``bf16``.
+    engine: EngineName = "fast"
     compile: bool = False  # torch.compile the model (on the CPU this needs a C++ compiler)
-    cpu_fast: bool = False  # on a CPU: fused SGD and integer-drawn dropout masks, float32
-    cpu_bf16: bool = False  # on a CPU: cpu_fast plus bf16 autocast (see `cpu_has_bf16`)
 
     def as_dict(self) -> dict:
         """JSON-ready form (tuples become lists), as stored in specs and checkpoints.
 
-        ``compile``, ``cpu_fast`` and ``cpu_bf16`` appear only when set, so specs written
-        before they existed keep their hash, and a run with any gets its own: none is
-        bit-equal to the default (compiled dropout and the fast path's dropout draw from
-        other random streams; fused SGD rounds differently; bf16 rounds every product).
+        ``compile`` appears only when set: a compiled model draws its dropout from another
+        random stream, so it is another run.
         """
         out = {**asdict(self), "milestones": list(self.milestones)}
-        for flag in ("compile", "cpu_fast", "cpu_bf16"):
-            if not out[flag]:
-                del out[flag]
+        if not out["compile"]:
+            del out["compile"]
         return out
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How the training loop runs on its device (:func:`engine_for` decides)."""
+
+    autocast: bool  # bf16 autocast of the forward pass
+    channels_last: bool  # channels-last memory for convolutional models
+    fused_sgd: bool  # one fused kernel per optimiser step instead of a loop over tensors
+    mask_dropout: bool  # dropout masks from cheap integer draws (models.MaskDropout)
+    compile: bool  # torch.compile
+
+
+def engine_for(device_type: str, recipe: Recipe) -> Engine:
+    """What `recipe.engine` means on a device of `device_type`.
+
+    ``float32``: plain float32, the textbook optimiser loop and dropout on a CPU.
+    ``fast``, the default: what keeps float32 accuracy and runs fastest; on a CPU fused
+    SGD and integer-drawn dropout masks in float32, on CUDA bf16 autocast, fused SGD and
+    channels-last convolutions. ``bf16``: bf16 autocast and channels-last on either,
+    which pays on a CPU with bf16 matrix units (:func:`cpu_has_bf16`).
+    """
+    if device_type == "cuda":
+        return Engine(autocast=recipe.engine != "float32", channels_last=True, fused_sgd=True,
+                      mask_dropout=False, compile=recipe.compile)
+    fast, bf16 = recipe.engine != "float32", recipe.engine == "bf16"
+    return Engine(autocast=bf16, channels_last=bf16, fused_sgd=fast, mask_dropout=fast,
+                  compile=recipe.compile)
 
 
 def cpu_has_bf16() -> bool:
@@ -126,33 +150,12 @@ def lr_factor(recipe: Recipe, step: int, total_steps: int, steps_per_epoch: int)
 
 # --- the loop --------------------------------------------------------------------------------
 
-def _cpu_fast(device: torch.device, recipe: Recipe) -> bool:
-    """Whether `recipe` asks for the CPU fast path (fused SGD, cheap dropout masks) and runs
-    on a CPU; ``cpu_bf16`` implies it."""
-    return (recipe.cpu_fast or recipe.cpu_bf16) and device.type == "cpu"
-
-
-def _cpu_bf16(device: torch.device, recipe: Recipe) -> bool:
-    return recipe.cpu_bf16 and device.type == "cpu"
-
-
-def _autocast(device: torch.device, recipe: Recipe):
-    enabled = (recipe.amp and device.type == "cuda") or _cpu_bf16(device, recipe)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def _channels_last(device: torch.device, model: nn.Module, recipe: Recipe) -> bool:
-    """Channels-last memory pays for convolutional models on CUDA (tensor cores, cuDNN) and
-    in bf16 on a CPU (oneDNN's AMX kernels)."""
-    wanted = device.type == "cuda" or _cpu_bf16(device, recipe)
-    return wanted and any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
 def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
           recipe: Recipe, *, seed: int, checkpoint: Path | None = None,
           desc: str = "train", progress: bool = True,
           on_backward: Callable[[int], None] | None = None,
-          on_epoch: Callable[[int], dict[str, float]] | None = None) -> list[dict[str, float]]:
+          on_epoch: Callable[[int], dict[str, float]] | None = None,
+          engine: Engine | None = None) -> list[dict[str, float]]:
     """Train `model` in place on inputs `x` and targets `y` (on the model's device).
 
     Returns one dict of mean losses per epoch. With `checkpoint`, the full state
@@ -162,28 +165,27 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     before the optimiser step, while the gradients are in place (see
     :class:`kdlib.gradients.GradientRecorder`). `on_epoch(epoch)` is called after each
     epoch (counted from 1), before its checkpoint; what it returns joins the epoch's history
-    row (such as a held-out accuracy for early stopping).
+    row (such as a held-out accuracy for early stopping). `engine` overrides what
+    :func:`engine_for` picks for the device and the recipe.
     """
     device = x.device
+    eng = engine or engine_for(device.type, recipe)
     n = len(x)
     steps_per_epoch = n // recipe.batch_size  # drop the ragged last batch
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {recipe.batch_size} is larger than the {n} examples")
     total = steps_per_epoch * recipe.epochs
     seed_everything(seed)
-    channels_last = _channels_last(device, model, recipe)
+    channels_last = eng.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules())
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    net = torch.compile(model) if recipe.compile else model  # shares `model`'s parameters
+    net = torch.compile(model) if eng.compile else model  # shares `model`'s parameters
     params = [p for p in model.parameters() if p.requires_grad]
     # Fused SGD: one pass over each tensor instead of several (an MNIST-teacher step on one
-    # thread: 1.1 instead of 4.2 ms in the optimiser). It differs from the for-loop SGD in the
-    # last bits, and the committed CPU records were made with the for-loop, so on a CPU only
-    # the opt-in fast path uses it.
-    fused = device.type == "cuda" or _cpu_fast(device, recipe)
+    # thread: 1.1 instead of 4.2 ms in the optimiser); it rounds differently in the last bits.
     opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                           nesterov=recipe.nesterov and recipe.momentum > 0,
-                          weight_decay=recipe.weight_decay, fused=fused or None)
+                          weight_decay=recipe.weight_decay, fused=eng.fused_sgd or None)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(recipe, s, total, steps_per_epoch))
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -206,8 +208,8 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not progress,
                unit="step", mininterval=1.0, leave=False)
     model.train()
-    # the CPU fast path draws dropout masks from uniforms (models.MaskDropout)
-    with models.mask_dropout(model) if _cpu_fast(device, recipe) else nullcontext():
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=eng.autocast)
+    with models.mask_dropout(model) if eng.mask_dropout else nullcontext():
         for epoch in range(start, recipe.epochs):
             t0 = time.perf_counter()
             order = torch.randperm(n, device=device, generator=gen)
@@ -218,7 +220,7 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
                 xb = random_crop_flip(xb, generator=gen) if recipe.crop_flip else xb
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, recipe):
+                with autocast:
                     parts = objective(net, xb, _take(y, idx))
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()

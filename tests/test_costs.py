@@ -62,10 +62,10 @@ def test_benchmark_runs_end_to_end_at_toy_size(one_thread, cpu_bf16):
     res = bench.run(s, torch.device("cpu"), quick=True, log=lambda _: None)
     assert set(res["ratios"]) >= set(bench.TARGETS)
     assert all(v > 0 for v in res["ratios"].values())
-    assert ("mlp_fp32" in res["ratios"]) == cpu_bf16
-    assert {"mlp_default", "resnet18_default", "mlp_default_peak_fraction"} <= set(res["ratios"])
+    assert ("mlp_fast" in res["ratios"]) == cpu_bf16
+    assert {"mlp_float32", "resnet18_float32", "mlp_float32_peak_fraction"} <= set(res["ratios"])
     md = bench.render_markdown(res)
     assert "| measurement | kdlib | reference |" in md and "`num_workers=0`" in md
-    assert ("float32 fast path (fused SGD), images/s" in md) == cpu_bf16
-    assert md.count("default engine (float32, the chapters' records), images/s") == 2
-    assert ("fast path, bf16 autocast, fused SGD" in md) == cpu_bf16
+    assert md.count("default `fast` engine") >= 2
+    assert md.count("textbook `float32` engine (for-loop SGD), images/s") == 2
+    assert ("`bf16` engine, bf16 autocast, fused SGD" in md) == cpu_bf16

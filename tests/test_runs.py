@@ -67,3 +67,17 @@ def test_cost_conventions_by_hand():
     assert runs.train_flops(10, 3) == 180  # 3 forward passes per image
     assert runs.train_flops(10, 3, teacher_macs=5) == 180 + 30
     assert runs.train_flops(10, 3, attack_steps=7) == 8 * 180
+
+
+def test_a_committed_profile_is_refused_from_a_modified_tree(monkeypatch):
+    dirty = {**runs.results.environment(), "git_dirty": True, "git_diff_sha256": "ab" * 32}
+    monkeypatch.setattr(runs.results, "environment", lambda: dirty)
+    calls = []
+    paper = runs.Run("paper", "ch", "run", {"seed": 0},
+                     functools.partial(metrics, calls, 0.5))
+    with pytest.raises(runs.results.DirtyTreeError, match="modified tree"):
+        paper.execute()
+    assert calls == [] and not paper.done  # refused before any compute
+    other, _ = make()  # another profile's record is written, with the diff's hash
+    rec = other.execute()
+    assert rec["environment"]["git_dirty"] and rec["environment"]["git_diff_sha256"] == "ab" * 32

@@ -132,55 +132,105 @@ def test_precomputed_teacher_logits_give_the_same_training():
     assert ha[-1]["kd"] == pytest.approx(hb[-1]["kd"], rel=1e-4)
 
 
-def test_compile_flag_leaves_existing_spec_hashes_alone():
-    assert "compile" not in training.Recipe(epochs=1).as_dict()  # specs made before it
+def test_compile_appears_in_the_spec_only_when_set():
+    assert "compile" not in training.Recipe(epochs=1).as_dict()
     assert training.Recipe(epochs=1, compile=True).as_dict()["compile"] is True
+    assert training.Recipe(epochs=1).as_dict()["engine"] == "fast"  # the default engine
 
 
-def watching(seen: list, dropouts: set):
-    """A supervised objective that records the logits' dtype and the dropout modules in use."""
+def watching(seen: list, dropouts: set, layouts: list | None = None):
+    """A supervised objective that records the logits' dtype, the dropout modules in use
+    and whether the batch is channels-last."""
 
     def objective(model, x, y):
         logits = model(x)
         seen.append(logits.dtype)
         dropouts.update(type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout))
+        if layouts is not None:
+            layouts.append(x.is_contiguous(memory_format=torch.channels_last))
         return {"loss": torch.nn.functional.cross_entropy(logits.float(), y)}
 
     return objective
 
 
-def test_cpu_fast_path_is_deterministic_float32_and_close_to_the_default_loop():
-    assert "cpu_fast" not in training.Recipe(epochs=1).as_dict()  # specs made before it
-    fast = dataclasses.replace(RECIPE, cpu_fast=True)
-    assert fast.as_dict()["cpu_fast"] is True
+def run_engine(recipe, dropout, objective=None):
+    torch.manual_seed(123)
+    model = models.MLP([784, 32, 10], dropout=dropout)
+    x, y = toy_data()
+    training.train(model, objective or objectives.supervised(), x, y, recipe, seed=0,
+                   progress=False)
+    return weights(model)
 
-    def run(recipe, dropout, objective=None):
-        torch.manual_seed(123)
-        model = models.MLP([784, 32, 10], dropout=dropout)
-        x, y = toy_data()
-        training.train(model, objective or objectives.supervised(), x, y, recipe, seed=0,
-                       progress=False)
-        return weights(model)
 
-    assert torch.equal(run(fast, 0.2), run(fast, 0.2))  # seeded: bit-equal on repeat
+def test_each_engine_means_what_it_says_on_each_device():
+    fp32, fast, bf16 = (dataclasses.replace(RECIPE, engine=e) for e in ("float32", "fast", "bf16"))
+    E = training.Engine
+    assert training.engine_for("cpu", fp32) == E(False, False, False, False, False)
+    assert training.engine_for("cpu", fast) == E(False, False, True, True, False)
+    assert training.engine_for("cpu", bf16) == E(True, True, True, True, False)
+    assert training.engine_for("cuda", fp32) == E(False, True, True, False, False)
+    assert training.engine_for("cuda", fast) == E(True, True, True, False, False)
+
+
+def test_float32_engine_is_the_textbook_loop():
     seen, dropouts = [], set()
-    run(fast, 0.2, watching(seen, dropouts))
+    fp32 = dataclasses.replace(RECIPE, engine="float32")
+    run_engine(fp32, 0.2, watching(seen, dropouts))
+    assert set(seen) == {torch.float32} and dropouts == {torch.nn.Dropout}
+
+
+def test_cpu_fast_engine_is_deterministic_float32_and_close_to_the_textbook_loop():
+    fast = dataclasses.replace(RECIPE, engine="fast")
+    assert torch.equal(run_engine(fast, 0.2), run_engine(fast, 0.2))  # seeded: bit-equal
+    seen, dropouts = [], set()
+    run_engine(fast, 0.2, watching(seen, dropouts))
     assert set(seen) == {torch.float32} and dropouts == {models.MaskDropout}
     # without dropout only the fused SGD differs from the default loop: in the last bits
-    assert torch.allclose(run(fast, 0.0), run(RECIPE, 0.0), atol=1e-4)
+    fp32 = dataclasses.replace(RECIPE, engine="float32")
+    assert torch.allclose(run_engine(fast, 0.0), run_engine(fp32, 0.0), atol=1e-4)
 
 
-def test_cpu_bf16_path_trains_in_bf16_and_keeps_old_specs():
-    assert "cpu_bf16" not in training.Recipe(epochs=1).as_dict()  # specs made before it
-    fast = training.Recipe(epochs=8, batch_size=32, lr=0.05, cpu_bf16=True)
-    assert fast.as_dict()["cpu_bf16"] is True
+def test_bf16_engine_trains_in_bf16_with_float32_weights():
+    bf16 = training.Recipe(epochs=8, batch_size=32, lr=0.05, engine="bf16")
     seen, dropouts = [], set()
     torch.manual_seed(123)
     model = models.MLP([784, 32, 10], dropout=0.2)
     x, y = toy_data()
-    hist = training.train(model, watching(seen, dropouts), x, y, fast, seed=0, progress=False)
+    hist = training.train(model, watching(seen, dropouts), x, y, bf16, seed=0, progress=False)
     assert set(seen) == {torch.bfloat16}  # matrix products in bf16 under autocast
     assert dropouts == {models.MaskDropout}  # the cheap masks while training...
     assert {type(m) for m in model.net} >= {torch.nn.Dropout}  # ...and the model as it was
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
     assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_the_cuda_engine_runs_its_branch_on_a_cpu(tmp_path):
+    """What the loop does on a GPU, executed here: bf16 autocast, channels-last batches and
+    weights, fused SGD, and a resume that continues bit for bit."""
+    cuda = training.engine_for("cuda", RECIPE)
+    x, y = torch.rand(64, 3, 8, 8), torch.randint(0, 10, (64,))
+    recipe = training.Recipe(epochs=2, batch_size=16, lr=0.05, crop_flip=True)
+
+    def net():
+        torch.manual_seed(0)
+        return models.resnet18(width=2, normalize=((0.5,) * 3, (0.25,) * 3))
+
+    seen, layouts = [], []
+    model = net()
+    training.train(model, watching(seen, set(), layouts), x, y, recipe, seed=0,
+                   progress=False, engine=cuda)
+    assert set(seen) == {torch.bfloat16} and all(layouts)
+    assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    # interrupted after epoch 1 and resumed: the same weights as the run straight through
+    ckpt = tmp_path / "resume.pt"
+    resumed = net()
+    with pytest.raises(SimulatedInterruptError):
+        training.train(resumed, objectives.supervised(), x, y, recipe, seed=1, progress=False,
+                       engine=cuda, checkpoint=ckpt, on_backward=interrupt_in_epoch(2, 4))
+    training.train(resumed, objectives.supervised(), x, y, recipe, seed=1, progress=False,
+                   engine=cuda, checkpoint=ckpt)
+    whole = net()
+    training.train(whole, objectives.supervised(), x, y, recipe, seed=1, progress=False,
+                   engine=cuda)
+    assert torch.equal(weights(resumed), weights(whole))

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import yaml
+
 from kdlib import config, runs
 
 #: Chapter (notebook name) -> the module that declares it.
@@ -51,11 +53,44 @@ def validate(chapter: str, params: Mapping[str, Any], *, complete: bool = True,
                            name=chapter)
 
 
+#: Names IPython puts in a notebook's namespace, which are not parameters.
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
 def parameters(chapter: str, namespace: Mapping[str, Any]) -> config.Common:
-    """Validate a notebook's parameters, read from its global namespace."""
-    names = [f.name for f in dataclasses.fields(params_class(chapter))]
-    return validate(chapter, {n: namespace[n] for n in names if n in namespace},
-                    where="notebook parameters")
+    """Validate a notebook's parameters, read from its global namespace.
+
+    Call it first thing after the parameters cell. A value papermill injected that the
+    chapter does not know (a misspelt ``-p temperture 3``) stops the notebook here, before
+    any compute; a list given as text (``-p seeds "[0, 1]"``, which papermill passes as a
+    string) is read as YAML, or refused with the syntax that works.
+    """
+    fields = {f.name: f for f in dataclasses.fields(params_class(chapter))}
+    unknown = sorted(k for k, v in namespace.items()
+                     if not k.startswith("_") and k not in fields and k not in _IPYTHON_NAMES
+                     and not isinstance(v, ModuleType) and not callable(v))
+    if unknown:
+        raise config.ProfileError(
+            f"notebook parameters [{chapter}]: unknown parameter(s) {unknown}; known: "
+            f"{', '.join(fields)}. Check the spelling of papermill's -p/-y/-f values.")
+    params = {n: namespace[n] for n in fields if n in namespace}
+    for name, value in params.items():
+        if isinstance(value, str) and "list" in str(fields[name].type):
+            params[name] = _as_list(name, value)
+    return validate(chapter, params, where="notebook parameters")
+
+
+def _as_list(name: str, text: str) -> Any:
+    """A list parameter that arrived as text: ``"[0, 1]"`` is read as YAML."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, list):
+        raise config.ProfileError(
+            f"notebook parameters: {name}: expected a list, got the text {text!r}. With "
+            f"papermill give lists as YAML: -y '{name}: [0, 1, 2]' or -p {name} '[0, 1, 2]'.")
+    return value
 
 
 def load_profile(name_or_path: str | Path) -> dict[str, config.Common]:

@@ -44,7 +44,7 @@ the first ``square_size``. The gradient-masking diagnostics compare these:
 PGD well above AutoAttack, or Square below the gradient attacks, means the
 gradients mislead the attacks, and the PGD number should not be trusted.
 AutoAttack's own warnings are kept as its flags. AutoAttack attacks the images
-in chunks of :data:`AA_CHUNK` and saves each finished chunk
+in chunks of ``eval_batch`` and saves each finished chunk
 (:func:`kdlib.paths.evaluation_dir`), so an interrupted evaluation resumes.
 """
 
@@ -77,10 +77,6 @@ from kdlib.chapters import images
 from kdlib.config import ProfileError, between, ge
 
 NAME = "06_adversarial_tfkd"
-#: Networks are run in batches of this size for evaluation and attacks.
-EVAL_BATCH = 500
-#: AutoAttack attacks the test images in chunks of this many, saving each one it finishes.
-AA_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -90,8 +86,9 @@ class Params(images.TfKdLosses, images.ImageRuns):
     It takes Table 4's data, recipe and Tf-KD losses, and adds the network, the
     threat model (L∞ ``eps``, PGD ``pgd_steps`` steps of ``pgd_step`` for training,
     ``eval_pgd_steps`` of ``eval_pgd_step`` for the PGD evaluation), the AKD loss,
-    optional early stopping on held-out robust accuracy, and how many test images
-    AutoAttack and Square-only see.
+    optional early stopping on held-out robust accuracy, how many test images
+    AutoAttack and Square-only see, and the batch of every evaluation (``eval_batch``,
+    also the chunk of AutoAttack that is saved as soon as it is done).
     """
 
     arch: Literal["resnet18", "mlp"] = "mlp"
@@ -106,6 +103,7 @@ class Params(images.TfKdLosses, images.ImageRuns):
     val_size: int = field(default=0, metadata=ge(0))
     aa_size: int = field(default=20, metadata=ge(1))
     square_size: int = field(default=20, metadata=ge(1))
+    eval_batch: int = field(default=500, metadata=ge(1))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -228,7 +226,7 @@ def eval_spec(cfg: Params) -> dict[str, Any]:
     return {"pgd": {"eps": cfg.eps, "step": cfg.eval_pgd_step, "steps": cfg.eval_pgd_steps,
                     "random_start": True, "seed": 0},
             "autoattack": {"version": "standard", "norm": "Linf", "eps": cfg.eps,
-                           "images": cfg.aa_size, "seed": 0, "chunk": AA_CHUNK},
+                           "images": cfg.aa_size, "seed": 0, "chunk": cfg.eval_batch},
             "square_only": {"images": cfg.square_size, "queries": 5000}}
 
 
@@ -256,7 +254,8 @@ class EarlyStopping:
 
     def __call__(self, epoch: int) -> dict[str, float]:
         acc = attacks.robust_accuracy_pgd(self.model, self.x, self.y, self.cfg.eps,
-                                          self.cfg.pgd_step, self.cfg.pgd_steps, EVAL_BATCH)
+                                          self.cfg.pgd_step, self.cfg.pgd_steps,
+                                          self.cfg.eval_batch)
         best = self.best()
         if best is None or acc > best[1]:
             blob = {"epoch": epoch, "acc": acc, "state_dict": self.model.state_dict()}
@@ -311,15 +310,15 @@ def evaluate(cfg: Params, model: nn.Module, setup: images.ImageSetup, *,
     """Clean, PGD, AutoAttack and Square-only accuracy, with the per-image comparisons the
     diagnostics use (on the AutoAttack subset). AutoAttack's finished chunks are kept in
     `folder` until the evaluation ends."""
-    x, y = setup.x_test, setup.y_test
-    clean = training.predict(model, x, EVAL_BATCH).argmax(1) == y
+    x, y, batch = setup.x_test, setup.y_test, cfg.eval_batch
+    clean = training.predict(model, x, batch).argmax(1) == y
     pgd = attacks.robust_flags_pgd(model, x, y, cfg.eps, cfg.eval_pgd_step, cfg.eval_pgd_steps,
-                                   EVAL_BATCH)
+                                   batch)
     aa = attacks.autoattack_eval(model, x[:cfg.aa_size], y[:cfg.aa_size], cfg.eps,
-                                 batch_size=EVAL_BATCH, chunk=AA_CHUNK,
+                                 batch_size=batch, chunk=batch,
                                  folder=folder and folder / "autoattack", verbose=verbose)
     sq = attacks.autoattack_eval(model, x[:cfg.square_size], y[:cfg.square_size], cfg.eps,
-                                 square_only=True, batch_size=EVAL_BATCH, chunk=AA_CHUNK,
+                                 square_only=True, batch_size=batch, chunk=batch,
                                  folder=folder and folder / "square", verbose=verbose)
     pgd_on_aa = pgd[:cfg.aa_size].cpu()
     pgd_on_square = float(pgd[:cfg.square_size].float().mean())
@@ -487,6 +486,16 @@ def robustness_gain(records: runs.Records) -> float:
     def mean(m: str) -> float:
         return 100 * sum(r["metrics"]["aa_acc"] for r in records[m]) / len(records[m])
     return mean("at") - mean("standard")
+
+
+def scale(cfg: Params) -> str:
+    """The scale this chapter's records decide its claims at, in words."""
+    net = ("ResNet18" + ("" if cfg.width == 64 else f" of width {cfg.width}")
+           if cfg.arch == "resnet18" else f"MLP 784-{cfg.width}-{cfg.width}-10")
+    paper = cfg.dataset == "cifar10" and cfg.arch == "resnet18" and cfg.width == 64
+    where = "paper setting" if paper else f"stand-in (`{cfg.profile}`)"
+    return (f"{where}: {images.DATA_NAMES[cfg.dataset]} {cfg.train_size:,} images, {net}, "
+            f"L∞ ε = {cfg.eps:.3g}, AutoAttack on {cfg.aa_size:,}, {len(cfg.seeds)} seed(s)")
 
 
 def scale_note(cfg: Params) -> str:

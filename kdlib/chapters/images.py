@@ -80,8 +80,8 @@ class ImageRuns(Common):
     """
 
     dataset: Literal["mnist", "cifar10"] = "mnist"
-    train_size: int = field(default=256, metadata=between(64, 60000))
-    test_size: int = field(default=500, metadata=between(10, 10000))
+    train_size: int = field(default=256, metadata=between(16, 60000))
+    test_size: int = field(default=500, metadata=between(8, 10000))
     width: int = field(default=4, metadata=ge(1))
     augment: Literal["crop_flip", "jitter", "none"] = "jitter"
     batch_size: int = field(default=64, metadata=ge(1))
@@ -378,6 +378,18 @@ def paper_gain_sentence(treated: str, ref: tuple[float, float], baseline: str,
                else "inside the spread across its runs")
     return (f"Paper, {treated} vs {baseline}: {gain:+.2f} points (largest std {spread:.2f}, "
             f"Welch p = {p:.3g} from its mean ± std over n = {n}): {verdict}.")
+
+
+def scale(cfg: ImageRuns) -> str:
+    """The scale a chapter's records decide its claims at, in words."""
+    paper = cfg.dataset == "cifar10" and cfg.width == 64 and cfg.train_size == 50000
+    where = "paper setting" if paper else f"stand-in (`{cfg.profile}`)"
+    return (f"{where}: {DATA_NAMES[cfg.dataset]} {cfg.train_size:,} images, ResNets of width "
+            f"{cfg.width}, {cfg.epochs} epochs, {len(cfg.seeds)} seed(s)")
+
+
+#: How pages name each data set.
+DATA_NAMES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
 def scale_note(cfg: ImageRuns) -> str:

@@ -35,6 +35,8 @@ class MnistTeacher(Common):
     teacher_weight_decay: float = field(default=0.0001, metadata=ge(0))
     teacher_dropout: float = field(default=0.3, metadata=between(0, 0.95))
     teacher_jitter: int = field(default=1, metadata=between(0, 4))
+    #: Also run the recipes that were tried and set aside, so the page can disclose them.
+    trials: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,14 @@ def teacher(cfg: MnistTeacher, seed: int, setup: MnistSetup,
         lambda: training.seeded(seed, lambda: models.teacher_mlp(cfg.teacher_dropout, 0.2)),
         fit, setup.device)
     return model, info["history"]
+
+
+def scale(cfg: MnistTeacher) -> str:
+    """The scale a chapter's records decide its claims at, in words."""
+    paper = cfg.dataset == "mnist" and cfg.train_size == 60000 and cfg.profile == "paper"
+    where = "paper setting" if paper else f"stand-in (`{cfg.profile}`)"
+    return (f"{where}: {cfg.dataset.upper()} {cfg.train_size:,} images, teacher "
+            f"{cfg.teacher_epochs} epochs, {len(cfg.seeds)} seed(s)")
 
 
 # --- costs --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ softmax mass* on ``d`` (criterion ``"mass"``); records keep both.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -54,6 +55,8 @@ Criterion = Literal["fraction", "mass"]
 
 #: How the chapter's main bias shift is chosen (see the module docstring).
 CRITERION: Criterion = "fraction"
+
+scale = mnist.scale
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,15 @@ def run_name(digit: int, kd: bool) -> str:
     return f"student{'_kd' if kd else ''}_omit{digit}"
 
 
+#: Record name of the distilled student in the recipe tried first: the transfer images
+#: unshifted (``student_jitter: 0``), set aside after it recognised fewer omitted 2s.
+TRIAL = "student_kd_nojitter_omit{digit}"
+
+
+def trial(cfg: Params) -> Params:
+    return dataclasses.replace(cfg, student_jitter=0)
+
+
 def student_spec(cfg: Params, seed: int, digit: int, kd: bool) -> dict[str, Any]:
     """Spec of a student trained without `digit`, from the labels alone or distilled (`kd`)."""
     spec: dict[str, Any] = {
@@ -318,6 +330,15 @@ def plan(cfg: Params) -> list[runs.Run]:
                     needs=(mnist.teacher_checkpoint(cfg, s),) if kd else (),
                     flops=student + (runs.forward_flops(mnist.macs("teacher"), transfer)
                                      if kd else 0.0)))
+    if cfg.trials:
+        first = trial(cfg)
+        plan += [runs.Run(cfg.profile, NAME, TRIAL.format(digit=d),
+                          student_spec(first, s, d, True),
+                          partial(student_metrics, first, s, d, True), device=device,
+                          family="mlp", needs=(mnist.teacher_checkpoint(cfg, s),),
+                          flops=student + runs.forward_flops(mnist.macs("teacher"),
+                                                             transfer / cfg.student_epochs))
+                 for s in cfg.seeds for d in cfg.digits]
     return plan
 
 

@@ -40,6 +40,9 @@ RE_KD = Method("re_kd", "ResNet50: Re-KD (taught by ResNet18)", "resnet50", re_k
 METHODS = (BASELINE, TEACHER_BASELINE, RE_KD)
 
 
+scale = images.scale
+
+
 def plan(cfg: Params) -> list[runs.Run]:
     return images.plan(cfg, NAME, METHODS)
 

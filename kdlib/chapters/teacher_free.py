@@ -46,6 +46,9 @@ TF_KD_SELF = Method("tf_kd_self", "ResNet18: Tf-KD-self", "resnet18", tf_kd_self
 METHODS = (BASELINE, TF_KD_REG, TF_KD_SELF)
 
 
+scale = images.scale
+
+
 def plan(cfg: Params) -> list[runs.Run]:
     return images.plan(cfg, NAME, METHODS)
 

@@ -4,11 +4,14 @@ Runs, per seed: the ``teacher``; a ``student`` trained on the labels alone; a
 ``student_kd`` trained with Hinton's loss from the teacher of the same seed.
 On the first seed, ``student_kd_sweep`` repeats the KD student for every
 temperature × α of the profile's sweep. Both students share one recipe and
-seed; only the objective differs.
+seed; only the objective differs. With ``trials``, ``teacher_trial`` is the
+heavier teacher recipe that was tried first and set aside (:data:`TRIAL_TEACHER`),
+kept so that the page can show it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,12 +38,24 @@ class Params(mnist.MnistTeacher):
     sweep_alphas: list[float] = field(default_factory=list, metadata=between(0, 1))
 
 
+#: The teacher recipe tried first (Hinton's dropout 0.5 and 2-pixel jitter), set aside for
+#: the lighter one after it scored lower on seed 0.
+TRIAL_TEACHER = {"teacher_dropout": 0.5, "teacher_jitter": 2}
+
+
+def trial_teacher(cfg: Params) -> Params:
+    return dataclasses.replace(cfg, **TRIAL_TEACHER)
+
+
 @dataclass(frozen=True)
 class KD:
     """Hinton's loss settings of a distilled student."""
 
     temperature: float
     alpha: float
+
+
+scale = mnist.scale
 
 
 # --- specs --------------------------------------------------------------------------------------
@@ -118,6 +133,12 @@ def plan(cfg: Params) -> list[runs.Run]:
                  student_run("student_kd", s, KD(cfg.temperature, cfg.alpha))]
     plan += [student_run("student_kd_sweep", cfg.seeds[0], KD(t, a))
              for t in cfg.sweep_temperatures for a in cfg.sweep_alphas]
+    if cfg.trials:
+        trial, seed = trial_teacher(cfg), cfg.seeds[0]
+        plan.append(run("teacher_trial", mnist.teacher_spec(trial, seed),
+                        functools.partial(teacher_metrics, trial, seed),
+                        trains=mnist.teacher_checkpoint(trial, seed),
+                        flops=mnist.teacher_flops(trial)))
     return plan
 
 
@@ -142,6 +163,19 @@ def sweep_table(records: runs.Records) -> pd.DataFrame:
             for r in records.get("student_kd_sweep", [])]
     frame = pd.DataFrame(rows, columns=["temperature", "alpha", "test acc (%)"])
     return frame.pivot(index="temperature", columns="alpha", values="test acc (%)").round(2)
+
+
+def trials_table(records: runs.Records) -> pd.DataFrame:
+    """The teacher recipes tried on the first seed: the one kept and the one set aside."""
+    rows = []
+    for name, what in (("teacher", "kept"), ("teacher_trial", "tried first, set aside")):
+        for r in records.get(name, [])[:1]:
+            spec = r["spec"]
+            rows.append({"teacher recipe": what, "dropout": spec["dropout"],
+                         "jitter (pixels)": spec["recipe"]["jitter"],
+                         "epochs": spec["recipe"]["epochs"], "seed": spec["seed"],
+                         "test acc (%)": round(100 * r["metrics"]["test_acc"], 2)})
+    return pd.DataFrame(rows).set_index("teacher recipe")
 
 
 def provenance(records: runs.Records) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kdlib import chapters as registry
 from kdlib import config, paths, results
+from kdlib.tooling import claims_page
 
 
 class BookError(RuntimeError):
@@ -53,6 +54,17 @@ def check_profile(profile: str | Path) -> dict[str, config.Common]:
     return chapters
 
 
+def parameters_yaml(profile: str | Path, chapter: str) -> str:
+    """One chapter's parameters under `profile` as YAML, the file papermill's ``-f`` takes."""
+    import yaml
+
+    cfgs = registry.load_profile(profile)
+    if chapter not in cfgs:
+        raise config.ProfileError(f"profile {profile!r} has no chapter {chapter!r}; "
+                                  f"it has {sorted(cfgs)}")
+    return yaml.safe_dump(config.as_dict(cfgs[chapter]), sort_keys=False)
+
+
 def stage(profile_name: str) -> Path:
     """A fresh copy of the book sources under ``_build/<profile>/site``."""
     site = paths.REPO / "_build" / profile_name / "site"
@@ -81,10 +93,13 @@ def write_benchmarks_page(site: Path) -> None:
     cpu_rate = None
     if (folder / "latest.json").is_file():
         res = json.loads((folder / "latest.json").read_text())
-        if res["machine"]["device"] == "cpu" and not res.get("quick"):
+        cases = res["cases"]
+        if res["machine"]["device"] == "cpu" and not res.get("quick") \
+                and "kdlib_float32" in cases["mlp"]["engines"]:
             # at the rate of the default engine, which the chapters train with on a CPU
-            rates = {"mlp": res["cases"]["mlp"]["kdlib_default_gflops"] * 1e9,
-                     "resnet": res["cases"]["resnet18"]["kdlib_default_gflops"] * 1e9}
+            fast = "kdlib_fast" if "kdlib_fast" in cases["mlp"]["engines"] else "kdlib"
+            rates = {"mlp": cases["mlp"][f"{fast}_gflops"] * 1e9,
+                     "resnet": cases["resnet18"][f"{fast}_gflops"] * 1e9}
 
             def cpu_rate(row: costs.Row) -> float | None:
                 return rates.get(row.family)
@@ -185,4 +200,5 @@ def make_book(profile: str, *, log_output: bool = False) -> Path:
     site = stage(name)
     times = execute(chapters, site / "book" / "chapters", log_output=log_output)
     write_build_info(site, name, times)
+    claims_page.write(site, name)
     return build_html(site)

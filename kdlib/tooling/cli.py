@@ -4,6 +4,14 @@
 - ``run PROFILE [CHAPTER ...]``: execute chapters only (outputs in ``_build/PROFILE/runs``).
 - ``check PROFILE``: validate a profile against kdlib.config and the notebooks.
 - ``data``: fetch MNIST into the data folder.
+- ``browser-check PROFILE``: load every page of the built book in headless Chromium and fail
+  if math did not render, a figure did not load or a glued value is missing.
+- ``costs PROFILE``: what the profile's runs cost, per chapter (:mod:`kdlib.tooling.costs`).
+- ``params PROFILE CHAPTER [-o FILE]``: write one chapter's parameters as YAML, for
+  ``papermill notebooks/CHAPTER.ipynb out.ipynb -f FILE``.
+- ``paper-shape``: every chapter under the ``paper`` profile's settings at a tiny size, on a
+  tiny CIFAR-10 folder in scratch folders (:mod:`kdlib.tooling.shape`): what CI runs so that
+  no paper-only code path breaks unnoticed.
 - ``jobs PROFILE --workers N [--executor local|slurm] [--chapters ...] [--dry-run]``:
   train the independent runs of PROFILE in parallel (see :mod:`kdlib.jobs`), so
   that ``book PROFILE`` afterwards finds them cached.
@@ -15,9 +23,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from kdlib import config, data, paths
-from kdlib.tooling import book, jobs
+from kdlib import config, data, paths, results
+from kdlib.tooling import book, browser, costs, jobs, shape
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate a profile")
     p.add_argument("profile")
     sub.add_parser("data", help="download or unpack the data sets")
+    p = sub.add_parser("browser-check", help="check the built book's pages in headless Chromium")
+    p.add_argument("profile", nargs="?", default="smoke")
+    p = sub.add_parser("costs", help="FLOPs and GPU hours of a profile's runs, per chapter")
+    p.add_argument("profile")
+    p = sub.add_parser("params", help="one chapter's parameters as YAML, for papermill -f")
+    p.add_argument("profile")
+    p.add_argument("chapter")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: print them)")
+    p = sub.add_parser("paper-shape", help="every chapter at the paper's shape, tiny size")
+    p.add_argument("chapters", nargs="*", help="chapter names (default: all)")
+    p.add_argument("--log-output", action="store_true")
     p = sub.add_parser("jobs", help="train a profile's runs in parallel (processes or SLURM)")
     p.add_argument("profile")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -63,9 +83,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile {args.profile!r} is valid: {', '.join(chapters)}")
         elif args.cmd == "data":
             data.load_images("mnist")
+        elif args.cmd == "browser-check":
+            html = paths.REPO / "_build" / args.profile / "site" / "_build" / "html"
+            if not html.is_dir():
+                raise book.BookError(f"no built book at {html}: run `kdlib book {args.profile}`")
+            n, problems = browser.check(html)
+            for line in problems:
+                print(f"browser-check: {line}", file=sys.stderr)
+            print(f"browser-check: {n} pages, {len(problems)} problem(s)")
+            return 1 if problems else 0
+        elif args.cmd == "costs":
+            print(costs.cost_markdown(args.profile))
+        elif args.cmd == "params":
+            text = book.parameters_yaml(args.profile, args.chapter)
+            if args.output:
+                args.output.write_text(text)
+                print(f"wrote {args.output}; run: papermill notebooks/{args.chapter}.ipynb "
+                      f"out.ipynb -f {args.output}")
+            else:
+                print(text, end="")
+        elif args.cmd == "paper-shape":
+            times = shape.run(chapters_only=args.chapters or None, log_output=args.log_output)
+            print(f"paper-shape: {len(times)} chapters in {sum(times.values()):.0f} s")
         elif args.cmd == "jobs":
             return run_jobs(args)
-    except (config.ProfileError, data.DatasetUnavailableError, book.BookError) as err:
+    except (config.ProfileError, data.DatasetUnavailableError, book.BookError,
+            results.DirtyTreeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdlib import models
-from kdlib.tooling import jobs
+from kdlib import chapters, models, runs
 
 #: The one throughput assumption: ResNet18 CIFAR training images per second, bf16, one H100.
 H100_IMAGES_PER_S = 20_000
@@ -50,7 +49,8 @@ def rows(profile: str | Path = "paper") -> list[Row]:
     grouped: dict[tuple[str, str], list[float]] = {}
     notes: dict[tuple[str, str], set[str]] = {}
     family: dict[tuple[str, str], str] = {}
-    for run in jobs.plan(profile):
+    cfgs = chapters.load_profile(profile)
+    for run in runs.unique(r for c, cfg in cfgs.items() for r in chapters.plan(c, cfg)):
         key = (run.chapter, run.name)
         flops = run.eval_flops
         if run.trains is None or run.trains not in trained:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kdlib import chapters as registry
-from kdlib import config, paths, runs
+from kdlib import config, paths, results, runs
 from kdlib.runs import Run
 
 
@@ -119,6 +119,8 @@ def run_local(jobs: Sequence[Run], workers: int, *, gpus: list[str] | None = Non
     todo = [j for j in jobs if not j.done]
     if not todo:
         return out
+    for profile in {j.profile for j in todo}:
+        results.check_clean(profile)  # before any worker starts
     workers = max(1, min(workers, len(todo)))
     gpus = _gpu_ids() if gpus is None else gpus
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -159,6 +161,8 @@ def run_slurm(jobs: Sequence[Run], *, folder: Path | None = None, partition: str
     todo = [j for j in jobs if not j.done]
     if not todo:
         return out
+    for profile in {j.profile for j in todo}:
+        results.check_clean(profile)
     folder = folder or paths.REPO / "_build" / "jobs" / "submitit"
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
     params: dict[str, Any] = {"timeout_min": timeout_min, "gpus_per_node": gpus_per_node,

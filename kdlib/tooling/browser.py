@@ -1,0 +1,115 @@
+"""The built book, checked in a real browser: math rendered, figures loaded, values glued.
+
+:func:`check` serves the HTML on 127.0.0.1 and loads every page in headless
+Chromium (``--dump-dom`` after the page's scripts ran), then looks at what a
+reader would see:
+
+- **math**: MathJax is served with the book (no ``http`` address in its script tag),
+  and every formula of the page's source became rendered math (``mjx-container``);
+- **figures**: every image the page shows is served, and is not empty;
+- **glued values**: no value the page pastes from its notebook is missing or empty.
+
+It returns the problems found, one line each; none means the book passed.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: Where Debian's chromium package puts the browser (the `chromium` wrapper also works).
+CHROMIUM = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
+#: Generated pages with nothing of the book's own on them.
+SKIP = {"search.html", "genindex.html", "py-modindex.html"}
+
+
+def find_chromium() -> str:
+    for name in CHROMIUM:
+        found = shutil.which(name) or (name if Path(name).is_file() else None)
+        if found:
+            return found
+    raise FileNotFoundError("headless Chromium is needed for the browser check: on Debian "
+                            "`apt-get install chromium`")
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve `folder` on 127.0.0.1 (a free port) while the block runs; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no access log on the console
+        pass
+
+
+def render(url: str, chromium: str, budget_ms: int = 15000) -> str:
+    """The page's DOM after its scripts ran, as headless Chromium sees it."""
+    done = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                           "--disable-dev-shm-usage", f"--virtual-time-budget={budget_ms}",
+                           "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"chromium failed on {url}: {done.stderr[-500:]}")
+    return done.stdout
+
+
+MATH = re.compile(r'class="math[ "]')
+MATHJAX_SRC = re.compile(r'<script[^>]+src="([^"]*mathjax[^"]*)"', re.I)
+IMG = re.compile(r'<img[^>]+src="([^"]+)"')
+PASTED = re.compile(r'<span class="pasted-text">(.*?)</span>', re.S)
+
+
+def check_page(base: str, page: str, source: str, chromium: str) -> list[str]:
+    """Problems a reader would see on one page."""
+    problems = []
+    dom = render(f"{base}/{page}", chromium)
+    formulas = len(MATH.findall(source))
+    if formulas:
+        srcs = MATHJAX_SRC.findall(source)
+        remote = [s for s in srcs if "://" in s]
+        if remote or not srcs:
+            problems.append(f"{page}: MathJax is not served with the book ({remote or 'none'})")
+        rendered = dom.count("<mjx-container")
+        if rendered < formulas:
+            problems.append(f"{page}: {formulas - rendered} of {formulas} formulas not rendered")
+    for src in IMG.findall(dom):
+        url = src if "://" in src else f"{base}/{Path(page).parent.as_posix()}/{src}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                if r.status != 200 or not r.read(1):
+                    problems.append(f"{page}: figure {src} is empty")
+        except OSError as err:
+            problems.append(f"{page}: figure {src} did not load ({err})")
+    empty = [m for m in PASTED.findall(dom) if not m.strip() or m.strip() in ("nan", "None")]
+    if empty:
+        problems.append(f"{page}: {len(empty)} glued value(s) missing or empty")
+    return problems
+
+
+def check(html: Path, chromium: str | None = None) -> tuple[int, list[str]]:
+    """Load every page of the built book at `html`; returns (pages checked, problems)."""
+    chromium = chromium or find_chromium()
+    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                   if p.name not in SKIP and "_static" not in p.parts and p.name != "index.html")
+    problems: list[str] = []
+    with serve(html) as base:
+        for page in pages:
+            problems += check_page(base, page, (html / page).read_text(errors="replace"),
+                                   chromium)
+    return len(pages), problems

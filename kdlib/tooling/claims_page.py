@@ -1,0 +1,117 @@
+"""The "Claims at a glance" page and the intro's status table, generated from the records.
+
+Each claim of :data:`kdlib.claims.CLAIMS` is decided at every scale that has
+records: the committed ``paper`` profile (the paper's setting), the committed
+CPU stand-in (``cpu``, when the repository has that profile) and the profile the
+book is built with. The paper's setting always has a row, "not run at this scale"
+where it has no records. Nothing here is written by hand: every verdict and
+number comes from :func:`kdlib.claims.findings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from kdlib import claims, config, paths
+
+#: Glyphs that make the verdict column scannable; the words stay beside them.
+MARKS = {"reproduced": "✅", "not reproduced": "❌", "inconclusive at this power": "❔",
+         "not run at this scale": "⏸"}
+
+
+def scales(build_profile: str) -> list[str]:
+    """The profiles whose records decide claims, widest scale first."""
+    names = ["paper"] + (["cpu"] if (paths.profiles_dir() / "cpu.yaml").is_file() else [])
+    return list(dict.fromkeys([*names, build_profile]))
+
+
+def all_findings(build_profile: str) -> list[claims.Finding]:
+    """Every claim at every scale with records, plus the paper's setting always."""
+    out = []
+    for profile in scales(build_profile):
+        try:
+            found = claims.findings(profile)
+        except config.ProfileError:  # a profile without some chapter: nothing to decide
+            continue
+        out += [f for f in found if profile == "paper" or (
+            f.claim.fixed_scale is None and f.decision.verdict != "not run at this scale")]
+    order = {c.id: i for i, c in enumerate(claims.CLAIMS)}
+    return sorted(out, key=lambda f: order[f.claim.id])  # stable: scales in order
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _link(chapter: str) -> str:
+    return f"{{doc}}`{chapter.split('_', 1)[0]} <chapters/{chapter}>`"
+
+
+def table(found: Sequence[claims.Finding]) -> str:
+    """The claims table in Markdown."""
+    lines = ["| claim | the paper says | paper | scale | ours | test | verdict | chapter, "
+             "records |", "|---|---|---|---|---|---|---|---|"]
+    for f in found:
+        d = f.decision
+        stale = (f" ⚠ made by code that has changed since (commit "
+                 f"`{', '.join(c[:10] for c in f.stale)}`): re-run to refresh"
+                 if f.stale else "")
+        records = (f"`results/{f.profile}/{f.claim.chapter}/`" if f.profile != "—" else "")
+        chapter = "05_gradients" if f.claim.chapter == "05_gradients" else f.claim.chapter
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"**{f.claim.id}**", f.claim.statement, f.claim.paper, f.scale, d.ours, d.test,
+            f"{MARKS[d.verdict]} {d.verdict}{stale}",
+            f"{_link(chapter)} {records}")) + " |")
+    return "\n".join(lines)
+
+
+def counts(found: Sequence[claims.Finding]) -> str:
+    """One line: how many claims got each verdict, at each scale."""
+    by_scale: dict[str, dict[str, int]] = {}
+    for f in found:
+        by_scale.setdefault(f.profile, {}).setdefault(f.decision.verdict, 0)
+        by_scale[f.profile][f.decision.verdict] += 1
+    parts = []
+    for profile, n in by_scale.items():
+        inner = ", ".join(f"{k} {v}" for k, v in n.items())
+        parts.append(f"`{profile}` profile: {inner}")
+    return "; ".join(parts) + "."
+
+
+def write(site: Path, build_profile: str) -> list[claims.Finding]:
+    """Write ``book/claims.md`` and ``book/status.md`` (included by the intro)."""
+    found = all_findings(build_profile)
+    rules = "\n".join(f"- **{v}** {MARKS[v]}: {why}" for v, why in (
+        ("reproduced", "the test finds the paper's effect in the paper's direction (or the "
+                       "value within the stated tolerance)"),
+        ("not reproduced", "the test finds the opposite, or no effect although the seeds "
+                           "could have detected one of the paper's size"),
+        ("inconclusive at this power", "no significant difference, and the seeds could not "
+                                       "have detected one as small as the paper's"),
+        ("not run at this scale", "no records at this scale")))
+    page = f"""# Claims at a glance
+
+Every claim of the paper, decided by a stated test from this book's records. Each row
+names the **scale** it was decided at: the paper's own setting, or a named stand-in that a
+CPU can run (another data set, narrower networks, another ε). A verdict at a stand-in
+scale says what the records show there, not what the paper's setting would show. The
+tests are Welch's two-sided test at 5% on the per-seed values; "detectable" is the
+smallest difference the seeds could find with 80% power (`kdlib.stats`).
+
+{rules}
+
+In this build: {counts(found)}
+
+{table(found)}
+
+The claims and their tests are declared in `kdlib/claims.py`; the rules in
+`kdlib/verdicts.py`.
+"""
+    (site / "book" / "claims.md").write_text(page)
+    status = ["| claim | verdict, scale |", "|---|---|"]
+    for f in found:
+        status.append(f"| {f.claim.id}: {_cell(f.claim.statement)} | "
+                      f"{MARKS[f.decision.verdict]} {f.decision.verdict}, {_cell(f.scale)} |")
+    (site / "book" / "status.md").write_text("\n".join(status) + "\n")
+    return found

@@ -1,0 +1,93 @@
+"""The `paper` profile at full shape and tiny size: every paper-only code path, in minutes.
+
+A reader with a GPU runs ``make book PROFILE=paper`` and waits a day; a shape that
+breaks only at full width, a teacher checkpoint of ResNet50, AutoAttack over many
+chunks or a figure that assumes MNIST would cost them that day. :func:`profile`
+derives a profile from ``paper`` that keeps every setting (data set, architectures
+at full width, methods, losses, attacks and their budgets, AutoAttack's version)
+and shrinks only the amount of work (:data:`WORK`): one seed, a few steps, a
+handful of evaluation points. :func:`run` executes every chapter notebook with it
+on a tiny CIFAR-10 folder written in the genuine pickle format, in scratch
+folders; CI runs it (``make paper-shape``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from kdlib import chapters, config, data, paths
+
+NAME = "paper-shape"
+
+#: The settings that only set the amount of work, and their values here; everything else
+#: is the `paper` profile's. ResNet chapters: two epochs of two steps (so the warm-up and
+#: the step schedule both act); chapter 6 evaluates in batches of 2, so AutoAttack runs
+#: over two chunks. (A point an untrained network gets right and cannot lose costs
+#: AutoAttack's full budget, minutes at full width on a CPU: hence so few points.)
+WORK: dict[str, dict[str, Any]] = {
+    "01_vanilla_kd": {"train_size": 600, "teacher_epochs": 1, "student_epochs": 1},
+    "02_omitted_digit": {"train_size": 600, "teacher_epochs": 1, "student_epochs": 1},
+    "03_reversed_kd": {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2,
+                       "grad_every": 1},
+    "04_teacher_free": {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2,
+                        "grad_every": 1},
+    "05_gradients": {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2,
+                     "grad_every": 1},
+    "06_adversarial_tfkd": {"train_size": 48, "val_size": 16, "test_size": 16,
+                            "batch_size": 16, "epochs": 2, "aa_size": 4, "square_size": 2,
+                            "eval_batch": 2},
+}
+#: CIFAR-10 images of the stand-in folder: training (every chapter draws its subset from
+#: them) and test.
+CIFAR_SIZES = (64, 32)
+
+
+def profile(folder: Path, source: str = "paper") -> Path:
+    """Write ``<folder>/paper-shape.yaml``: `source`'s settings with :data:`WORK` applied."""
+    _, raw = config.read_profile(source)
+    out = {}
+    for chapter, params in raw.items():
+        params = {k: v for k, v in params.items() if k != "profile"}
+        out[chapter] = {**params, "seeds": params["seeds"][:1], **WORK.get(chapter, {})}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{NAME}.yaml"
+    path.write_text(yaml.safe_dump({"description": f"`{source}` at full shape, tiny size",
+                                    "chapters": out}, sort_keys=False))
+    chapters.load_profile(path)  # valid, or a ProfileError naming the key
+    return path
+
+
+def write_data(root: Path) -> None:
+    """A tiny CIFAR-10 folder in the genuine format, and MNIST from the usual data folder."""
+    g = torch.Generator().manual_seed(0)
+    splits = [data.Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+                         torch.randint(0, 10, (n,), generator=g)) for n in CIFAR_SIZES]
+    data.write_cifar10_folder(root / data.CIFAR10_FOLDER, *splits)
+    mnist = paths.data_dir() / "mnist.pt"
+    if not mnist.is_file():
+        data.load_images("mnist")  # fetch it into the usual folder first
+    shutil.copy2(mnist, root / "mnist.pt")
+
+
+def run(folder: Path | None = None, *, chapters_only: list[str] | None = None,
+        log_output: bool = False) -> dict[str, float]:
+    """Execute every chapter (or `chapters_only`) under the paper-shape profile in scratch
+    folders under `folder` (default ``_build/paper-shape``); returns each chapter's seconds."""
+    from kdlib.tooling import book
+
+    folder = folder or paths.REPO / "_build" / NAME
+    if folder.exists():
+        shutil.rmtree(folder)
+    write_data(folder / "data")
+    os.environ.update(KDLIB_DATA=str(folder / "data"), KDLIB_RESULTS=str(folder / "results"),
+                      KDLIB_CHECKPOINTS=str(folder / "models"))
+    cfgs = book.check_profile(profile(folder))
+    if chapters_only:
+        cfgs = {c: cfgs[c] for c in chapters_only}
+    return book.execute(cfgs, folder / "runs", log_output=log_output)

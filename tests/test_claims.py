@@ -1,0 +1,92 @@
+"""Claims: verdicts follow the records, and a claim without records is 'not run'."""
+
+import math
+
+import pytest
+import yaml
+
+from kdlib import chapters, claims, paths, results, verdicts
+from kdlib.tooling import claims_page
+
+
+@pytest.fixture
+def profile(tmp_path):
+    """The smoke profile with three seeds, as a file of its own."""
+    raw = yaml.safe_load((paths.profiles_dir() / "smoke.yaml").read_text())
+    del raw["shared"]
+    for params in raw["chapters"].values():
+        params["seeds"] = [0, 1, 2]
+    path = tmp_path / "threeseeds.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def write_records(profile, chapter, accuracy):
+    """A record for every run of `chapter`, with `accuracy[name]` per seed as test_acc."""
+    cfg = chapters.load_profile(profile)[chapter]
+    for run in chapters.plan(chapter, cfg):
+        acc = accuracy.get(run.name, [0.5, 0.5, 0.5])[run.seed]
+        results.write_record(run.path, {
+            "profile": run.profile, "chapter": run.chapter, "name": run.name,
+            "spec": dict(run.spec), "spec_hash": run.spec_hash, "metrics": {"test_acc": acc},
+            "wall_time_s": 1.0, "device": "cpu", "environment": results.environment()})
+
+
+def t1(profile):
+    (found,) = [f for f in claims.findings(str(profile)) if f.claim.id == "T1"]
+    return found
+
+
+def test_a_verdict_follows_the_records(profile):
+    assert t1(profile).decision.verdict == "not run at this scale"  # no records yet
+    write_records(profile, "01_vanilla_kd", {"student": [0.9800, 0.9805, 0.9810],
+                                             "student_kd": [0.9870, 0.9875, 0.9873]})
+    found = t1(profile)
+    assert found.decision.verdict == "reproduced"
+    assert found.decision.difference == pytest.approx(0.6767, abs=1e-3)
+    assert found.scale.startswith("stand-in (`threeseeds`)")
+    # the same runs, with the distilled student's accuracy lowered: the verdict turns
+    write_records(profile, "01_vanilla_kd", {"student": [0.9800, 0.9805, 0.9810],
+                                             "student_kd": [0.9700, 0.9705, 0.9702]})
+    assert t1(profile).decision.verdict == "not reproduced"
+    # no difference, and seeds too noisy to see one of the paper's +0.67: inconclusive
+    write_records(profile, "01_vanilla_kd", {"student": [0.97, 0.99, 0.98],
+                                             "student_kd": [0.99, 0.97, 0.98]})
+    assert t1(profile).decision.verdict == "inconclusive at this power"
+
+
+def test_claims_without_records_are_not_run_at_this_scale(profile):
+    found = claims.findings(str(profile))
+    assert {f.claim.id for f in found} == {c.id for c in claims.CLAIMS}
+    for f in found:
+        if f.claim.fixed_scale is None:
+            assert f.decision.verdict == "not run at this scale", f.claim.id
+    (fig1,) = [f for f in found if f.claim.id == "F1"]
+    assert fig1.decision.verdict == "reproduced" and fig1.scale.startswith("analytic")
+
+
+def test_the_paper_setting_always_has_a_row(tmp_path, profile, monkeypatch):
+    write_records(profile, "01_vanilla_kd", {})
+    monkeypatch.setattr(claims_page, "scales", lambda build: ["paper", str(profile)])
+    found = claims_page.all_findings(str(profile))
+    assert all(any(f.claim.id == c.id and f.profile == "paper" for f in found)
+               for c in claims.CLAIMS if c.fixed_scale is None)
+    (site := tmp_path / "site" / "book").mkdir(parents=True)
+    claims_page.write(tmp_path / "site", str(profile))
+    page = (site / "claims.md").read_text()
+    assert page.startswith("# Claims at a glance") and "| **T1** |" in page
+    assert "paper setting" in page and "not run at this scale" in page
+
+
+def test_rules_by_hand():
+    g = verdicts.gain([0.99, 0.991, 0.992], [0.98, 0.981, 0.982], 0.5)
+    assert g.verdict == "reproduced" and g.difference == pytest.approx(1.0)
+    assert verdicts.near([0.92, 0.93], 0.9273, 5.0).verdict == "reproduced"
+    assert verdicts.near([0.80, 0.81], 0.9273, 5.0).verdict == "not reproduced"
+    same = verdicts.alike([0.950, 0.951, 0.952, 0.950, 0.951], [0.9505, 0.9515, 0.951, 0.9505,
+                                                                0.951], effect=0.4)
+    assert same.verdict == "reproduced" and same.detectable < 0.4
+    apart = verdicts.alike([0.95, 0.951, 0.952], [0.96, 0.961, 0.962], effect=0.4)
+    assert apart.verdict == "not reproduced"
+    single = verdicts.gain([0.99], [0.98], 0.5)
+    assert single.verdict == "inconclusive at this power" and math.isnan(single.p)
