@@ -215,6 +215,7 @@ class InterruptAt(logging.Handler):
             raise InterruptError
 
 
+@pytest.mark.slow  # AutoAttack at its full budget
 def test_autoattack_at_full_budget_is_exact_on_a_linear_model():
     model, eps = linear(), 0.05
     x, y = mixed_points(model, eps)

@@ -79,6 +79,7 @@ def all_shifts(x, s):
 
 # --- the omitted digit never reaches a student ------------------------------------------------
 
+@pytest.mark.slow  # trains students on real MNIST
 def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_teacher):
     # the teacher (all ten digits) is trained first, through chapter 1's code
     mnist_kd.teacher(od.vanilla_config(cfg), 0, setup.base, progress=False)
@@ -165,6 +166,7 @@ def test_apply_bias_shift_moves_one_logit_and_leaves_the_model_alone():
     torch.testing.assert_close(training.predict(model, x), before)
 
 
+@pytest.mark.slow  # trains students on real MNIST
 def test_bias_shift_is_chosen_without_the_test_set(cfg, setup, monkeypatch, shared_teacher):
     clean = od.student(cfg, 0, setup, DIGIT, cfg.temperature, cfg.alpha,
                        progress=False)["metrics"]
@@ -203,6 +205,7 @@ def test_confusion_matrix_and_accuracies_by_hand():
     assert (m["test_acc"], m["others_acc"], m["digit_acc"]) == pytest.approx((0.6, 0.75, 0.0))
 
 
+@pytest.mark.slow  # trains students on real MNIST
 def test_chapter_runs_tables_and_figure(cfg, setup, shared_teacher):
     runs = od.run_all(cfg, setup, progress=False)
     assert set(runs) == {"teacher", "student_omit1", "student_kd_omit1"}
