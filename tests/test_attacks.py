@@ -270,6 +270,27 @@ def test_pgd_random_start_is_uniform_in_the_ball_and_the_box():
         assert (edge == face).float().mean() > 0.4 and (edge - face).abs().max() > 0.19
 
 
+def test_pgd_leaves_pixels_the_loss_ignores_alone():
+    model = linear()
+    with torch.no_grad():
+        model[1].weight[:, 32:] = 0  # the second half of each image plays no part
+    x, y = images(8), torch.arange(8)
+    xa = attacks.pgd(model, x, y, 0.1, 0.03, 3, random_start=False)
+    flat, clean = xa.flatten(1), x.flatten(1)
+    assert torch.equal(flat[:, 32:], clean[:, 32:])  # zero gradient: no step
+    assert (flat[:, :32] != clean[:, :32]).float().mean() > 0.9
+
+
+def test_pgd_keeps_the_input_device():
+    # on the meta device (shapes only): the random start must be drawn where `x` lives
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)).to("meta")
+    x = torch.empty(2, 1, 2, 2, device="meta")
+    y = torch.zeros(2, dtype=torch.long, device="meta")
+    for steps in (0, 2):
+        xa = attacks.pgd(model, x, y, 0.1, 0.05, steps)
+        assert xa.device == x.device and xa.shape == x.shape
+
+
 def test_pgd_random_start_keeps_the_input_dtype():
     model = linear().double()
     x = images(8).double()
@@ -444,6 +465,9 @@ def test_robust_pgd_batches_of_512_by_default():
     model.sizes.clear()
     assert attacks.robust_flags_pgd(model, x[:40], y[:40], 0.1, 0.05, 1, 16).shape == (40,)
     assert model.sizes == [16, 16, 16, 16, 8, 8]
+    model.sizes.clear()
+    attacks.robust_accuracy_pgd(model, x[:40], y[:40], 0.1, 0.05, 1, 32)
+    assert model.sizes == [32, 32, 8, 8]
 
 
 # --- AutoAttack ------------------------------------------------------------------------------

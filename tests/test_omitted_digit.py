@@ -386,13 +386,15 @@ def test_bias_shift_accepts_any_share_strictly_inside():
                                     torch.tensor([[0.0, 1.0], [float("inf"), 0.0]]),
                                     torch.tensor([[0.0, float("-inf")]])])
 def test_bias_shift_refuses_logits_that_are_not_a_finite_table(logits):
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match=r"^logits must be a non-empty \(N, classes\) tensor "
+                                         r"of finite values$"):
         od.choose_bias_shift(logits, 1, 0.5)
 
 
 def test_apply_bias_shift_uses_the_last_linear_layer():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3), nn.Identity())
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 5), nn.ReLU(),
+                          nn.Linear(5, 3), nn.Identity())
     x = torch.randn(6, 4)
     with torch.no_grad():
         before = model(x)
@@ -404,7 +406,8 @@ def test_apply_bias_shift_uses_the_last_linear_layer():
         expected = torch.zeros(6, 3)
         expected[:, digit] = shift
         torch.testing.assert_close(delta, expected)
-        torch.testing.assert_close(shifted[0].bias, model[0].bias)  # the hidden layer too
+        for hidden in (0, 2):  # the hidden layers are left alone
+            torch.testing.assert_close(shifted[hidden].bias, model[hidden].bias)
     with torch.no_grad():
         torch.testing.assert_close(model(x), before)  # the original is left alone
 
