@@ -6,6 +6,7 @@ move. All but one shrink AutoAttack's budget (`iterations`, `square_queries`).
 """
 
 import logging
+import math
 
 import pytest
 import torch
@@ -161,6 +162,313 @@ def test_robust_accuracy_pgd():
     assert again == int(flags.sum()) / 40  # seeded random start
 
 
+def test_model_mode_sets_and_restores_the_mode():
+    model = mlp(dropout=0.5)
+    for start in (True, False):
+        for mode in ("eval", "train"):
+            model.train(start)
+            with attacks.model_mode(model, mode):
+                assert all(m.training == (mode == "train") for m in model.modules())
+            assert all(m.training == start for m in model.modules())
+
+
+def test_model_mode_restores_the_mode_after_an_error_and_refuses_unknown_modes():
+    model = mlp()
+    model.train()
+    with pytest.raises(RuntimeError, match="inside"), attacks.model_mode(model, "eval"):
+        raise RuntimeError("inside")
+    assert model.training
+    model.eval()
+    with pytest.raises(ValueError, match="mode must be 'eval' or 'train'"), \
+            attacks.model_mode(model, "test"):
+        pass
+    assert not model.training
+
+
+def signed_step_by_hand(model, x, y, eps, step):
+    """One PGD step from `x` on a linear model, with the input gradient of the mean
+    cross-entropy written out: W^T (softmax(Wx + b) - onehot(y)) / n."""
+    w, b = model[1].weight.detach(), model[1].bias.detach()
+    flat = x.flatten(1)
+    p = torch.softmax(flat @ w.T + b, 1)
+    grad = ((p - F.one_hot(y, 10)) @ w / len(y)).reshape(x.shape)
+    moved = x + step * grad.sign()
+    return torch.minimum(torch.maximum(moved, x - eps), x + eps).clamp(0, 1)
+
+
+def test_pgd_one_step_by_hand():
+    model, x = linear(), images(16)
+    x[:4] = 0.0  # on the box's faces: clamping to [0, 1] matters
+    x[4:8] = 1.0
+    y = torch.arange(16) % 10
+    # a step shorter than eps: only the box clips
+    got = attacks.pgd(model, x, y, 0.1, 0.04, 1, random_start=False)
+    torch.testing.assert_close(got, signed_step_by_hand(model, x, y, 0.1, 0.04))
+    # a step longer than eps: the projection back to the eps-ball clips too
+    got = attacks.pgd(model, x, y, 0.1, 0.3, 1, random_start=False)
+    expected = signed_step_by_hand(model, x, y, 0.1, 0.3)
+    torch.testing.assert_close(got, expected)
+    inner = (x >= 0.1) & (x <= 0.9)  # every pixel away from the faces ends on the ball's edge
+    assert inner.sum() > 300 and ((got - x).abs()[inner] - 0.1).abs().max() < 1e-6
+    assert got[:4].min() == 0 and got[4:8].max() == 1
+
+
+def test_pgd_two_steps_by_hand_and_the_step_count_matters():
+    model, x = linear(), images(16)
+    y = torch.arange(16) % 10
+    eps, step = 0.1, 0.03
+    one = signed_step_by_hand(model, x, y, eps, step)
+    grad_ok = signed_step_by_hand(model, one, y, 1.0, step)  # unprojected second step
+    two = torch.minimum(torch.maximum(grad_ok, x - eps), x + eps).clamp(0, 1)
+    torch.testing.assert_close(attacks.pgd(model, x, y, eps, step, 2, random_start=False), two)
+    runs = [attacks.pgd(model, x, y, eps, step, k, random_start=False) for k in (0, 1, 2, 5)]
+    assert torch.equal(runs[0], x)  # no steps, no random start: the input itself
+    assert not torch.equal(runs[1], runs[2]) and not torch.equal(runs[2], runs[3])
+    with torch.no_grad():
+        ce = [F.cross_entropy(model(r), y).item() for r in runs]
+    assert ce[0] < ce[1] < ce[2] < ce[3]
+
+
+def test_pgd_random_start_matches_torchattacks_from_the_same_seed():
+    model, x = mlp(), images(32)
+    y = torch.arange(32) % 10
+    for steps in (0, 1, 10):
+        ours = attacks.pgd(model, x, y, 0.1, 0.03, steps,
+                           generator=torch.Generator().manual_seed(5))
+        torch.manual_seed(5)  # torchattacks draws its start from the global RNG
+        theirs = torchattacks.PGD(model, eps=0.1, alpha=0.03, steps=steps)(x, y)
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    assert (ours - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_pgd_matches_torchattacks_when_the_step_outruns_the_ball():
+    model, x = linear(1), images(32, seed=2)
+    x[:8] = x[:8] * 0.05  # near the faces of the box
+    x[8:16] = 1 - x[8:16] * 0.05
+    y = torch.arange(32) % 10
+    ours = attacks.pgd(model, x, y, 0.05, 0.08, 7, random_start=False)
+    theirs = torchattacks.PGD(model, eps=0.05, alpha=0.08, steps=7, random_start=False)(x, y)
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+
+
+def test_pgd_random_start_is_uniform_in_the_ball_and_the_box():
+    model = linear()
+    x = torch.full((64, 1, 8, 8), 0.5)
+    start = attacks.pgd(model, x, torch.zeros(64, dtype=torch.long), 0.2, 0.1, 0,
+                        generator=torch.Generator().manual_seed(0))
+    d = start - x
+    assert d.abs().max() <= 0.2 + 1e-6
+    assert d.min() < -0.19 and d.max() > 0.19  # fills the whole ball ...
+    assert abs(d.mean().item()) < 0.01  # ... symmetrically
+    assert abs(d.std().item() - 0.2 / math.sqrt(3)) < 0.005  # uniform on [-eps, eps]
+    # at the faces of the box the start is clamped into [0, 1]
+    for face in (0.0, 1.0):
+        edge = attacks.pgd(model, torch.full_like(x, face), torch.zeros(64, dtype=torch.long),
+                           0.2, 0.1, 0, generator=torch.Generator().manual_seed(0))
+        assert edge.min() >= 0 and edge.max() <= 1
+        assert (edge == face).float().mean() > 0.4 and (edge - face).abs().max() > 0.19
+
+
+def test_pgd_leaves_pixels_the_loss_ignores_alone():
+    model = linear()
+    with torch.no_grad():
+        model[1].weight[:, 32:] = 0  # the second half of each image plays no part
+    x, y = images(8), torch.arange(8)
+    xa = attacks.pgd(model, x, y, 0.1, 0.03, 3, random_start=False)
+    flat, clean = xa.flatten(1), x.flatten(1)
+    assert torch.equal(flat[:, 32:], clean[:, 32:])  # zero gradient: no step
+    assert (flat[:, :32] != clean[:, :32]).float().mean() > 0.9
+
+
+def test_pgd_keeps_the_input_device():
+    # on the meta device (shapes only): the random start must be drawn where `x` lives
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)).to("meta")
+    x = torch.empty(2, 1, 2, 2, device="meta")
+    y = torch.zeros(2, dtype=torch.long, device="meta")
+    for steps in (0, 2):
+        xa = attacks.pgd(model, x, y, 0.1, 0.05, steps)
+        assert xa.device == x.device and xa.shape == x.shape
+
+
+def test_pgd_random_start_keeps_the_input_dtype():
+    model = linear().double()
+    x = images(8).double()
+    y = torch.arange(8)
+    start = attacks.pgd(model, x, y, 0.1, 0.01, 0, generator=torch.Generator().manual_seed(3))
+    assert start.dtype == torch.float64
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(start, (x + (2 * noise - 1) * 0.1).clamp(0, 1))
+    out = attacks.pgd(model, x, y, 0.1, 0.01, 2, generator=torch.Generator().manual_seed(3))
+    assert out.dtype == torch.float64 and (out - x).abs().max() <= 0.1 + 1e-9
+
+
+def test_pgd_random_start_on_off_and_its_random_source():
+    model, x = mlp(), images(16)
+    y = torch.arange(16) % 10
+
+    def attack(**kw):
+        return attacks.pgd(model, x, y, 0.1, 0.02, 3, **kw)
+
+    gen = {"generator": torch.Generator().manual_seed(1)}
+    rng = torch.get_rng_state()
+    first = attack(generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), rng)  # a generator leaves the global RNG alone
+    assert torch.equal(first, attack(**gen))
+    assert not torch.equal(first, attack(generator=torch.Generator().manual_seed(2)))
+    # without a generator the start comes from the global RNG; random_start is the default
+    torch.manual_seed(1)
+    global_ = attack()
+    torch.manual_seed(1)
+    assert torch.equal(global_, attack(random_start=True))
+    assert not torch.equal(torch.get_rng_state(), rng)
+    # without a random start the attack is deterministic and ignores the generator
+    fixed = attack(random_start=False)
+    assert torch.equal(fixed, attack(random_start=False, generator=torch.Generator()))
+    assert not torch.equal(fixed, first) and not torch.equal(fixed, global_)
+
+
+def test_pgd_ascends_a_given_loss():
+    model, x = mlp(), images(32)
+    y = torch.arange(32) % 10
+
+    def negative_ce(logits, labels):  # ascending it *lowers* the cross-entropy
+        return -F.cross_entropy(logits, labels)
+
+    down = attacks.pgd(model, x, y, 0.1, 0.02, 5, random_start=False, loss_fn=negative_ce)
+    up = attacks.pgd(model, x, y, 0.1, 0.02, 5, random_start=False)
+    with torch.no_grad():
+        clean, low, high = (F.cross_entropy(model(v), y).item() for v in (x, down, up))
+    assert low < clean - 0.05 < clean + 0.05 < high
+    assert (down - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_pgd_works_under_no_grad_and_returns_a_detached_tensor():
+    model, x = linear(), images(8).requires_grad_(True)
+    y = torch.arange(8)
+    with torch.no_grad():
+        xa = attacks.pgd(model, x, y, 0.1, 0.05, 2, random_start=False)
+    assert not xa.requires_grad and x.grad is None
+    torch.testing.assert_close(xa, attacks.pgd(model, x, y, 0.1, 0.05, 2, random_start=False))
+    assert not torch.equal(xa, x.detach())
+
+
+def batchnorm_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Linear(16, 10))
+
+
+def test_adversarial_objective_sees_exactly_the_pgd_examples():
+    model, x = mlp(), images(16)
+    y = torch.arange(16) % 10
+    seen = []
+
+    def record(model, xb, targets):
+        seen.append(xb)
+        return {"loss": xb.sum()}
+
+    for targets in (y, {"labels": y}):
+        torch.manual_seed(7)
+        attacks.adversarial(record, 0.08, 0.03, 4)(model, x, targets)
+        torch.manual_seed(7)
+        torch.testing.assert_close(seen[-1], attacks.pgd(model, x, y, 0.08, 0.03, 4),
+                                   atol=0, rtol=0)
+    # the labels steer the attack: other labels, other examples
+    torch.manual_seed(7)
+    attacks.adversarial(record, 0.08, 0.03, 4)(model, x, (y + 1) % 10)
+    assert not torch.equal(seen[-1], seen[0])
+
+
+def test_adversarial_objective_passes_its_mode_to_pgd():
+    x, y = images(16), torch.arange(16) % 10
+
+    def no_model(model, xb, targets):  # leaves the BatchNorm statistics to the attack
+        return {"loss": xb.sum()}
+
+    model = batchnorm_model()
+    stats = model[2].running_mean.clone()
+    attacks.adversarial(no_model, 0.1, 0.02, 3)(model, x, y)  # eval by default
+    assert torch.equal(model[2].running_mean, stats) and model.training
+    model.eval()
+    attacks.adversarial(no_model, 0.1, 0.02, 3, mode="train")(model, x, y)
+    assert not torch.equal(model[2].running_mean, stats) and not model.training
+
+
+class BatchSpy(nn.Module):
+    """A linear classifier that records the size of every batch it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = linear()
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self.inner(x)
+
+
+def test_robust_flags_pgd_without_a_budget_are_the_clean_flags():
+    model = mlp(dropout=0.5)  # train mode on entry: the flags must be computed in eval mode
+    x = images(40)
+    y = torch.randint(0, 10, (40,), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), attacks.model_mode(model, "eval"):
+        clean = model(x).argmax(1) == y
+    assert 0 < clean.sum() < 40
+    for kw in ({"batch_size": 16}, {"batch_size": 7}, {}):
+        flags = attacks.robust_flags_pgd(model, x, y, 0.0, 0.1, 3, **kw)
+        assert flags.dtype == torch.bool and torch.equal(flags, clean)
+        assert attacks.robust_accuracy_pgd(model, x, y, 0.0, 0.1, 3, **kw) == \
+            clean.sum().item() / 40
+    # without a random start and without steps nothing moves either
+    assert torch.equal(attacks.robust_flags_pgd(model, x, y, 0.5, 0.1, 0, 16,
+                                                random_start=False), clean)
+    assert model.training
+
+
+def test_robust_flags_pgd_breaks_points_and_is_seeded():
+    model, x = linear(), images(200, seed=3)
+    y = model(x).argmax(1).detach()
+    # steps=0: only the random start moves the points, so the seed decides which break
+    by_seed = [attacks.robust_flags_pgd(model, x, y, 0.5, 0.1, 0, 64, seed=s) for s in (0, 1)]
+    assert not torch.equal(by_seed[0], by_seed[1])
+    assert 0 < by_seed[0].sum() < 200
+    torch.manual_seed(123)  # the global RNG plays no part
+    assert torch.equal(attacks.robust_flags_pgd(model, x, y, 0.5, 0.1, 0, 64), by_seed[0])
+    assert torch.equal(attacks.robust_flags_pgd(model, x, y, 0.5, 0.1, 0, 64, seed=0),
+                       by_seed[0])
+    acc = attacks.robust_accuracy_pgd(model, x, y, 0.5, 0.1, 0, 64, seed=1)
+    assert acc == by_seed[1].sum().item() / 200
+    # a real attack breaks more points than its random start alone
+    attacked = attacks.robust_flags_pgd(model, x, y, 0.5, 0.1, 10, 64)
+    assert attacked.sum() < by_seed[0].sum() and not (attacked & ~by_seed[0]).any()
+
+
+def test_robust_flags_pgd_random_start_switch():
+    model, x = linear(), images(100, seed=4)
+    y = model(x).argmax(1).detach()
+    with_start = attacks.robust_flags_pgd(model, x, y, 0.5, 0.1, 0)
+    assert not with_start.all()  # on by default
+    assert attacks.robust_flags_pgd(model, x, y, 0.5, 0.1, 0, random_start=False).all()
+    assert attacks.robust_accuracy_pgd(model, x, y, 0.5, 0.1, 0, random_start=False) == 1.0
+    assert attacks.robust_accuracy_pgd(model, x, y, 0.5, 0.1, 0) == with_start.sum().item() / 100
+
+
+def test_robust_pgd_batches_of_512_by_default():
+    model = BatchSpy()
+    x = images(600)
+    y = torch.zeros(600, dtype=torch.long)
+    attacks.robust_flags_pgd(model, x, y, 0.1, 0.05, 1)
+    assert model.sizes == [512, 512, 88, 88]  # attack step, then prediction, per batch
+    model.sizes.clear()
+    attacks.robust_accuracy_pgd(model, x, y, 0.1, 0.05, 2)
+    assert model.sizes == [512, 512, 512, 88, 88, 88]
+    model.sizes.clear()
+    assert attacks.robust_flags_pgd(model, x[:40], y[:40], 0.1, 0.05, 1, 16).shape == (40,)
+    assert model.sizes == [16, 16, 16, 16, 8, 8]
+    model.sizes.clear()
+    attacks.robust_accuracy_pgd(model, x[:40], y[:40], 0.1, 0.05, 1, 32)
+    assert model.sizes == [32, 32, 8, 8]
+
+
 # --- AutoAttack ------------------------------------------------------------------------------
 
 FAST = {"verbose": False, "batch_size": 64}  # the full budget: tiny models make it fast
@@ -204,6 +512,7 @@ class InterruptError(Exception):
     pass
 
 
+@pytest.mark.slow  # AutoAttack at its full budget
 def test_autoattack_at_full_budget_is_exact_on_a_linear_model():
     model, eps = linear(), 0.05
     x, y = mixed_points(model, eps)

@@ -1,10 +1,13 @@
 """Table 2: the omitted digit never reaches a student; the bias shift never sees the test set."""
 
 import dataclasses
+import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from kdlib import chapters, config, data, models, runs, training
 from kdlib.chapters import mnist
@@ -80,6 +83,7 @@ def all_shifts(x, s):
 
 # --- the omitted digit never reaches a student ------------------------------------------------
 
+@pytest.mark.slow  # trains students on real MNIST
 def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_teacher):
     # the teacher (all ten digits) is trained first, through chapter 1's code
     mnist.teacher(cfg, 0, setup.base, progress=False)
@@ -166,6 +170,7 @@ def test_apply_bias_shift_moves_one_logit_and_leaves_the_model_alone():
     torch.testing.assert_close(training.predict(model, x), before)
 
 
+@pytest.mark.slow  # trains students on real MNIST
 def test_bias_shift_is_chosen_without_the_test_set(cfg, setup, monkeypatch, shared_teacher):
     clean = od.student_metrics(cfg, 0, DIGIT, True, progress=False)
     calls = []
@@ -202,6 +207,7 @@ def test_confusion_matrix_and_accuracies_by_hand():
     assert (m["test_acc"], m["others_acc"], m["digit_acc"]) == pytest.approx((0.6, 0.75, 0.0))
 
 
+@pytest.mark.slow  # trains students on real MNIST
 def test_chapter_runs_tables_and_figure(cfg, setup, shared_teacher):
     records = runs.run_all(od.plan(cfg), progress=False)
     assert set(records) == {"teacher", "student_omit1", "student_kd_omit1"}
@@ -243,3 +249,204 @@ def test_bad_digits_are_refused(digits, message):
     params = {**config.as_dict(od.Params()), "digits": digits}
     with pytest.raises(config.ProfileError, match=message):
         chapters.validate("02_omitted_digit", params)
+
+
+# --- the split and the bias shift on small hand-made tensors ---------------------------------
+
+def toy_setup():
+    """Eight one-pixel 'images' valued 0..7; images 4, 5 and 7 are held out."""
+    base = SimpleNamespace(x_train=torch.arange(8.0).reshape(8, 1, 1, 1),
+                           y_train=torch.tensor([1, 2, 1, 3, 1, 2, 0, 1]))
+    held = torch.tensor([False, False, False, False, True, True, False, True])
+    return od.OmittedSetup(base, held)
+
+
+def test_held_out_mask_starts_at_position_50000():
+    idx = torch.tensor([0, 49_999, 50_000, 50_001, 59_999, 3])
+    assert od.held_out_mask(idx).tolist() == [False, False, True, True, True, False]
+    assert od.held_out_mask(idx, start=3).tolist() == [False, True, True, True, True, True]
+    assert od.held_out_mask(idx, 60_000).tolist() == [False] * 6
+
+
+def test_without_digit_on_edge_cases():
+    x, y = torch.arange(5.0), torch.tensor([4, 4, 2, 4, 0])
+    xs, ys = od.without_digit(x, y, 4)
+    assert xs.tolist() == [2.0, 4.0] and ys.tolist() == [2, 0]
+    xs, ys = od.without_digit(x, y, 7)  # absent: everything stays
+    assert torch.equal(xs, x) and torch.equal(ys, y)
+    assert len(od.without_digit(x[:2], y[:2], 4)[1]) == 0
+
+
+def test_transfer_set_and_held_out_images_by_hand():
+    setup = toy_setup()
+    x, y = od.transfer_set(setup, 1)  # not held out: 0, 1, 2, 3, 6; of those, not a 1: 1, 3, 6
+    assert x.flatten().tolist() == [1.0, 3.0, 6.0] and y.tolist() == [2, 3, 0]
+    x, y = od.transfer_set(setup, 2)
+    assert x.flatten().tolist() == [0.0, 2.0, 3.0, 6.0] and y.tolist() == [1, 1, 3, 0]
+    assert od.held_out_images(setup).flatten().tolist() == [4.0, 5.0, 7.0]
+    assert setup.held_out.tolist() == [False] * 4 + [True, True, False, True]  # untouched
+
+
+def test_class_frequency_by_hand():
+    labels = torch.tensor([0, 1, 2, 3, 4, 4, 4, 1])
+    assert od.class_frequency(labels, 4) == 3 / 8
+    assert od.class_frequency(labels, 1) == 0.25
+    assert od.class_frequency(labels, 9) == 0.0
+    assert type(od.class_frequency(labels, 0)) is float
+
+
+# rows: top class 2, 0, 1, 1; digit 0 wins row 1 by 3, loses row 3 by 0.5 and rows 0, 2 by 2
+SHARE_LOGITS = torch.tensor([[0.0, 1.0, 2.0], [3.0, 0.0, 0.0], [0.0, 2.0, 1.0], [1.0, 1.5, 0.0]])
+
+
+def softmax_row(row):
+    e = [math.exp(v) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def test_predicted_share_by_hand():
+    z = SHARE_LOGITS.clone()
+    assert od.predicted_share(z, 0) == 0.25
+    assert od.predicted_share(z, 1) == 0.5 and od.predicted_share(z, 2) == 0.25
+    assert od.predicted_share(z, 0, 1.0) == 0.5  # row 3 now 2.0 vs 1.5
+    assert od.predicted_share(z, 0, 2.5) == 1.0
+    assert od.predicted_share(z, 0, -4.0) == 0.0
+    assert od.predicted_share(z, 1, -0.75, "fraction") == 0.25
+    mass = sum(softmax_row(r)[0] for r in z.tolist()) / 4
+    assert od.predicted_share(z, 0, criterion="mass") == pytest.approx(mass, abs=1e-6)
+    shifted = [[r[0] + 1.0, r[1], r[2]] for r in z.tolist()]
+    mass1 = sum(softmax_row(r)[0] for r in shifted) / 4
+    assert od.predicted_share(z, 0, 1.0, "mass") == pytest.approx(mass1, abs=1e-6)
+    assert od.predicted_share(z.double(), 0, 1.0, "mass") == pytest.approx(mass1, abs=1e-6)
+    assert torch.equal(z, SHARE_LOGITS)  # the caller's logits are left alone
+    with pytest.raises(ValueError, match="unknown criterion"):
+        od.predicted_share(z, 0, 0.0, "votes")
+
+
+def margins_logits(margins):
+    """Two-class logits whose class-1 margin max_{j != 1} z_j - z_1 is each of `margins`."""
+    m = torch.tensor(margins)
+    return torch.stack([m, torch.zeros_like(m)], 1)
+
+
+def test_bias_shift_is_the_quantile_of_the_margins_by_hand():
+    logits = margins_logits([0.5, 3.7, 1.3, 5.1])
+    # to predict class 1 on half of the rows, its logit must overtake the two smallest
+    # margins, 0.5 and 1.3: the smallest such shift is 1.3
+    shift = od.choose_bias_shift(logits, 1, 0.5)
+    assert shift == pytest.approx(1.3, abs=1e-4) and shift >= 1.3
+    assert od.choose_bias_shift(logits, 1, 0.25) == pytest.approx(0.5, abs=1e-4)
+    assert od.choose_bias_shift(logits, 1, 0.75) == pytest.approx(3.7, abs=1e-4)
+    assert od.choose_bias_shift(logits, 1, 0.9) == pytest.approx(5.1, abs=1e-4)
+    # the default tolerance is 1e-4; a coarser one still reaches the target, from above
+    assert od.choose_bias_shift(logits, 1, 0.5, tol=1e-6) == pytest.approx(1.3, abs=1e-6)
+    coarse = od.choose_bias_shift(logits, 1, 0.5, tol=0.5)
+    assert 1.3 <= coarse <= 1.8 and od.predicted_share(logits, 1, coarse) >= 0.5
+
+
+def test_bias_shift_below_minus_one_by_hand():
+    # margins -3.3, -2.5, 4, 5: a share of exactly 1/2 is already reached at shifts -1 and -2,
+    # so the bracket must keep growing downwards until the share falls below the target
+    logits = margins_logits([-3.3, 4.0, -2.5, 5.0])
+    assert od.choose_bias_shift(logits, 1, 0.5) == pytest.approx(-2.5, abs=1e-4)
+    assert od.choose_bias_shift(logits, 1, 0.25) == pytest.approx(-3.3, abs=1e-4)
+    assert od.choose_bias_shift(logits, 1, 0.75) == pytest.approx(4.0, abs=1e-4)
+    far = margins_logits([-20.0, -30.0, 40.0, 50.0])  # many doublings either way
+    assert od.choose_bias_shift(far, 1, 0.5) == pytest.approx(-20.0, abs=1e-4)
+    assert od.choose_bias_shift(far, 1, 0.75) == pytest.approx(40.0, abs=1e-4)
+
+
+def test_mass_shift_by_hand():
+    # one row: the softmax mass of class 1 is sigmoid(b - margin); it is 1/2 at b = margin
+    assert od.choose_bias_shift(margins_logits([1.5]), 1, 0.5, "mass") == \
+        pytest.approx(1.5, abs=1e-4)
+    # margins 1 and 3: sigmoid(b - 1) + sigmoid(b - 3) = 1 at b = 2, by symmetry
+    assert od.choose_bias_shift(margins_logits([1.0, 3.0]), 1, 0.5, "mass") == \
+        pytest.approx(2.0, abs=1e-4)
+    # sigmoid(b) = 0.2 at b = ln(0.2 / 0.8)
+    assert od.choose_bias_shift(margins_logits([0.0]), 1, 0.2, "mass") == \
+        pytest.approx(math.log(0.25), abs=1e-4)
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, -0.1, 1.5])
+def test_bias_shift_target_must_be_a_share(target):
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        od.choose_bias_shift(margins_logits([1.0, 2.0]), 1, target)
+
+
+def test_bias_shift_accepts_any_share_strictly_inside():
+    logits = margins_logits([1.0, 2.0])
+    assert od.choose_bias_shift(logits, 1, 0.01) == pytest.approx(1.0, abs=1e-4)
+    assert od.choose_bias_shift(logits, 1, 0.99) == pytest.approx(2.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("logits", [torch.zeros(0, 10), torch.zeros(10), torch.zeros(2, 3, 4),
+                                    torch.tensor([[0.0, 1.0], [float("inf"), 0.0]]),
+                                    torch.tensor([[0.0, float("-inf")]])])
+def test_bias_shift_refuses_logits_that_are_not_a_finite_table(logits):
+    with pytest.raises(ValueError, match=r"^logits must be a non-empty \(N, classes\) tensor "
+                                         r"of finite values$"):
+        od.choose_bias_shift(logits, 1, 0.5)
+
+
+def test_apply_bias_shift_uses_the_last_linear_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 5), nn.ReLU(),
+                          nn.Linear(5, 3), nn.Identity())
+    x = torch.randn(6, 4)
+    with torch.no_grad():
+        before = model(x)
+    for digit, shift in ((2, 1.5), (0, -0.75)):
+        shifted = od.apply_bias_shift(model, digit, shift)
+        assert shifted is not model
+        with torch.no_grad():
+            delta = shifted(x) - before
+        expected = torch.zeros(6, 3)
+        expected[:, digit] = shift
+        torch.testing.assert_close(delta, expected)
+        for hidden in (0, 2):  # the hidden layers are left alone
+            torch.testing.assert_close(shifted[hidden].bias, model[hidden].bias)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before)  # the original is left alone
+
+
+def test_confusion_matrix_defaults_to_ten_classes():
+    y = torch.tensor([9, 9, 0, 3, 3, 3])
+    pred = torch.tensor([9, 1, 0, 3, 9, 3])
+    conf = od.confusion_matrix(pred, y)
+    assert conf.shape == (10, 10) and int(conf.sum()) == 6
+    expected = torch.zeros(10, 10, dtype=torch.long)
+    for i, j, c in ((9, 9, 1), (9, 1, 1), (0, 0, 1), (3, 3, 2), (3, 9, 1)):
+        expected[i, j] = c
+    assert torch.equal(conf, expected)  # rows are the true class, columns the prediction
+
+
+def test_confusion_matrix_counts_low_classes_without_padding():
+    conf = od.confusion_matrix(torch.tensor([1, 0]), torch.tensor([0, 0]), 3)
+    assert conf.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 0]]
+    conf = od.confusion_matrix(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0]), 4)
+    assert conf.shape == (4, 4) and conf[1, 0] == 1 and conf[2, 2] == 1 and conf.sum() == 2
+
+
+def test_per_class_accuracy_divides_by_the_true_class_count():
+    conf = torch.tensor([[3, 1, 0], [0, 0, 0], [4, 0, 1]])
+    acc = od.per_class_accuracy(conf)
+    assert acc[0] == 0.75 and acc[2] == 0.2
+    assert math.isnan(acc[1])  # no images of class 1
+    assert all(type(a) is float for a in acc)
+
+
+def test_evaluate_by_hand():
+    # 4 classes, 6 images; digit 3 appears twice, once right
+    labels = torch.tensor([3, 0, 3, 1, 1, 2])
+    pred = torch.tensor([3, 0, 1, 1, 0, 0])
+    logits = F.one_hot(pred, 4).float() * 2 - 0.5
+    m = od.evaluate(logits, labels, 3)
+    assert m["test_acc"] == pytest.approx(3 / 6)
+    assert m["others_acc"] == pytest.approx(2 / 4)
+    assert m["digit_acc"] == 0.5
+    assert m["per_class_acc"] == [1.0, 0.5, 0.0, 0.5]
+    assert m["confusion"] == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]]
+    m0 = od.evaluate(logits, labels, 0)
+    assert (m0["test_acc"], m0["others_acc"], m0["digit_acc"]) == \
+        pytest.approx((0.5, 2 / 5, 1.0))

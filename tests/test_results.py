@@ -39,14 +39,3 @@ def test_welch_and_verdict():
     assert "no gain" in report.gain_sentence("KD", b, "no KD", a)
     assert "single seed" in report.gain_sentence("KD", [0.9], "no KD", [0.8])
     assert math.isnan(stats.welch_p([1.0], [2.0, 3.0]))
-
-
-def test_detectable_difference_against_textbook_values():
-    # large n: (z_0.975 + z_0.8) * s * sqrt(2/n) = 2.8016 * s * sqrt(2/n)
-    assert stats.detectable_difference(1.0, 10_000) == pytest.approx(
-        2.8016 * math.sqrt(2 / 10_000), rel=1e-3)
-    # n = 3: nu = 4, t_0.975 = 2.7764, t_0.8 = 0.9410 (t tables)
-    assert stats.detectable_difference(0.5, 3) == pytest.approx(
-        (2.7764 + 0.9410) * 0.5 * math.sqrt(2 / 3), rel=1e-3)
-    assert stats.detectable_difference(0.5, 5) < stats.detectable_difference(0.5, 3)
-    assert math.isnan(stats.detectable_difference(0.5, 1))

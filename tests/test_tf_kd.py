@@ -76,3 +76,53 @@ def test_tf_kd_self_is_hinton_kd():
     a = losses.tf_kd_self(s, t, y, 6.0, 0.95)
     b = losses.hinton_kd(s, t, y, 6.0, 0.95)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_virtual_teacher_lives_on_the_labels_device():
+    labels = torch.tensor([1, 0], device="meta")  # shapes and devices only, no values
+    q = losses.virtual_teacher(labels, 4, 0.7, 2.0)
+    assert q.device == labels.device and q.shape == (2, 4)
+
+
+def test_virtual_teacher_rows_by_hand():
+    # K = 4, delta = 0.7: raw rows are 0.7 on the label and 0.1 elsewhere
+    labels = torch.tensor([2, 0, 3])
+    q = losses.virtual_teacher(labels, 4, 0.7, 1.0)
+    on, off = math.exp(0.7), math.exp(0.1)
+    z = on + 3 * off
+    for row, label in enumerate(labels.tolist()):
+        expected = [off / z] * 4
+        expected[label] = on / z
+        torch.testing.assert_close(q[row], torch.tensor(expected))
+    # in log space at T = 1 it is the raw teacher itself
+    raw = losses.virtual_teacher(labels, 4, 0.7, 1.0, log_space=True)
+    torch.testing.assert_close(raw, torch.tensor([[0.1, 0.1, 0.7, 0.1], [0.7, 0.1, 0.1, 0.1],
+                                                  [0.1, 0.1, 0.1, 0.7]]))
+
+
+def test_tf_kd_reg_log_space_by_hand():
+    # log_space at T = 2: teacher sqrt(p) / sum(sqrt(p)) with p = (0.1, 0.8, 0.1)
+    T, alpha = 2.0, 0.4
+    r = [math.sqrt(v) for v in (0.1, 0.8, 0.1)]
+    p = [v / sum(r) for v in r]
+    s = torch.tensor([[0.0, 2 * math.log(2.0), 0.0]])  # softmax(s / 2) = (1, 2, 1) / 4
+    out = losses.tf_kd_reg(s, torch.tensor([1]), 0.8, T, alpha, log_space=True)
+    kd = T**2 * kl(p, [0.25, 0.5, 0.25])
+    ce = -math.log(4 / 6)  # softmax(s) = (1, 4, 1) / 6
+    assert out["kd"].item() == pytest.approx(kd, abs=1e-6)
+    assert out["ce"].item() == pytest.approx(ce, abs=1e-6)
+    assert out["loss"].item() == pytest.approx((1 - alpha) * ce + alpha * kd, abs=1e-6)
+    # the default (probability space) teacher gives another value on the same input
+    plain = losses.tf_kd_reg(s, torch.tensor([1]), 0.8, T, alpha)["kd"].item()
+    assert plain == pytest.approx(T**2 * kl(softmax([0.05, 0.4, 0.05]), [0.25, 0.5, 0.25]),
+                                  abs=1e-6)
+
+
+def test_tf_kd_self_by_hand():
+    # teacher (ln 3, 0) -> (3/4, 1/4) at T = 1; uniform student; label 0
+    out = losses.tf_kd_self(torch.zeros(1, 2), torch.tensor([[math.log(3.0), 0.0]]),
+                            torch.tensor([0]), 1.0, 0.25)
+    ce, kd = math.log(2.0), kl((0.75, 0.25), (0.5, 0.5))
+    assert set(out) == {"loss", "ce", "kd"}
+    assert out["kd"].item() == pytest.approx(kd, abs=1e-6)
+    assert out["loss"].item() == pytest.approx(0.75 * ce + 0.25 * kd, abs=1e-6)
