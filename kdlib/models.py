@@ -175,6 +175,7 @@ def count_cost(model: nn.Module, input_shape: tuple[int, ...]) -> Cost:
 #: Per-channel mean and standard deviation of the training images, for :class:`Normalize`.
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
 
 
 class Normalize(nn.Module):

@@ -153,24 +153,34 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, monkeypatch):
     assert stopper.restore() == 2 and torch.equal(model.weight, weights[2])
 
 
-def test_masking_verdict_on_constructed_records():
-    def rec(pgd_gap, square_gap=0.0, flags=()):
-        return {"metrics": {"pgd_aa_gap": pgd_gap, "pgd_square_gap": square_gap,
-                            "aa_flags": list(flags)}}
+def rec(pgd: str, aa: str, square: str = "", flags=(), audit=()):
+    """A record with per-image flags (as the evaluation writes them)."""
+    return {"metrics": {"pgd_bits": pgd, "aa_bits": aa, "square_bits": square or pgd,
+                        "square_size": len(square or pgd), "aa_flags": list(flags),
+                        "audit": list(audit)}}
 
-    at = [rec(0.05)]
-    assert adv.masking_verdict([rec(0.0)]) == "consistent"
-    assert adv.masking_verdict(at, at) == "PGD overstates robustness by 5.0 points"
-    assert adv.masking_verdict([rec(0.06)], at) == "PGD overstates robustness by 6.0 points"
-    assert adv.masking_verdict([rec(0.10)], at).endswith("; more than for plain AT")
-    assert adv.masking_verdict([rec(0.0, 0.05)]) == "black-box Square beats PGD"
-    assert adv.masking_verdict([rec(0.0, flags=["zero gradient"])]) == \
-        "AutoAttack raised flags"
-    records = {"standard": [rec(0.0)], "at": at, "at_tf_kd_reg": [rec(0.10)]}
+
+def test_masking_is_decided_by_paired_tests_on_constructed_records():
+    honest = rec("1" * 60 + "0" * 40, "1" * 58 + "0" * 42)  # 2 discordant: no evidence
+    assert adv.masking([honest]) == []
+    # 12 images kept by PGD and broken by AutoAttack, none the other way: p = 2 / 2**12
+    leaky = rec("1" * 60 + "0" * 40, "1" * 48 + "0" * 52)
+    (note,) = adv.masking([leaky])
+    assert "12 images kept by PGD fall to AutoAttack, 0 the other way" in note
+    assert "McNemar p = 0.00049" in note
+    # against plain AT with the same leak, it is not "more than for plain AT" ...
+    assert adv.masking([leaky], [leaky]) == [note]
+    # ... against an AT that kept its PGD-robust images, it is (Fisher's exact test)
+    notes = adv.masking([leaky], [honest])
+    assert len(notes) == 2 and notes[1].startswith("more than for plain AT (Fisher p =")
+    square = rec("1" * 30, "1" * 30, square="1" * 10 + "0" * 20)  # Square breaks 20 PGD kept
+    assert adv.masking([square]) == ["black-box Square beats PGD-20 (McNemar p = 1.9e-06)"]
+    assert adv.masking([rec("1", "1", flags=["zero gradient"])]) == ["AutoAttack raised flags"]
+    failed = rec("1", "1", audit=[{"name": "sweep", "passed": False}])
+    assert adv.masking([failed]) == ["audit failed: sweep"]
+    records = {"standard": [honest], "at": [honest], "at_tf_kd_reg": [leaky]}
     lines = adv.warnings_for(records)
-    assert [line.split(":")[0] for line in lines] == ["AT student (PGD adversarial training)",
-                                                       "AT + Tf-KD-reg"]
-    assert "more than for plain AT" in lines[1] and "+10.00 points" in lines[1]
+    assert [line.split(":")[0] for line in lines] == ["AT + Tf-KD-reg (this build's form)"]
 
 
 def test_one_run_end_to_end_is_recorded_and_then_reused(monkeypatch):
@@ -179,7 +189,10 @@ def test_one_run_end_to_end_is_recorded_and_then_reused(monkeypatch):
     record = at.execute(progress=False)
     m = record["metrics"]
     assert {"clean_acc", "pgd_acc", "aa_acc", "square_acc", "pgd_aa_gap", "aa_flags",
-            "aa_after_attack"} <= set(m)
+            "aa_after_attack", "aa_ci", "pgd_bits", "aa_bits", "audit"} <= set(m)
+    assert m["aa_ci"][0] <= m["aa_acc"] <= m["aa_ci"][1]
+    assert {c["name"] for c in m["audit"]} == {"sweep", "stronger PGD", "margin loss",
+                                               "transfer", "black box", "zero gradients"}
     assert m["aa_acc"] <= m["aa_clean_acc"] and m["best_epoch"] in (1, 2)
     assert [h["epoch"] for h in m["history"]] == [1, 2]
     assert all("held_out_pgd_acc" in h for h in m["history"])
@@ -191,7 +204,8 @@ def test_one_run_end_to_end_is_recorded_and_then_reused(monkeypatch):
 def test_the_chapter_is_a_job_plan():
     cfg = smoke()
     planned = jobs.plan("smoke", ["06_adversarial_tfkd"])
-    assert [j.name for j in planned][0] == "at"  # the teacher of three others goes first
+    # the networks others learn from or are audited against go first
+    assert [j.name for j in planned][:2] == ["standard", "at"]
     assert sorted((j.name, j.spec_hash) for j in planned) == sorted(
         (m.name, results.spec_hash(adv.record_spec(cfg, m, s)))
         for m in adv.METHODS for s in cfg.seeds)

@@ -103,3 +103,16 @@ def load_profile(name_or_path: str | Path) -> dict[str, config.Common]:
 def plan(chapter: str, cfg: config.Common) -> list[runs.Run]:
     """The runs of `chapter` under `cfg` (see :class:`kdlib.runs.Run`)."""
     return module(chapter).plan(cfg)
+
+
+def committed(chapter: str, profile: str) -> tuple[config.Common | None, runs.Records | None]:
+    """`chapter`'s parameters under another `profile` (such as the committed ``paper`` or
+    ``cpu``) and its records there, or None for what the repository does not have. Nothing
+    is computed: a page shows these beside its own runs."""
+    try:
+        cfg = load_profile(profile).get(chapter)
+    except config.ProfileError:
+        return None, None
+    if cfg is None:
+        return None, None
+    return cfg, runs.saved(plan(chapter, cfg))

@@ -50,7 +50,9 @@ in chunks of ``eval_batch`` and saves each finished chunk
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,9 +71,11 @@ from kdlib import (
     paper,
     paths,
     results,
+    robustness,
     runs,
     stats,
     training,
+    verdicts,
 )
 from kdlib.chapters import images
 from kdlib.config import ProfileError, between, ge
@@ -91,7 +95,7 @@ class Params(images.TfKdLosses, images.ImageRuns):
     also the chunk of AutoAttack that is saved as soon as it is done).
     """
 
-    arch: Literal["resnet18", "mlp"] = "mlp"
+    arch: Literal["resnet18", "cnn", "mlp"] = "mlp"
     eps: float = field(default=0.1, metadata={"gt": 0, "le": 1})
     pgd_step: float = field(default=0.025, metadata={"gt": 0, "le": 1})
     pgd_steps: int = field(default=7, metadata=ge(1))
@@ -104,17 +108,23 @@ class Params(images.TfKdLosses, images.ImageRuns):
     aa_size: int = field(default=20, metadata=ge(1))
     square_size: int = field(default=20, metadata=ge(1))
     eval_batch: int = field(default=500, metadata=ge(1))
+    #: The robustness audit (:func:`kdlib.robustness.audit`) of every adversarially trained
+    #: row: on the first `audit_size` test images, its stronger PGD with `audit_steps`
+    #: steps and `audit_restarts` restarts.
+    audit_size: int = field(default=20, metadata=ge(1))
+    audit_steps: int = field(default=100, metadata=ge(1))
+    audit_restarts: int = field(default=5, metadata=ge(1))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.arch == "mlp" and self.dataset != "mnist":
-            raise ProfileError("arch 'mlp' is for MNIST; use 'resnet18' for CIFAR-10")
+        if self.arch in ("mlp", "cnn") and self.dataset != "mnist":
+            raise ProfileError(f"arch {self.arch!r} is for MNIST; use 'resnet18' for CIFAR-10")
         if self.early_stop and self.val_size == 0:
             raise ProfileError("early_stop needs held-out images: set val_size > 0")
         if self.val_size and self.train_size - self.val_size < self.batch_size:
             raise ProfileError(f"val_size {self.val_size} leaves fewer than batch_size "
                                f"{self.batch_size} of the {self.train_size} training images")
-        for name in ("aa_size", "square_size"):
+        for name in ("aa_size", "square_size", "audit_size"):
             if getattr(self, name) > self.test_size:
                 raise ProfileError(f"{name} {getattr(self, name)} is larger than test_size "
                                    f"{self.test_size}")
@@ -150,14 +160,20 @@ AT = Method("at", "AT student (PGD adversarial training)", images.cross_entropy_
             adversarial=True, paper_row="at_student")
 AKD = Method("akd", "student with AT teacher (AKD)", akd_loss, adversarial=True, teacher=AT,
              paper_row="student_at_teacher")
-AT_TF_KD_REG = Method("at_tf_kd_reg", "AT + Tf-KD-reg", images.tf_kd_reg_loss, adversarial=True,
-                      paper_row="at_tf_kd_reg")
+AT_TF_KD_REG_OFFICIAL = Method("at_tf_kd_reg_official", "AT + Tf-KD-reg (official form)",
+                               images.tf_kd_reg_official_loss, adversarial=True,
+                               paper_row="at_tf_kd_reg")
+AT_TF_KD_REG = Method("at_tf_kd_reg", "AT + Tf-KD-reg (this build's form)",
+                      images.tf_kd_reg_loss, adversarial=True)
 AT_TF_KD_SELF = Method("at_tf_kd_self", "AT + Tf-KD-self", tf_kd_self_loss, adversarial=True,
                        teacher=AT, paper_row="at_tf_kd_self")
+AT_LABEL_SMOOTHING = Method("at_label_smoothing", "AT + label smoothing (control)",
+                            images.label_smoothing_loss, adversarial=True)
 KD_FROM_AT = Method("kd_from_at", "clean-trained student of the AT teacher", akd_loss,
                     adversarial=False, teacher=AT)
 #: The rows, each after the method it learns from.
-METHODS = (STANDARD, AT, AKD, AT_TF_KD_REG, AT_TF_KD_SELF, KD_FROM_AT)
+METHODS = (STANDARD, AT, AKD, AT_TF_KD_REG_OFFICIAL, AT_TF_KD_REG, AT_TF_KD_SELF,
+           AT_LABEL_SMOOTHING, KD_FROM_AT)
 LABELS = {m.name: m.label for m in METHODS}
 
 
@@ -179,13 +195,18 @@ def split(cfg: Params, setup: images.ImageSetup
 def model_spec(cfg: Params) -> dict[str, Any]:
     if cfg.arch == "mlp":
         return {"arch": "mlp", "sizes": [784, cfg.width, cfg.width, 10]}
+    if cfg.arch == "cnn":
+        return {"arch": "cnn", "width": cfg.width, "normalize": cfg.dataset}
     return images.model_spec(cfg, "resnet18")
 
 
 def build(cfg: Params) -> nn.Module:
-    """An untrained network: ResNet18 at ``width``, or (``mlp``) 784-width-width-10."""
+    """An untrained network: ResNet18 at ``width``; (``cnn``) Madry et al.'s MNIST network
+    at ``width`` (:class:`kdlib.models.SmallCNN`); or (``mlp``) 784-width-width-10."""
     if cfg.arch == "mlp":
         return models.MLP([784, cfg.width, cfg.width, 10])
+    if cfg.arch == "cnn":
+        return models.SmallCNN(cfg.width, normalize=(models.MNIST_MEAN, models.MNIST_STD))
     return images.build(cfg, "resnet18")
 
 
@@ -227,7 +248,15 @@ def eval_spec(cfg: Params) -> dict[str, Any]:
                     "random_start": True, "seed": 0},
             "autoattack": {"version": "standard", "norm": "Linf", "eps": cfg.eps,
                            "images": cfg.aa_size, "seed": 0, "chunk": cfg.eval_batch},
-            "square_only": {"images": cfg.square_size, "queries": 5000}}
+            "square_only": {"images": cfg.square_size, "queries": 5000},
+            "audit": {"images": cfg.audit_size, "steps": cfg.audit_steps,
+                      "restarts": cfg.audit_restarts, "sweep": list(sweep(cfg)),
+                      "transfer_from": "standard", "of": "adversarially trained rows"}}
+
+
+def sweep(cfg: Params) -> tuple[float, ...]:
+    """The ε values of the audit's accuracy curve, beside ε itself (up to 0.5)."""
+    return tuple(e for e in (cfg.eps / 2, 2 * cfg.eps, 4 * cfg.eps, 0.5) if e <= 0.5)
 
 
 def record_spec(cfg: Params, method: Method, seed: int) -> dict[str, Any]:
@@ -305,11 +334,16 @@ def trained(cfg: Params, method: Method, seed: int,
 
 # --- evaluation ----------------------------------------------------------------------------------
 
+def bits(flags: torch.Tensor) -> str:
+    """Per-image flags as a string of 0s and 1s, for the record (paired tests need them)."""
+    return "".join("1" if f else "0" for f in flags.tolist())
+
+
 def evaluate(cfg: Params, model: nn.Module, setup: images.ImageSetup, *,
              folder: Path | None = None, verbose: bool = True) -> dict[str, Any]:
-    """Clean, PGD, AutoAttack and Square-only accuracy, with the per-image comparisons the
-    diagnostics use (on the AutoAttack subset). AutoAttack's finished chunks are kept in
-    `folder` until the evaluation ends."""
+    """Clean, PGD, AutoAttack and Square-only accuracy, with the per-image flags that the
+    paired tests compare (on the AutoAttack subset). AutoAttack's finished chunks are kept
+    in `folder` until the evaluation ends."""
     x, y, batch = setup.x_test, setup.y_test, cfg.eval_batch
     clean = training.predict(model, x, batch).argmax(1) == y
     pgd = attacks.robust_flags_pgd(model, x, y, cfg.eps, cfg.eval_pgd_step, cfg.eval_pgd_steps,
@@ -322,23 +356,49 @@ def evaluate(cfg: Params, model: nn.Module, setup: images.ImageSetup, *,
                                  folder=folder and folder / "square", verbose=verbose)
     pgd_on_aa = pgd[:cfg.aa_size].cpu()
     pgd_on_square = float(pgd[:cfg.square_size].float().mean())
+    kept, broke, p = robustness.mcnemar(pgd_on_aa, aa.robust)
+    k = int(aa.robust.sum())
     return {"clean_acc": float(clean.float().mean()), "pgd_acc": float(pgd.float().mean()),
             "aa_acc": aa.robust_accuracy, "aa_clean_acc": aa.clean_accuracy,
+            "aa_ci": list(robustness.binomial_ci(k, len(aa.robust))),
             "pgd_acc_on_aa_images": float(pgd_on_aa.float().mean()),
             "pgd_aa_gap": float(pgd_on_aa.float().mean()) - aa.robust_accuracy,
-            "pgd_robust_aa_broken": int((pgd_on_aa & ~aa.robust).sum()),
+            "pgd_robust_aa_broken": kept, "aa_robust_pgd_broken": broke,
+            "pgd_aa_mcnemar_p": p, "pgd_bits": bits(pgd_on_aa), "aa_bits": bits(aa.robust),
             "square_acc": sq.robust_accuracy, "pgd_acc_on_square_images": pgd_on_square,
             "pgd_square_gap": pgd_on_square - sq.robust_accuracy,
+            "square_bits": bits(sq.robust),
             "aa_after_attack": aa.after_attack,
             "aa_flags": list(aa.flags) + list(sq.flags), "test_size": len(y),
             "aa_size": len(aa.robust), "square_size": len(sq.robust)}
 
 
+def audit(cfg: Params, model: nn.Module, reference: nn.Module, setup: images.ImageSetup,
+          evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The robustness audit of an adversarially trained network, on the first
+    ``audit_size`` test images, reusing the evaluation's PGD-20 and Square flags there."""
+    n = cfg.audit_size
+    x, y = setup.x_test[:n], setup.y_test[:n]
+    pgd20 = attacks.robust_flags_pgd(model, x, y, cfg.eps, cfg.eval_pgd_step,
+                                     cfg.eval_pgd_steps, cfg.eval_batch).cpu()
+    square = torch.tensor([c == "1" for c in evaluation["square_bits"][:n]])
+    checks = robustness.audit(model, x, y, cfg.eps, pgd20=pgd20, square=square,
+                              reference=reference, sweep=sweep(cfg),
+                              batch_size=cfg.eval_batch, strong_steps=cfg.audit_steps,
+                              restarts=cfg.audit_restarts)
+    return [dataclasses.asdict(c) for c in checks]
+
+
 def metrics(cfg: Params, method: Method, seed: int, *, progress: bool = True) -> dict[str, Any]:
-    """Train (or load) the run's network and evaluate it."""
+    """Train (or load) the run's network and evaluate it; audit it if it was trained on
+    PGD examples."""
     model, info = trained(cfg, method, seed, progress)
+    setup = load(cfg)
     folder = paths.evaluation_dir(method.name, results.spec_hash(record_spec(cfg, method, seed)))
-    out = {**evaluate(cfg, model, load(cfg), folder=folder, verbose=progress), **info}
+    out = {**evaluate(cfg, model, setup, folder=folder, verbose=progress), **info}
+    if method.adversarial:
+        reference = trained(cfg, STANDARD, seed, progress)[0]
+        out["audit"] = audit(cfg, model, reference, setup, out)
     shutil.rmtree(folder, ignore_errors=True)  # the record now holds what the chunks held
     return out
 
@@ -346,8 +406,8 @@ def metrics(cfg: Params, method: Method, seed: int, *, progress: bool = True) ->
 def plan(cfg: Params) -> list[runs.Run]:
     """Every ``(method, seed)``, each after the run its teacher comes from."""
     device = str(training.resolve_device(cfg.device))
-    if cfg.arch == "mlp":
-        m, family = models.count_cost(build(cfg), (1, 28, 28)).macs, "mlp"
+    if cfg.arch in ("mlp", "cnn"):
+        m, family = models.count_cost(build(cfg), (1, 28, 28)).macs, cfg.arch
     else:
         m, family = images.macs(cfg, "resnet18"), "resnet"
     trained_images = (cfg.train_size - cfg.val_size) * cfg.epochs
@@ -359,6 +419,11 @@ def plan(cfg: Params) -> list[runs.Run]:
     evaluation = runs.forward_flops(m, cfg.test_size * (cfg.eval_pgd_steps * 3 + 1)
                                     + cfg.aa_size * autoattack_forwards(clean, robust)
                                     + cfg.square_size * robust * 5000)
+    # the audit: PGD-20 at every ε of the sweep, PGD-50 unbounded, the stronger PGD with its
+    # restarts, PGD-20 on the margin, PGD-20 on the reference, one gradient
+    audit_steps = (20 * (len(sweep(cfg)) + 1) + 50 + cfg.audit_steps * cfg.audit_restarts
+                   + 20 + 20 + 1)
+    auditing = runs.forward_flops(m, cfg.audit_size * 3 * audit_steps)
     out = []
     for method in METHODS:
         flops = runs.train_flops(m, trained_images, teacher_macs=m if method.teacher else 0,
@@ -368,10 +433,11 @@ def plan(cfg: Params) -> list[runs.Run]:
                 cfg.profile, NAME, method.name, record_spec(cfg, method, seed),
                 functools.partial(metrics, cfg, method, seed), device=device, family=family,
                 trains=checkpoint(cfg, method, seed).name,
-                needs=((checkpoint(cfg, method.teacher, seed).name,) if method.teacher
-                       else ()),
+                needs=tuple(checkpoint(cfg, other, seed).name for other in (
+                    (method.teacher,) if method.teacher else ()) + (
+                    (STANDARD,) if method.adversarial else ())),
                 flops=flops + (stopping if stops_early(cfg, method) else 0.0),
-                eval_flops=evaluation))
+                eval_flops=evaluation + (auditing if method.adversarial else 0.0)))
     return out
 
 
@@ -398,87 +464,149 @@ def _cell(records: list[dict[str, Any]], key: str) -> str:
     return stats.summarize([r["metrics"][key] for r in records]).fmt()
 
 
+def _flags(records: list[dict[str, Any]], key: str) -> torch.Tensor:
+    """One method's per-image flags (``<key>_bits``), all seeds one after the other."""
+    return torch.tensor([c == "1" for r in records for c in r["metrics"][f"{key}_bits"]])
+
+
 def table5(records: runs.Records) -> pd.DataFrame:
-    """Table 5: clean, PGD and AutoAttack accuracy (%), the paper's beside ours."""
+    """Table 5: clean, PGD-20 and AutoAttack accuracy (%), the paper's beside ours, with the
+    AutoAttack images pooled over seeds (95% Clopper-Pearson interval), and Welch's test of
+    each row's AutoAttack accuracy against the AT student's, with the smallest difference
+    the seeds could detect."""
     rows = []
+    at = [r["metrics"]["aa_acc"] for r in records.get("at", [])]
     for method in present(records):
         recs = records[method.name]
         ref = paper.TABLE5.get(method.paper_row or "")
-        rows.append({"": method.label,
-                     "paper: clean": f"{100 * ref[0]:.2f}" if ref else "—",
-                     "ours: clean": _cell(recs, "clean_acc"),
-                     "ours: PGD": _cell(recs, "pgd_acc"),
-                     "paper: AutoAttack": f"{100 * ref[1]:.2f}" if ref else "—",
-                     "ours: AutoAttack": _cell(recs, "aa_acc"),
-                     "runs": len(recs)})
+        aa = [r["metrics"]["aa_acc"] for r in recs]
+        pooled = _flags(recs, "aa")
+        lo, hi = robustness.binomial_ci(int(pooled.sum()), len(pooled))
+        row = {"": method.label,
+               "paper: clean": f"{100 * ref[0]:.2f}" if ref else "—",
+               "ours: clean": _cell(recs, "clean_acc"),
+               "ours: PGD-20": _cell(recs, "pgd_acc"),
+               "paper: AutoAttack": f"{100 * ref[1]:.2f}" if ref else "—",
+               "ours: AutoAttack": _cell(recs, "aa_acc"),
+               "AutoAttack 95% CI (images)": f"[{100 * lo:.1f}, {100 * hi:.1f}] ({len(pooled)})",
+               "Welch p vs AT": "—", "detectable (points)": "—", "runs": len(recs)}
+        if method.name != "at" and at:
+            d = verdicts.gain(aa, at, math.nan)
+            row["Welch p vs AT"] = images.fmt_p(d.p)
+            row["detectable (points)"] = "—" if math.isnan(d.detectable) else \
+                f"{d.detectable:.2f}"
+        rows.append(row)
     return pd.DataFrame(rows).set_index("")
 
 
-#: A gap in accuracy (as a fraction) beyond which the diagnostics speak up: 2 points.
-MASKING_GAP = 0.02
+def masking(records: list[dict[str, Any]],
+            reference: list[dict[str, Any]] | None = None) -> list[str]:
+    """What the paired tests say about one method (its seeds pooled); empty: consistent.
+
+    - PGD-20 keeps significantly more images than AutoAttack on the same images
+      (McNemar): PGD overstates robustness;
+    - a larger share of the PGD-robust images falls to AutoAttack than for the
+      `reference` (plain AT; Fisher's exact test): gradients masked beyond AT's;
+    - Square alone, without gradients, breaks significantly more images than PGD-20
+      (McNemar): the gradients mislead PGD;
+    - AutoAttack's own checks raised a flag;
+    - a check of the robustness audit failed.
+    """
+    notes = []
+    pgd, aa = _flags(records, "pgd"), _flags(records, "aa")
+    kept, back, p = robustness.mcnemar(pgd, aa)
+    if kept > back and p < robustness.ALPHA:
+        notes.append(f"PGD-20 overstates robustness: {kept} images kept by PGD fall to "
+                     f"AutoAttack, {back} the other way (McNemar p = {p:.2g})")
+        if reference is not None and reference is not records:
+            rp, ra = _flags(reference, "pgd"), _flags(reference, "aa")
+            rk = int((rp & ~ra).sum())
+            table = [[kept, int(pgd.sum()) - kept], [rk, int(rp.sum()) - rk]]
+            fisher = float(_fisher(table))
+            if kept / max(int(pgd.sum()), 1) > rk / max(int(rp.sum()), 1) \
+                    and fisher < robustness.ALPHA:
+                notes.append(f"more than for plain AT (Fisher p = {fisher:.2g})")
+    sq = _flags(records, "square")
+    on_square = torch.cat([torch.tensor([c == "1" for c in r["metrics"]["pgd_bits"]
+                                         [:r["metrics"]["square_size"]]]) for r in records])
+    k2, b2, p2 = robustness.mcnemar(on_square, sq)
+    if k2 > b2 and p2 < robustness.ALPHA:
+        notes.append(f"black-box Square beats PGD-20 (McNemar p = {p2:.2g})")
+    if any(r["metrics"]["aa_flags"] for r in records):
+        notes.append("AutoAttack raised flags")
+    failed = sorted({c["name"] for r in records for c in r["metrics"].get("audit", [])
+                     if not c["passed"]})
+    if failed:
+        notes.append(f"audit failed: {', '.join(failed)}")
+    return notes
+
+
+def _fisher(table: list[list[int]]) -> float:
+    from scipy.stats import fisher_exact
+
+    return fisher_exact(table).pvalue
+
+
+def diagnostics(records: runs.Records) -> pd.DataFrame:
+    """The paired gradient-masking tests per method, seeds pooled (accuracies in %)."""
+    rows = []
+    for method in present(records):
+        recs = records[method.name]
+        pgd, aa = _flags(recs, "pgd"), _flags(recs, "aa")
+        kept, back, p = robustness.mcnemar(pgd, aa)
+        flags = sorted({f for r in recs for f in r["metrics"]["aa_flags"]})
+        notes = masking(recs, records.get("at"))
+        rows.append({"": method.label,
+                     "PGD-20 (AA images)": round(100 * float(pgd.float().mean()), 2),
+                     "AutoAttack": round(100 * float(aa.float().mean()), 2),
+                     "kept by PGD, broken by AA": kept, "the other way": back,
+                     "McNemar p": images.fmt_p(p),
+                     "Square only": round(100 * _mean(recs, "square_acc"), 2),
+                     "AutoAttack flags": "; ".join(flags) or "none",
+                     "verdict": "; ".join(notes) or "consistent"})
+    return pd.DataFrame(rows).set_index("")
 
 
 def _mean(records: list[dict[str, Any]], key: str) -> float:
     return sum(float(r["metrics"][key]) for r in records) / len(records)
 
 
-def diagnostics(records: runs.Records) -> pd.DataFrame:
-    """Gradient-masking checks per method, means over seeds (accuracies in %)."""
+def audit_table(records: runs.Records) -> pd.DataFrame:
+    """Each check of the robustness audit for each adversarially trained method: how many
+    of its seeds passed, and what was measured on the first seed."""
     rows = []
     for method in present(records):
-        recs = records[method.name]
-        flags = sorted({f for r in recs for f in r["metrics"]["aa_flags"]})
-        rows.append({"": method.label,
-                     "PGD (AA images)": round(100 * _mean(recs, "pgd_acc_on_aa_images"), 2),
-                     "AutoAttack": round(100 * _mean(recs, "aa_acc"), 2),
-                     "PGD − AA (points)": round(100 * _mean(recs, "pgd_aa_gap"), 2),
-                     "PGD (Square images)": round(100 * _mean(recs, "pgd_acc_on_square_images"),
-                                                  2),
-                     "Square only": round(100 * _mean(recs, "square_acc"), 2),
-                     "images PGD kept, AA broke": round(_mean(recs, "pgd_robust_aa_broken"), 1),
-                     "AutoAttack flags": "; ".join(flags) or "none",
-                     "verdict": masking_verdict(recs, records.get("at"))})
-    return pd.DataFrame(rows).set_index("")
-
-
-def masking_verdict(records: list[dict[str, Any]],
-                    reference: list[dict[str, Any]] | None = None) -> str:
-    """What the diagnostics say about one method (means over its seeds).
-
-    - PGD accuracy more than :data:`MASKING_GAP` above AutoAttack's on the same
-      images: PGD overstates robustness;
-    - that gap larger than the `reference`'s (plain AT) by more than
-      :data:`MASKING_GAP`: the method masks gradients beyond what AT does;
-    - Square alone, which uses no gradients, below PGD on the same images: the
-      gradients mislead PGD;
-    - any warning of AutoAttack's own checks.
-    """
-    notes = []
-    gap = _mean(records, "pgd_aa_gap")
-    if gap > MASKING_GAP:
-        notes.append(f"PGD overstates robustness by {100 * gap:.1f} points")
-        if reference is not None and reference is not records \
-                and gap - _mean(reference, "pgd_aa_gap") > MASKING_GAP:
-            notes.append("more than for plain AT")
-    if _mean(records, "pgd_square_gap") > MASKING_GAP:
-        notes.append("black-box Square beats PGD")
-    if any(r["metrics"]["aa_flags"] for r in records):
-        notes.append("AutoAttack raised flags")
-    return "; ".join(notes) or "consistent"
+        recs = [r for r in records[method.name] if "audit" in r["metrics"]]
+        if not recs:
+            continue
+        for i, check in enumerate(recs[0]["metrics"]["audit"]):
+            passed = sum(r["metrics"]["audit"][i]["passed"] for r in recs)
+            rows.append({"method": method.label, "check": check["name"],
+                         "passed": f"{passed} of {len(recs)} seeds",
+                         "rule": check["rule"], "measured (first seed)": check["measured"]})
+    return pd.DataFrame(rows).set_index(["method", "check"]) if rows else pd.DataFrame()
 
 
 def warnings_for(records: runs.Records) -> list[str]:
-    """One sentence per method whose PGD robustness does not survive AutoAttack."""
+    """One sentence per method whose robustness a paired test or the audit questions."""
     out = []
     for method in present(records):
-        recs = records[method.name]
-        if _mean(recs, "pgd_aa_gap") <= MASKING_GAP:
-            continue
-        out.append(f"{method.label}: PGD-based robustness does not survive AutoAttack: "
-                   f"{masking_verdict(recs, records.get('at'))} (PGD − AutoAttack = "
-                   f"{100 * _mean(recs, 'pgd_aa_gap'):+.2f} points on the same images). Read "
-                   f"its PGD accuracy as an upper bound, not as robustness.")
+        notes = masking(records[method.name], records.get("at"))
+        if notes:
+            out.append(f"{method.label}: {'; '.join(notes)}. Read its PGD accuracy as an "
+                       f"upper bound, not as robustness.")
     return out
+
+
+def paper_summary() -> str:
+    """What the paper's Table 5 says, row by row against its AT student (from its numbers)."""
+    at = paper.TABLE5["at_student"]
+    parts = [f"{label}: clean {100 * (v[0] - at[0]):+.2f}, AutoAttack {100 * (v[1] - at[1]):+.2f}"
+             for label, v in (("student with AT teacher", paper.TABLE5["student_at_teacher"]),
+                              ("AT + Tf-KD-reg", paper.TABLE5["at_tf_kd_reg"]),
+                              ("AT + Tf-KD-self", paper.TABLE5["at_tf_kd_self"]))]
+    return ("Against its AT student, the paper's rows move by (points) " + "; ".join(parts)
+            + ". It gives single numbers, without seeds or spread.")
 
 
 def robustness_gain(records: runs.Records) -> float:
@@ -521,13 +649,14 @@ def figure(records: runs.Records):
     methods = present(records)
     bars = [("clean", "clean_acc"), ("PGD", "pgd_acc"), ("AutoAttack", "aa_acc"),
             ("Square only", "square_acc")]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = plt.subplots(figsize=(11, 4.2))
     width = 0.8 / len(bars)
     at = np.arange(len(methods))
     for i, (label, key) in enumerate(bars):
         means = [100 * np.mean([r["metrics"][key] for r in records[m.name]]) for m in methods]
         ax.bar(at + (i - (len(bars) - 1) / 2) * width, means, width, label=label)
-    ax.set_xticks(at, [m.label.replace(" (", "\n(") for m in methods], fontsize=8)
+    ax.set_xticks(at, [m.label.replace(" (", "\n(") for m in methods], fontsize=8,
+                  rotation=20, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)

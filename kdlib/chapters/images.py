@@ -65,7 +65,8 @@ JITTER_PIXELS = 2
 EVAL_BATCH = 128
 #: Data set -> (channels, image side, per-channel mean and std for the model's Normalize).
 DATASETS = {"cifar10": (3, 32, (models.CIFAR10_MEAN, models.CIFAR10_STD)),
-            "mnist": (1, 28, (models.MNIST_MEAN, models.MNIST_STD))}
+            "mnist": (1, 28, (models.MNIST_MEAN, models.MNIST_STD)),
+            "fashion-mnist": (1, 28, (models.FASHION_MEAN, models.FASHION_STD))}
 
 
 # --- parameters ---------------------------------------------------------------------------------
@@ -74,12 +75,12 @@ DATASETS = {"cifar10": (3, 32, (models.CIFAR10_MEAN, models.CIFAR10_STD)),
 class ImageRuns(Common):
     """The data and training recipe of the ResNet chapters (Tables 3 to 5).
 
-    ``dataset`` is ``cifar10`` for the paper's setting, or ``mnist`` for a
-    scaled replication that runs offline on a CPU (a low-data subset, where
-    regularisation shows, and networks of reduced ``width``).
+    ``dataset`` is ``cifar10`` for the paper's setting, or ``mnist`` or
+    ``fashion-mnist`` for a scaled stand-in that runs offline on a CPU (a subset, and
+    networks of reduced ``width``).
     """
 
-    dataset: Literal["mnist", "cifar10"] = "mnist"
+    dataset: Literal["mnist", "fashion-mnist", "cifar10"] = "mnist"
     train_size: int = field(default=256, metadata=between(16, 60000))
     test_size: int = field(default=500, metadata=between(8, 10000))
     width: int = field(default=4, metadata=ge(1))
@@ -90,6 +91,8 @@ class ImageRuns(Common):
     weight_decay: float = field(default=0.0005, metadata=ge(0))
     schedule: Literal["cosine", "step"] = "cosine"
     warmup_epochs: float = field(default=0.0, metadata=ge(0))
+    #: ε of the label-smoothing control rows.
+    label_smoothing: float = field(default=0.1, metadata=between(0, 1))
 
     def __post_init__(self) -> None:
         if self.dataset == "mnist" and self.augment == "crop_flip":
@@ -121,6 +124,10 @@ class TfKdLosses:
     tf_reg_soften_student: bool = True
     tf_self_temperature: float = field(default=6.0, metadata={"gt": 0})
     tf_self_alpha: float = field(default=0.99, metadata=between(0, 1))
+    #: The official form of Tf-KD-reg (:func:`kdlib.losses.tf_kd_reg_official`): its δ, and
+    #: the multiplier that gives its KL the official CIFAR-100 weight on 10 classes.
+    tf_reg_official_delta: float = field(default=0.99, metadata=between(0, 1))
+    tf_reg_official_multiplier: float = field(default=10.0, metadata={"gt": 0})
 
 
 def tf_kd_reg_loss(cfg: TfKdLosses) -> dict[str, Any]:
@@ -128,6 +135,36 @@ def tf_kd_reg_loss(cfg: TfKdLosses) -> dict[str, Any]:
     return {"loss": "tf_kd_reg", "reduction": "batchmean", "delta": cfg.tf_reg_delta,
             "temperature": cfg.tf_reg_temperature, "alpha": cfg.tf_reg_alpha,
             "soften_student": cfg.tf_reg_soften_student}
+
+
+def tf_kd_reg_official_loss(cfg: TfKdLosses) -> dict[str, Any]:
+    """The loss spec of Tf-KD-reg in the official code's form, at T and α of `cfg`."""
+    return {"loss": "tf_kd_reg_official", "delta": cfg.tf_reg_official_delta,
+            "temperature": cfg.tf_reg_temperature, "alpha": cfg.tf_reg_alpha,
+            "multiplier": cfg.tf_reg_official_multiplier}
+
+
+def label_smoothing_loss(cfg: Any) -> dict[str, Any]:
+    """The loss spec of the label-smoothing control, at the profile's ε."""
+    return {"loss": "label_smoothing", "epsilon": cfg.label_smoothing}
+
+
+def matched_smoothing(cfg: TfKdLosses, num_classes: int = NUM_CLASSES) -> float:
+    """The ε of label smoothing whose targets put as much mass on the wrong classes as the
+    official Tf-KD-reg loss does.
+
+    That loss, ``(1-α)·CE + w·KL(q ‖ softmax(s))`` with ``w = α·multiplier/K`` on the
+    ``batchmean`` KL, is (up to a constant) cross-entropy against the target
+    ``((1-α)·onehot + w·q) / (1-α+w)``, whose wrong classes hold ``w·(1-q_correct)/(1-α+w)``;
+    label smoothing's hold ``ε·(K-1)/K``.
+    """
+    from kdlib import losses
+
+    q = losses.virtual_teacher(torch.tensor([0]), num_classes, cfg.tf_reg_official_delta,
+                               cfg.tf_reg_temperature)[0]
+    w = cfg.tf_reg_alpha * cfg.tf_reg_official_multiplier / num_classes
+    wrong = w * (1 - float(q[0])) / (1 - cfg.tf_reg_alpha + w)
+    return wrong * num_classes / (num_classes - 1)
 
 
 def hinton_loss(temperature: float, alpha: float) -> dict[str, Any]:
@@ -164,7 +201,7 @@ def recipe(cfg: ImageRuns) -> training.Recipe:
                            momentum=0.9, nesterov=False, weight_decay=cfg.weight_decay,
                            schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs,
                            jitter=JITTER_PIXELS if cfg.augment == "jitter" else 0,
-                           crop_flip=cfg.augment == "crop_flip")
+                           crop_flip=cfg.augment == "crop_flip", engine=cfg.engine)
 
 
 # --- data and networks --------------------------------------------------------------------------
@@ -254,6 +291,7 @@ class Method:
 
 
 def cross_entropy_loss(cfg: Any) -> dict[str, Any]:
+    """The loss spec of plain training."""
     return {"loss": "cross_entropy"}
 
 

@@ -347,7 +347,7 @@ def plan(cfg: Params) -> list[runs.Run]:
 def digits_in(records: runs.Records) -> list[int]:
     """The omitted digits that have runs, in order."""
     return sorted({r["spec"]["data"]["omitted_digit"] for name, rs in records.items()
-                   if name.startswith("student") for r in rs})
+                   if name.startswith("student") for r in rs})  # trial runs omit the same
 
 
 def _fmt(values: list[float], scale: float = 100.0) -> str:
@@ -372,6 +372,10 @@ def table2(records: runs.Records) -> pd.DataFrame:
         rows_d = [(f"omit {d}: no KD (T=1)", "no_kd", records[run_name(d, False)], ""),
                   (f"omit {d}: KD (T={kd[0]['spec']['kd']['temperature']:g})", "kd", kd, ""),
                   (f"omit {d}: KD + bias shift", None, kd, "shifted_")]
+        if (first := records.get(TRIAL.format(digit=d))) is not None:
+            rows_d += [(f"omit {d}: KD, no jitter (first recipe)", "kd", first, ""),
+                       (f"omit {d}: KD, no jitter (first recipe) + bias shift", None, first,
+                        "shifted_")]
         for label, ref_key, recs, prefix in rows_d:
             rows.append({"": label, "paper: w/o digit": _paper(ref, ref_key, "others"),
                          "ours: w/o digit": _fmt(_values(recs, f"{prefix}others_acc")),

@@ -39,11 +39,19 @@ def tf_kd_reg_loss(cfg: Params) -> dict[str, Any]:
     return {**images.tf_kd_reg_loss(cfg), "log_space": False}
 
 
-TF_KD_REG = Method("tf_kd_reg", "ResNet18: Tf-KD-reg", "resnet18", tf_kd_reg_loss)
+TF_KD_REG_OFFICIAL = Method("tf_kd_reg_official", "ResNet18: Tf-KD-reg (official form)",
+                            "resnet18", images.tf_kd_reg_official_loss)
+TF_KD_REG = Method("tf_kd_reg", "ResNet18: Tf-KD-reg (this build's form)", "resnet18",
+                   tf_kd_reg_loss)
 TF_KD_SELF = Method("tf_kd_self", "ResNet18: Tf-KD-self", "resnet18", tf_kd_self_loss,
                     teacher=BASELINE)
+LABEL_SMOOTHING = Method("label_smoothing", "ResNet18: label smoothing (control)", "resnet18",
+                         images.label_smoothing_loss)
 #: The rows, each after the method it learns from.
-METHODS = (BASELINE, TF_KD_REG, TF_KD_SELF)
+METHODS = (BASELINE, TF_KD_REG_OFFICIAL, TF_KD_REG, TF_KD_SELF, LABEL_SMOOTHING)
+#: The paper's row of each method (its Tf-KD-reg numbers came from the official code).
+PAPER_ROW = {"baseline": "baseline", "tf_kd_reg_official": "tf_kd_reg",
+             "tf_kd_self": "tf_kd_self"}
 
 
 scale = images.scale
@@ -57,7 +65,8 @@ def table4(records: runs.Records) -> pd.DataFrame:
     """Table 4: test accuracy (%) of every method, the paper's beside ours, each compared
     with the baseline by Welch's test."""
     t = paper.TABLE4
-    rows = [(m, t.get(m.name), None if m is BASELINE else BASELINE) for m in METHODS]
+    rows = [(m, t.get(PAPER_ROW.get(m.name, "")), None if m is BASELINE else BASELINE)
+            for m in METHODS]
     return images.comparison(records, rows, t, paper.TABLE4_RUNS)
 
 
@@ -212,5 +221,76 @@ def gradient_heatmap(frame: pd.DataFrame):
     axes[1].set_xticks([float(np.mean(v)) for v in centers.values()])
     axes[1].set_xticklabels(list(centers))
     axes[1].set_xlabel("layer (convolutions and the linear head, in network order), by stage")
+    fig.tight_layout()
+    return fig
+
+
+# --- Figure 2's claim, tested: a depth profile that does not depend on the loss's scale -------
+
+#: The stages that make up the "early" layers of the depth test.
+EARLY = ("stem", "layer1")
+
+
+def depth_ratio(record: dict[str, Any]) -> float:
+    """Mean |gradient| of the early layers (:data:`EARLY`) over the last layer's (``fc``).
+
+    A loss that scales every layer's gradient by one factor (a larger α, a T² weight)
+    leaves this ratio unchanged; a loss that keeps the early layers learning relative to
+    the head raises it. Vanishing gradients are a small ratio.
+    """
+    g = record["metrics"]["gradients"]
+    early = [v for v, s in zip(g["mean_abs_grad"], g["stage"], strict=True) if s in EARLY]
+    last = [v for v, s in zip(g["mean_abs_grad"], g["stage"], strict=True) if s == "fc"]
+    return (sum(early) / len(early)) / (sum(last) / len(last))
+
+
+def depth_profile(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each stage's mean |gradient| relative to the last layer's (``fc``), per method (mean
+    over seeds of the per-seed ratios), in network order."""
+    order = list(dict.fromkeys(frame.sort_values("position")["stage"]))
+    per_seed = frame.groupby(["method", "seed", "stage"])["mean_abs_grad"].mean().unstack()
+    rel = per_seed[order].div(per_seed["fc"], axis=0)
+    out = rel.groupby(level="method").mean().reindex([m for m in GRADIENT_METHODS
+                                                      if m in rel.index.get_level_values(0)])
+    out.index = [LABELS[m] for m in out.index]
+    return out
+
+
+def depth_test(records: runs.Records) -> pd.DataFrame:
+    """The stated test of "early layers get relatively larger gradients with KD": per seed,
+    :func:`depth_ratio`; Welch's test of each method against the baseline."""
+    from kdlib import verdicts
+
+    base = [depth_ratio(r) for r in records["baseline"]]
+    rows = []
+    for m in GRADIENT_METHODS:
+        if m not in records:
+            continue
+        ratios = [depth_ratio(r) for r in records[m]]
+        row = {"": LABELS[m], "early / last (mean ± std)": stats.summarize(ratios).fmt(1.0, 3),
+               "seeds": len(ratios)}
+        if m != "baseline":
+            d = verdicts.gain(ratios, base, math.nan, scale=1.0)
+            row.update({"vs baseline": f"{d.difference:+.3f}", "Welch p": images.fmt_p(d.p),
+                        "verdict": d.verdict})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("").fillna("—")
+
+
+def depth_figure(frame: pd.DataFrame):
+    """Each stage's mean |gradient| relative to the last layer's, one line per method."""
+    import matplotlib.pyplot as plt
+
+    prof = depth_profile(frame)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for label, row in prof.iterrows():
+        ax.plot(range(len(row)), row.to_numpy(), marker="o", label=label.removeprefix(
+            "ResNet18: "))
+    ax.set_xticks(range(len(prof.columns)), list(prof.columns))
+    ax.set_yscale("log")
+    ax.set_xlabel("stage (input → output)")
+    ax.set_ylabel("mean |gradient| / last layer's")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig

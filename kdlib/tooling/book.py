@@ -164,7 +164,8 @@ def hide_parameter_cells(path: Path) -> None:
 def write_build_info(site: Path, profile: str, times: dict[str, float]) -> None:
     """The page section that says which profile and commit built this copy."""
     env = results.environment()
-    rows = "\n".join(f"| `{c}` | {s:.0f} |" for c, s in times.items())
+    rows = "\n".join(f"| {{doc}}`{c} <chapters/{c}>` | {s:.0f} | executed without error |"
+                     for c, s in times.items())
     text = f"""| | |
 |---|---|
 | profile | **{profile}** (`profiles/{profile}.yaml`) |
@@ -172,12 +173,17 @@ def write_build_info(site: Path, profile: str, times: dict[str, float]) -> None:
 | git commit | `{env['git_commit']}`{' (with uncommitted changes)' if env['git_dirty'] else ''} |
 | torch | {env['packages']['torch']}, {env['cpu_threads']} CPU threads, GPU: {env['cuda_device']} |
 
-| chapter | wall time (s) |
-|---|---|
+| chapter | wall time (s) | status |
+|---|---|---|
 {rows}
-| **total** | **{sum(times.values()):.0f}** |
+| **total** | **{sum(times.values()):.0f}** | |
 """
     (site / "book" / "build_info.md").write_text(text)
+    (site / "book" / "execution.md").write_text(
+        "# Execution statistics\n\nHow this copy of the book was built: the profile, the "
+        "commit, and each chapter notebook's wall time and status (papermill executed every "
+        "notebook; Jupyter Book only rendered them). A chapter that failed stops the build, "
+        "so a built book lists none.\n\n" + text)
 
 
 def build_html(site: Path) -> Path:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from kdlib import claims, config, paths
 
-#: Glyphs that make the verdict column scannable; the words stay beside them.
-MARKS = {"reproduced": "✅", "not reproduced": "❌", "inconclusive at this power": "❔",
-         "not run at this scale": "⏸"}
+#: How the verdict column shows each verdict.
+MARKS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",
+         "inconclusive at this power": "*inconclusive at this power*",
+         "not run at this scale": "not run at this scale"}
 
 
 def scales(build_profile: str) -> list[str]:
@@ -49,20 +50,26 @@ def _link(chapter: str) -> str:
 
 
 def table(found: Sequence[claims.Finding]) -> str:
-    """The claims table in Markdown."""
-    lines = ["| claim | the paper says | paper | scale | ours | test | verdict | chapter, "
-             "records |", "|---|---|---|---|---|---|---|---|"]
+    """The claims table in Markdown: claim, paper, scale, ours, verdict, where."""
+    lines = ["| claim | paper | scale | ours | verdict | chapter |", "|---|---|---|---|---|---|"]
     for f in found:
         d = f.decision
-        stale = (f" ⚠ made by code that has changed since (commit "
-                 f"`{', '.join(c[:10] for c in f.stale)}`): re-run to refresh"
-                 if f.stale else "")
-        records = (f"`results/{f.profile}/{f.claim.chapter}/`" if f.profile != "—" else "")
-        chapter = "05_gradients" if f.claim.chapter == "05_gradients" else f.claim.chapter
+        stale = (f" (stale: made at `{', '.join(c[:10] for c in f.stale)}`, whose code has "
+                 f"changed since; re-run to refresh)" if f.stale else "")
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f"**{f.claim.id}**", f.claim.statement, f.claim.paper, f.scale, d.ours, d.test,
-            f"{MARKS[d.verdict]} {d.verdict}{stale}",
-            f"{_link(chapter)} {records}")) + " |")
+            f"**{f.claim.id}** {f.claim.statement}", f.claim.paper, f.scale, d.ours,
+            f"{MARKS[d.verdict]}{stale}", _link(f.claim.chapter))) + " |")
+    return "\n".join(lines)
+
+
+def tests(found: Sequence[claims.Finding]) -> str:
+    """How each verdict was decided: the rule and its inputs, and where the records are."""
+    lines = ["| claim | scale | rule | its inputs | records |", "|---|---|---|---|---|"]
+    for f in found:
+        records = f"`results/{f.profile}/{f.claim.chapter}/`" if f.profile != "—" else "—"
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"**{f.claim.id}**", f.scale.split(":")[0], f.claim.test, f.decision.test,
+            records)) + " |")
     return "\n".join(lines)
 
 
@@ -75,14 +82,14 @@ def counts(found: Sequence[claims.Finding]) -> str:
     parts = []
     for profile, n in by_scale.items():
         inner = ", ".join(f"{k} {v}" for k, v in n.items())
-        parts.append(f"`{profile}` profile: {inner}")
+        parts.append(f"`{profile}` profile: {inner}" if profile != "—" else f"analytic: {inner}")
     return "; ".join(parts) + "."
 
 
 def write(site: Path, build_profile: str) -> list[claims.Finding]:
     """Write ``book/claims.md`` and ``book/status.md`` (included by the intro)."""
     found = all_findings(build_profile)
-    rules = "\n".join(f"- **{v}** {MARKS[v]}: {why}" for v, why in (
+    rules = "\n".join(f"- {MARKS[v]}: {why}" for v, why in (
         ("reproduced", "the test finds the paper's effect in the paper's direction (or the "
                        "value within the stated tolerance)"),
         ("not reproduced", "the test finds the opposite, or no effect although the seeds "
@@ -105,6 +112,10 @@ In this build: {counts(found)}
 
 {table(found)}
 
+## How each verdict was decided
+
+{tests(found)}
+
 The claims and their tests are declared in `kdlib/claims.py`; the rules in
 `kdlib/verdicts.py`.
 """
@@ -112,6 +123,6 @@ The claims and their tests are declared in `kdlib/claims.py`; the rules in
     status = ["| claim | verdict, scale |", "|---|---|"]
     for f in found:
         status.append(f"| {f.claim.id}: {_cell(f.claim.statement)} | "
-                      f"{MARKS[f.decision.verdict]} {f.decision.verdict}, {_cell(f.scale)} |")
+                      f"{MARKS[f.decision.verdict]}, {_cell(f.scale)} |")
     (site / "book" / "status.md").write_text("\n".join(status) + "\n")
     return found

@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             results.DirtyTreeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are recorded and trainings keep an every-epoch "
+              "resume file; run the same command again to resume.", file=sys.stderr)
+        return 130
     return 0
 
 
