@@ -86,17 +86,30 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: fl
 
 
 def adversarial(objective: Objective, eps: float, step: float, steps: int, *,
-                mode: Mode = "eval") -> Objective:
+                mode: Mode = "eval", ramp_epochs: int = 0) -> Objective:
     """Adversarial training: `objective` applied to PGD examples crafted against the
     cross-entropy on the labels (random start from the global RNG, which
     :func:`kdlib.training.train` seeds and checkpoints). Targets are the labels or a
-    dict with ``"labels"``."""
+    dict with ``"labels"``.
+
+    With `ramp_epochs`, ε (and the step with it) grows linearly over the first epochs,
+    ``ε·e/ramp_epochs`` in epoch e (from 1), which helps a small network take off at a large
+    ε; the returned objective's ``start_epoch(e)`` sets it, and :func:`kdlib.training.train`
+    calls it at the start of every epoch, a resumed one included.
+    """
+    scale = {"value": 1.0}
 
     def adversarial_objective(model: nn.Module, x: torch.Tensor,
                               targets: Targets) -> dict[str, torch.Tensor]:
         labels = targets["labels"] if isinstance(targets, dict) else targets
-        return objective(model, pgd(model, x, labels, eps, step, steps, mode=mode), targets)
+        f = scale["value"]
+        return objective(model, pgd(model, x, labels, f * eps, f * step, steps, mode=mode),
+                         targets)
 
+    def start_epoch(epoch: int) -> None:
+        scale["value"] = min(1.0, epoch / ramp_epochs) if ramp_epochs else 1.0
+
+    adversarial_objective.start_epoch = start_epoch  # type: ignore[attr-defined]
     return adversarial_objective
 
 

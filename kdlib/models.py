@@ -39,6 +39,20 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class Autocast(nn.Module):
+    """`model` run under bf16 autocast, returning float32 logits: the CPU's bf16 engine for
+    evaluation and attacks, where AutoAttack's thousands of forward passes dominate. The
+    parameters are the wrapped model's own."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.model(x).float()
+
+
 class MaskDropout(nn.Dropout):
     """Dropout whose mask comes from 16-bit uniform integers, four to a 64-bit draw.
 

@@ -115,4 +115,4 @@ def from_spec(spec: Mapping[str, Any], teacher: nn.Module | None = None) -> Obje
         return base
     threat = spec["threat"]
     return attacks.adversarial(base, threat["eps"], threat["pgd_step"], threat["pgd_steps"],
-                               mode=threat["mode"])
+                               mode=threat["mode"], ramp_epochs=threat.get("ramp_epochs", 0))

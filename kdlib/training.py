@@ -165,7 +165,9 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     before the optimiser step, while the gradients are in place (see
     :class:`kdlib.gradients.GradientRecorder`). `on_epoch(epoch)` is called after each
     epoch (counted from 1), before its checkpoint; what it returns joins the epoch's history
-    row (such as a held-out accuracy for early stopping). `engine` overrides what
+    row (such as a held-out accuracy for early stopping). An objective with a
+    ``start_epoch(epoch)`` method is told each epoch (from 1) before it starts, also after
+    a resume (:func:`kdlib.attacks.adversarial`'s ε ramp). `engine` overrides what
     :func:`engine_for` picks for the device and the recipe.
     """
     device = x.device
@@ -212,6 +214,8 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     with models.mask_dropout(model) if eng.mask_dropout else nullcontext():
         for epoch in range(start, recipe.epochs):
             t0 = time.perf_counter()
+            if hasattr(objective, "start_epoch"):  # an objective that changes over epochs
+                objective.start_epoch(epoch + 1)
             order = torch.randperm(n, device=device, generator=gen)
             sums: dict[str, torch.Tensor] = {}
             for step in range(steps_per_epoch):

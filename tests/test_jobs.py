@@ -8,7 +8,7 @@ from kdlib.chapters import adversarial, images, mnist, omitted_digit, reversed_k
 from kdlib.chapters import vanilla_kd as vanilla
 from kdlib.tooling import cli, jobs
 
-TINY = {"seeds": [0], "device": "cpu", "dataset": "mnist",
+TINY = {"seeds": [0], "device": "cpu", "engine": "fast", "trials": False, "dataset": "mnist",
         "train_size": 256, "batch_size": 128, "teacher_epochs": 1, "teacher_lr": 0.05,
         "teacher_weight_decay": 0.0001, "teacher_dropout": 0.3, "teacher_jitter": 1,
         "student_epochs": 1, "student_lr": 0.05, "temperature": 4.0, "alpha": 0.9,
@@ -28,10 +28,11 @@ def test_plan_lists_every_run_of_the_chapters_teachers_first():
     planned = jobs.plan("paper", ["01_vanilla_kd", "02_omitted_digit"])
     assert [j.name for j in planned[:6]] == ["teacher"] * 6
     assert {j.name for j in planned if j.chapter == "01_vanilla_kd"} == {
-        "teacher", "student", "student_kd", "student_kd_sweep"}
+        "teacher", "student", "student_kd", "student_kd_sweep", "teacher_trial"}
     v, od = cfgs["01_vanilla_kd"], cfgs["02_omitted_digit"]
+    assert v.trials and od.trials  # the paper profile also runs the disclosed trial recipes
     assert len(planned) == (3 * len(v.seeds) + len(v.sweep_temperatures) * len(v.sweep_alphas)
-                            + len(od.seeds) * (1 + 2 * len(od.digits)))
+                            + 1 + len(od.seeds) * (1 + 3 * len(od.digits)))
     # both chapters' teacher runs name the same checkpoint spec
     teachers = [j for j in planned if j.name == "teacher" and j.spec["seed"] == 0]
     assert teachers[0].spec == teachers[1].spec
@@ -70,7 +71,7 @@ def test_every_committed_paper_record_is_found_by_its_plan(monkeypatch):
 
 def test_jobs_dedupe_and_put_trained_teachers_first():
     planned = jobs.plan("paper", ["03_reversed_kd", "04_teacher_free", "05_gradients"])
-    assert len({r.path for r in planned}) == len(planned) == 18  # 05 adds nothing
+    assert len({r.path for r in planned}) == len(planned) == 27  # 05 adds nothing
     needed = {n for r in planned for n in r.needs}
     first = [r.trains in needed for r in planned]
     assert first == sorted(first, reverse=True)

@@ -109,15 +109,16 @@ def test_plan_puts_teachers_first_and_its_runs_pickle():
     cfg = dataclasses.replace(ch3.Params(), seeds=[0, 1])
     plan = ch3.plan(cfg)
     order = [(r.name, r.seed) for r in plan]
-    assert order[:2] == [("baseline", 0), ("baseline", 1)] and len(order) == 6
+    assert order[:2] == [("baseline", 0), ("baseline", 1)] and len(order) == 8
     trained = [r.trains for r in plan]
     for i, r in enumerate(plan):
         assert all(n in trained[:i] for n in r.needs)  # every teacher is planned before
     methods = {m.name: m for m in ch3.METHODS}
     assert all(r.spec == images.run_spec(cfg, methods[r.name], r.seed) for r in plan)
-    copy = pickle.loads(pickle.dumps(plan[-1]))
+    re_kd = [r for r in plan if r.name == "re_kd"][-1]
+    copy = pickle.loads(pickle.dumps(re_kd))
     assert (copy.compute.func, copy.compute.args) == (images.metrics, (cfg, ch3.RE_KD, 1))
-    assert copy.path == plan[-1].path
+    assert copy.path == re_kd.path
 
 
 # --- Figure 1 ------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def test_gradient_chapter_reads_table_4s_records(tf_cfg, monkeypatch):
     table = ch4.gradient_table(frame)
     assert list(table.index) == [ch4.LABELS[m] for m in ch4.GRADIENT_METHODS]
     assert table.loc[ch4.LABELS["baseline"], "ratio to baseline"] == "1.00"
-    assert len(ch4.gradient_sentences(frame)) == 2
+    assert len(ch4.gradient_sentences(frame)) == len(ch4.METHODS) - 1
 
 
 class SimulatedInterruptError(Exception):
@@ -236,7 +237,7 @@ def test_cifar10_without_data_fails_clearly_before_any_training(tmp_path, monkey
 
     monkeypatch.setattr(data, "_cifar10_torchvision", offline)
     monkeypatch.setattr(images.training, "train", no_training)
-    cfg = chapters.load_profile("paper")["04_teacher_free"]
+    cfg = dataclasses.replace(chapters.load_profile("paper")["04_teacher_free"], profile="unit")
     for method in ("baseline", "tf_kd_self"):
         with pytest.raises(data.DatasetUnavailableError, match="CIFAR-10 could not be loaded"):
             run(ch4, cfg, method)

@@ -99,6 +99,8 @@ class Params(images.TfKdLosses, images.ImageRuns):
     eps: float = field(default=0.1, metadata={"gt": 0, "le": 1})
     pgd_step: float = field(default=0.025, metadata={"gt": 0, "le": 1})
     pgd_steps: int = field(default=7, metadata=ge(1))
+    #: Epochs over which the training ε (and step) grow linearly to their values; 0: none.
+    eps_ramp_epochs: int = field(default=0, metadata=ge(0))
     eval_pgd_step: float = field(default=0.025, metadata={"gt": 0, "le": 1})
     eval_pgd_steps: int = field(default=20, metadata=ge(1))
     akd_temperature: float = field(default=1.0, metadata={"gt": 0})
@@ -213,8 +215,10 @@ def build(cfg: Params) -> nn.Module:
 # --- specs ---------------------------------------------------------------------------------------
 
 def threat_spec(cfg: Params) -> dict[str, Any]:
-    return {"norm": "Linf", "eps": cfg.eps, "pgd_step": cfg.pgd_step, "pgd_steps": cfg.pgd_steps,
-            "random_start": True, "attack_loss": "cross_entropy", "mode": "train"}
+    spec = {"norm": "Linf", "eps": cfg.eps, "pgd_step": cfg.pgd_step,
+            "pgd_steps": cfg.pgd_steps, "random_start": True, "attack_loss": "cross_entropy",
+            "mode": "train"}
+    return {**spec, "ramp_epochs": cfg.eps_ramp_epochs} if cfg.eps_ramp_epochs else spec
 
 
 def objective_spec(cfg: Params, method: Method, seed: int) -> dict[str, Any]:
@@ -244,7 +248,8 @@ def run_spec(cfg: Params, method: Method, seed: int) -> dict[str, Any]:
 
 
 def eval_spec(cfg: Params) -> dict[str, Any]:
-    return {"pgd": {"eps": cfg.eps, "step": cfg.eval_pgd_step, "steps": cfg.eval_pgd_steps,
+    return {"precision": ("bf16 autocast on a CPU" if cfg.engine == "bf16" else "float32"),
+            "pgd": {"eps": cfg.eps, "step": cfg.eval_pgd_step, "steps": cfg.eval_pgd_steps,
                     "random_start": True, "seed": 0},
             "autoattack": {"version": "standard", "norm": "Linf", "eps": cfg.eps,
                            "images": cfg.aa_size, "seed": 0, "chunk": cfg.eval_batch},
@@ -389,15 +394,24 @@ def audit(cfg: Params, model: nn.Module, reference: nn.Module, setup: images.Ima
     return [dataclasses.asdict(c) for c in checks]
 
 
+def evaluated(cfg: Params, model: nn.Module, device: torch.device) -> nn.Module:
+    """The network as the evaluation and the attacks run it: under bf16 autocast when the
+    profile's engine trains in bf16 on a CPU (AutoAttack's thousands of forward passes are
+    most of the chapter's time there), else as it is."""
+    bf16 = training.engine_for(device.type, images.recipe(cfg)).autocast
+    return models.Autocast(model) if bf16 and device.type == "cpu" else model
+
+
 def metrics(cfg: Params, method: Method, seed: int, *, progress: bool = True) -> dict[str, Any]:
     """Train (or load) the run's network and evaluate it; audit it if it was trained on
     PGD examples."""
-    model, info = trained(cfg, method, seed, progress)
+    trained_model, info = trained(cfg, method, seed, progress)
     setup = load(cfg)
+    model = evaluated(cfg, trained_model, setup.device)
     folder = paths.evaluation_dir(method.name, results.spec_hash(record_spec(cfg, method, seed)))
     out = {**evaluate(cfg, model, setup, folder=folder, verbose=progress), **info}
     if method.adversarial:
-        reference = trained(cfg, STANDARD, seed, progress)[0]
+        reference = evaluated(cfg, trained(cfg, STANDARD, seed, progress)[0], setup.device)
         out["audit"] = audit(cfg, model, reference, setup, out)
     shutil.rmtree(folder, ignore_errors=True)  # the record now holds what the chunks held
     return out

@@ -90,6 +90,8 @@ def write_benchmarks_page(site: Path) -> None:
         "No benchmark result is committed yet. On an otherwise idle machine run `make bench` "
         "(or `python -m benchmarks.run`), which writes `benchmarks/results/latest.md` and "
         "`latest.json`; commit them and build the book again.")
+    parity = (folder / "parity.md").read_text() if (folder / "parity.md").is_file() else (
+        "Not measured yet: run `python -m benchmarks.parity` on an idle machine.")
     cpu_rate = None
     if (folder / "latest.json").is_file():
         res = json.loads((folder / "latest.json").read_text())
@@ -112,6 +114,10 @@ over GPUs or a SLURM cluster with `python -m kdlib jobs PROFILE` (see {{doc}}`re
 ## The training engine, measured
 
 {measured}
+
+## What the engines do to accuracy
+
+{parity}
 
 ## What the paper profile costs
 
