@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmarks import write_results
 from kdlib import data, models, objectives, results, stats, training
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -132,11 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     engines = ["float32", "fast"] + (["bf16"] if training.cpu_has_bf16() else [])
     res = run(engines, list(range(args.seeds)), args.cases)
-    results.write_record(args.out / "parity.json", res)
-    md = render_markdown(res)
-    (args.out / "parity.md").write_text(md)
-    print(md)
-    print(f"wrote {args.out / 'parity.json'} and {args.out / 'parity.md'}", file=sys.stderr)
+    write_results(args.out, "parity", res, render_markdown(res))
     return 0
 
 

@@ -36,7 +36,6 @@ import datetime as dt
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -48,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks import write_results
 from kdlib import attacks, data, models, objectives, results, training
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -551,12 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_fp32:
         settings = replace(settings, cpu_bf16=False)
     res = run(settings, device, args.quick)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results.write_record(args.out / "latest.json", res)
-    md = render_markdown(res)
-    (args.out / "latest.md").write_text(md)
-    print(md)
-    print(f"wrote {args.out / 'latest.json'} and {args.out / 'latest.md'}", file=sys.stderr)
+    write_results(args.out, "latest", res, render_markdown(res))
     return 0
 
 

@@ -108,36 +108,31 @@ def _figure1(records: Records, cfg: Any) -> Decision:
                     f"(tolerance 1e-6)", gap)
 
 
-def _gradients(name: str):
-    """Per-seed mean |gradient| over all layers, relative to the baseline's mean."""
+def _per_seed_gradients(name: str, measure: Callable[[dict[str, Any]], float]):
+    """`measure` of each seed's recorded gradients, `name` against the baseline (both divided
+    by the baseline's mean, so that the rule sees ratios)."""
     def decide(records: Records, cfg: Any) -> Decision:
         if name not in records or "baseline" not in records:
             return verdicts.not_run()
         if any(r["metrics"].get("gradients") is None for r in records[name]):
             return verdicts.not_run("no gradient samples recorded")
-
-        def means(n: str) -> list[float]:
-            return [sum(r["metrics"]["gradients"]["mean_abs_grad"])
-                    / len(r["metrics"]["gradients"]["mean_abs_grad"]) for r in records[n]]
-        base = stats.summarize(means("baseline")).mean
-        rel = [v / base for v in means(name)]
-        return verdicts.gain(rel, [v / base for v in means("baseline")], math.nan, scale=1.0)
+        base = [measure(r) for r in records["baseline"]]
+        mean = stats.summarize(base).mean
+        return verdicts.gain([measure(r) / mean for r in records[name]],
+                             [v / mean for v in base], math.nan, scale=1.0)
     return decide
 
 
-def _depth(name: str):
-    """Early layers' mean |gradient| relative to the last layer's, per seed, vs baseline."""
-    def decide(records: Records, cfg: Any) -> Decision:
-        from kdlib.chapters import teacher_free
+def _mean_gradient(record: dict[str, Any]) -> float:
+    """Mean |gradient| over all layers of one run."""
+    values = record["metrics"]["gradients"]["mean_abs_grad"]
+    return sum(values) / len(values)
 
-        if name not in records or "baseline" not in records:
-            return verdicts.not_run()
-        if any(r["metrics"].get("gradients") is None for r in records[name]):
-            return verdicts.not_run("no gradient samples recorded")
-        ratio = teacher_free.depth_ratio
-        return verdicts.gain([ratio(r) for r in records[name]],
-                             [ratio(r) for r in records["baseline"]], math.nan, scale=1.0)
-    return decide
+
+def _depth_ratio(record: dict[str, Any]) -> float:
+    from kdlib.chapters import teacher_free
+
+    return teacher_free.depth_ratio(record)
 
 
 T4, T5 = paper.TABLE4, paper.TABLE5
@@ -189,16 +184,16 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("F2 (reg)", "05_gradients",
           "Tf-KD-reg models have significantly larger average gradients than the baseline.",
           "Figure 2 (no numbers)", "mean |gradient| over layers, per seed, vs baseline (Welch)",
-          _gradients("tf_kd_reg_official")),
+          _per_seed_gradients("tf_kd_reg_official", _mean_gradient)),
     Claim("F2 (self)", "05_gradients",
           "Tf-KD-self models have significantly larger average gradients than the baseline.",
           "Figure 2 (no numbers)", "mean |gradient| over layers, per seed, vs baseline (Welch)",
-          _gradients("tf_kd_self")),
+          _per_seed_gradients("tf_kd_self", _mean_gradient)),
     Claim("F2, reading", "05_gradients",
           "KD mitigates vanishing gradients: the early layers get relatively larger gradients.",
           "Figure 2 (no numbers)",
           "early layers' mean |gradient| over the last layer's, per seed, Tf-KD-reg (official "
-          "form) vs baseline (Welch)", _depth("tf_kd_reg_official")),
+          "form) vs baseline (Welch)", _per_seed_gradients("tf_kd_reg_official", _depth_ratio)),
     Claim("T5 (reg vs AT)", "06_adversarial_tfkd",
           "AT + Tf-KD-reg is more robust under AutoAttack than AT alone.",
           "46.99 → 48.28 (+1.29)", "AutoAttack gain over `at` (Welch)",
