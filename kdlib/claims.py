@@ -234,14 +234,18 @@ def stale_records(records: Records, chapter: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: The library's modules that compute results (the rest only bookkeep or present them).
+COMPUTATION = ("data", "models", "losses", "objectives", "training", "attacks", "robustness",
+               "gradients", "checkpoints")
+
+
 def code_files(chapter: str) -> list[str]:
     """The files whose code computes a chapter's records: the library's computation, the
-    shared chapter blocks, and the chapter's own module."""
-    module = chapters.REGISTRY[chapter].replace(".", "/") + ".py"
-    library = ["data", "models", "losses", "objectives", "training", "attacks", "gradients",
-               "checkpoints"]
-    return [f"kdlib/{m}.py" for m in library] + ["kdlib/chapters/mnist.py",
-                                                 "kdlib/chapters/images.py", module]
+    shared block the chapter builds on (``mnist`` or ``images``), and its own module."""
+    module = chapters.module(chapter)
+    shared = "mnist" if "mnist" in vars(module) else "images"
+    return ([f"kdlib/{m}.py" for m in COMPUTATION]
+            + [f"kdlib/chapters/{shared}.py", module.__name__.replace(".", "/") + ".py"])
 
 
 def decide(claim: Claim, cfg: config.Common | None, plan: Sequence[runs.Run] | None = None,

@@ -90,3 +90,20 @@ def test_rules_by_hand():
     assert apart.verdict == "not reproduced"
     single = verdicts.gain([0.99], [0.98], 0.5)
     assert single.verdict == "inconclusive at this power" and math.isnan(single.p)
+
+
+def test_records_made_by_other_code_are_marked_stale():
+    head = results.environment()["git_commit"]
+    assert head, "the tests run in a git checkout"
+
+    def rec(commit):
+        return {"environment": {"git_commit": commit}}
+
+    assert claims.stale_records({"x": [rec(head)]}, "01_vanilla_kd") == ()
+    unknown = "0" * 40  # not a commit of this repository: its code cannot be vouched for
+    assert claims.stale_records({"x": [rec(head), rec(unknown)]}, "01_vanilla_kd") == (unknown,)
+    first = results.git("rev-list", "--max-parents=0", "HEAD").splitlines()[0]
+    if first != head:  # a shallow clone has one commit only
+        assert claims.stale_records({"x": [rec(first)]}, "06_adversarial_tfkd") == (first,)
+    assert "kdlib/chapters/mnist.py" in claims.code_files("02_omitted_digit")
+    assert "kdlib/chapters/images.py" not in claims.code_files("02_omitted_digit")

@@ -630,10 +630,19 @@ def robustness_gain(records: runs.Records) -> float:
     return mean("at") - mean("standard")
 
 
+def network(cfg: Params) -> str:
+    """The chapter's network, in words."""
+    if cfg.arch == "resnet18":
+        return "ResNet18" + ("" if cfg.width == 64 else f" at width {cfg.width} (standard: 64)")
+    if cfg.arch == "cnn":
+        return (f"Madry et al.'s CNN at width {cfg.width} ({cfg.width} and {2 * cfg.width} "
+                f"channels, {32 * cfg.width} hidden units)")
+    return f"an MLP 784-{cfg.width}-{cfg.width}-10"
+
+
 def scale(cfg: Params) -> str:
     """The scale this chapter's records decide its claims at, in words."""
-    net = ("ResNet18" + ("" if cfg.width == 64 else f" of width {cfg.width}")
-           if cfg.arch == "resnet18" else f"MLP 784-{cfg.width}-{cfg.width}-10")
+    net = network(cfg)
     paper = cfg.dataset == "cifar10" and cfg.arch == "resnet18" and cfg.width == 64
     where = "paper setting" if paper else f"stand-in (`{cfg.profile}`)"
     return (f"{where}: {images.DATA_NAMES[cfg.dataset]} {cfg.train_size:,} images, {net}, "
@@ -642,14 +651,17 @@ def scale(cfg: Params) -> str:
 
 def scale_note(cfg: Params) -> str:
     """A Markdown paragraph saying plainly what the page's runs used."""
-    net = ("ResNet18" + ("" if cfg.width == 64 else f" at width {cfg.width} (standard: 64)")
-           if cfg.arch == "resnet18" else f"an MLP 784-{cfg.width}-{cfg.width}-10")
+    net = network(cfg)
+    ramp = (f", ε grown over the first {cfg.eps_ramp_epochs} epochs" if cfg.eps_ramp_epochs
+            else "")
     data = ("CIFAR-10" if cfg.dataset == "cifar10" else
-            "**MNIST, not CIFAR-10** (a scaled replication that runs offline on a CPU)")
+            f"**{images.DATA_NAMES[cfg.dataset]}, not CIFAR-10** (a scaled replication that "
+            f"runs offline on a CPU)")
     return (f"**Setting.** `{cfg.profile}` profile: {data}, {cfg.train_size} training images"
             f"{f' ({cfg.val_size} of them held out for early stopping)' if cfg.early_stop else ''}"
             f", {net}, {cfg.epochs} epochs, {len(cfg.seeds)} seed(s). Threat model L∞ ε = "
-            f"{cfg.eps:.4g}; training attack PGD-{cfg.pgd_steps} with step {cfg.pgd_step:.4g}; "
+            f"{cfg.eps:.4g}; training attack PGD-{cfg.pgd_steps} with step {cfg.pgd_step:.4g}"
+            f"{ramp}; "
             f"evaluation PGD-{cfg.eval_pgd_steps} (step {cfg.eval_pgd_step:.4g}) on "
             f"{cfg.test_size} test images, standard AutoAttack on the first {cfg.aa_size}, "
             f"Square alone on the first {cfg.square_size}.")

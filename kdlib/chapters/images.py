@@ -389,19 +389,26 @@ def comparison(records: runs.Records, rows: Sequence[tuple[Method, tuple[float, 
                paper_ref: dict[str, tuple[float, float]], paper_runs: int) -> pd.DataFrame:
     """Test accuracy (%) of each row's method, the paper's beside ours, with Welch's test of
     the row against its comparison method (`rows`: method, paper mean ± std, compared with),
-    from our runs and from the paper's own mean ± std."""
+    from our runs and from the paper's own mean ± std, and the smallest difference our
+    seeds could detect with 80% power. Rows without records are left out."""
     out = []
     for method, ref, base in rows:
+        if method.name not in records:
+            continue
         values = report.metric(records[method.name])
         paper_cell = "—" if ref is None else f"{100 * ref[0]:.2f} ± {100 * ref[1]:.2f}"
         row = report.comparison_row(method.label, paper_cell, values)
         row["paper: Welch p vs baseline"] = row["Welch p vs baseline"] = "—"
+        row["detectable (points)"] = "—"
         if base is not None:
             if ref is not None and base.name in paper_ref:
                 row["paper: Welch p vs baseline"] = fmt_p(stats.welch_p_from_summary(
                     *ref, paper_runs, *paper_ref[base.name], paper_runs))
-            row["Welch p vs baseline"] = fmt_p(
-                stats.welch_p(values, report.metric(records[base.name])))
+            others = report.metric(records[base.name])
+            row["Welch p vs baseline"] = fmt_p(stats.welch_p(values, others))
+            spread = max(stats.summarize(values).std, stats.summarize(others).std)
+            det = stats.detectable_difference(100 * spread, min(len(values), len(others)))
+            row["detectable (points)"] = "—" if math.isnan(det) else f"{det:.2f}"
         out.append(row)
     return report.comparison_table(out)
 
@@ -439,9 +446,10 @@ def scale_note(cfg: ImageRuns) -> str:
                 f"({cfg.train_size} training and {cfg.test_size} test images), CIFAR-form "
                 f"ResNets of width {cfg.width} ({size}), {cfg.epochs} epochs, "
                 f"{len(cfg.seeds)} seed(s).")
-    return (f"**A scaled replication on MNIST, not CIFAR-10.** This page was built with the "
-            f"`{cfg.profile}` profile, whose runs use a {cfg.train_size}-image subset of MNIST "
-            f"(tested on {cfg.test_size} MNIST test images) and ResNet18/ResNet50 **reduced to "
+    name = DATA_NAMES[cfg.dataset]
+    return (f"**A scaled replication on {name}, not CIFAR-10.** This page was built with the "
+            f"`{cfg.profile}` profile, whose runs use a {cfg.train_size}-image subset of {name} "
+            f"(tested on {cfg.test_size} {name} test images) and ResNet18/ResNet50 **reduced to "
             f"width {cfg.width}** (the standard networks have width 64), trained for "
             f"{cfg.epochs} epoch(s) over {len(cfg.seeds)} seed(s), so that it runs offline on a "
             f"CPU. The paper's numbers are CIFAR-10 accuracies of full-width networks trained "

@@ -27,9 +27,9 @@ NAME = "paper-shape"
 
 #: The settings that only set the amount of work, and their values here; everything else
 #: is the `paper` profile's. ResNet chapters: two epochs of two steps (so the warm-up and
-#: the step schedule both act); chapter 6 evaluates in batches of 2, so AutoAttack runs
+#: the step schedule both act); chapter 6 evaluates one image at a time, so AutoAttack runs
 #: over two chunks. (A point an untrained network gets right and cannot lose costs
-#: AutoAttack's full budget, minutes at full width on a CPU: hence so few points.)
+#: AutoAttack's full budget, a minute or more at full width on a CPU: hence so few points.)
 WORK: dict[str, dict[str, Any]] = {
     "01_vanilla_kd": {"train_size": 600, "teacher_epochs": 1, "student_epochs": 1},
     "02_omitted_digit": {"train_size": 600, "teacher_epochs": 1, "student_epochs": 1},
@@ -40,8 +40,9 @@ WORK: dict[str, dict[str, Any]] = {
     "05_gradients": {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2,
                      "grad_every": 1},
     "06_adversarial_tfkd": {"train_size": 48, "val_size": 16, "test_size": 16,
-                            "batch_size": 16, "epochs": 2, "aa_size": 4, "square_size": 2,
-                            "eval_batch": 2},
+                            "batch_size": 16, "epochs": 2, "aa_size": 2, "square_size": 1,
+                            "eval_batch": 1, "audit_size": 2, "audit_steps": 5,
+                            "audit_restarts": 2},
 }
 #: CIFAR-10 images of the stand-in folder: training (every chapter draws its subset from
 #: them) and test.
