@@ -359,6 +359,10 @@ def evaluate(cfg: Params, model: nn.Module, setup: images.ImageSetup, *,
     sq = attacks.autoattack_eval(model, x[:cfg.square_size], y[:cfg.square_size], cfg.eps,
                                  square_only=True, batch_size=batch, chunk=batch,
                                  folder=folder and folder / "square", verbose=verbose)
+    for what, result, n in (("AutoAttack", aa, cfg.aa_size), ("Square", sq, cfg.square_size)):
+        if not len(result.clean) == len(result.robust) == len(result.x_adv) == n:
+            raise RuntimeError(f"{what} returned {len(result.robust)} flags and "
+                               f"{len(result.x_adv)} examples for {n} images")
     pgd_on_aa = pgd[:cfg.aa_size].cpu()
     pgd_on_square = float(pgd[:cfg.square_size].float().mean())
     kept, broke, p = robustness.mcnemar(pgd_on_aa, aa.robust)
