@@ -3,6 +3,7 @@ the run specs, the gradient-masking verdict, and one run end to end."""
 
 import dataclasses
 import math
+import re
 
 import pytest
 import torch
@@ -125,10 +126,11 @@ def test_held_out_images_are_split_off_the_end():
     ({"val_size": 250}, "leaves fewer than batch_size"),
     ({"eps": 0.0}, "eps: must be > 0"),
     ({"arch": "vit"}, "arch: expected one of"),
+    ({"aa_attacks": ["apgd-ce", "pgd"]}, "aa_attacks: unknown ['pgd']"),
 ])
 def test_bad_parameters_are_refused(changes, message):
     params = {**config.as_dict(smoke()), **changes}
-    with pytest.raises(config.ProfileError, match=message):
+    with pytest.raises(config.ProfileError, match=re.escape(message)):
         chapters.validate("06_adversarial_tfkd", params)
 
 

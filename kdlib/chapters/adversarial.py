@@ -82,6 +82,10 @@ from kdlib.config import ProfileError, between, ge
 
 NAME = "06_adversarial_tfkd"
 
+#: AutoAttack's attacks, by pyautoattack's names.
+AA_ATTACKS = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square",
+              "apgd-dlr": "APGD-DLR", "fab": "FAB"}
+
 
 @dataclass(frozen=True)
 class Params(images.TfKdLosses, images.ImageRuns):
@@ -108,6 +112,9 @@ class Params(images.TfKdLosses, images.ImageRuns):
     early_stop: bool = False
     val_size: int = field(default=0, metadata=ge(0))
     aa_size: int = field(default=20, metadata=ge(1))
+    #: AutoAttack's attacks to run, in pyautoattack's names; empty: the standard version's
+    #: four (APGD-CE, APGD-T, FAB-T, Square).
+    aa_attacks: list[str] = field(default_factory=list)
     square_size: int = field(default=20, metadata=ge(1))
     eval_batch: int = field(default=500, metadata=ge(1))
     #: The robustness audit (:func:`kdlib.robustness.audit`) of every adversarially trained
@@ -126,6 +133,10 @@ class Params(images.TfKdLosses, images.ImageRuns):
         if self.val_size and self.train_size - self.val_size < self.batch_size:
             raise ProfileError(f"val_size {self.val_size} leaves fewer than batch_size "
                                f"{self.batch_size} of the {self.train_size} training images")
+        unknown = sorted(set(self.aa_attacks) - set(AA_ATTACKS))
+        if unknown:
+            raise ProfileError(f"aa_attacks: unknown {unknown}; AutoAttack's attacks are "
+                               f"{list(AA_ATTACKS)}")
         for name in ("aa_size", "square_size", "audit_size"):
             if getattr(self, name) > self.test_size:
                 raise ProfileError(f"{name} {getattr(self, name)} is larger than test_size "
@@ -251,7 +262,8 @@ def eval_spec(cfg: Params) -> dict[str, Any]:
     return {"precision": ("bf16 autocast on a CPU" if cfg.engine == "bf16" else "float32"),
             "pgd": {"eps": cfg.eps, "step": cfg.eval_pgd_step, "steps": cfg.eval_pgd_steps,
                     "random_start": True, "seed": 0},
-            "autoattack": {"version": "standard", "norm": "Linf", "eps": cfg.eps,
+            "autoattack": {"version": "custom" if cfg.aa_attacks else "standard",
+                           "attacks": list(cfg.aa_attacks), "norm": "Linf", "eps": cfg.eps,
                            "images": cfg.aa_size, "seed": 0, "chunk": cfg.eval_batch},
             "square_only": {"images": cfg.square_size, "queries": 5000},
             "audit": {"images": cfg.audit_size, "steps": cfg.audit_steps,
@@ -354,7 +366,7 @@ def evaluate(cfg: Params, model: nn.Module, setup: images.ImageSetup, *,
     pgd = attacks.robust_flags_pgd(model, x, y, cfg.eps, cfg.eval_pgd_step, cfg.eval_pgd_steps,
                                    batch)
     aa = attacks.autoattack_eval(model, x[:cfg.aa_size], y[:cfg.aa_size], cfg.eps,
-                                 batch_size=batch, chunk=batch,
+                                 attacks=cfg.aa_attacks or None, batch_size=batch, chunk=batch,
                                  folder=folder and folder / "autoattack", verbose=verbose)
     sq = attacks.autoattack_eval(model, x[:cfg.square_size], y[:cfg.square_size], cfg.eps,
                                  square_only=True, batch_size=batch, chunk=batch,
@@ -650,7 +662,17 @@ def scale(cfg: Params) -> str:
     paper = cfg.dataset == "cifar10" and cfg.arch == "resnet18" and cfg.width == 64
     where = "paper setting" if paper else f"stand-in (`{cfg.profile}`)"
     return (f"{where}: {images.DATA_NAMES[cfg.dataset]} {cfg.train_size:,} images, {net}, "
-            f"L∞ ε = {cfg.eps:.3g}, AutoAttack on {cfg.aa_size:,}, {len(cfg.seeds)} seed(s)")
+            f"L∞ ε = {cfg.eps:.3g}, {autoattack_name(cfg, short=True)} on {cfg.aa_size:,}, "
+            f"{len(cfg.seeds)} seed(s)")
+
+
+def autoattack_name(cfg: Params, short: bool = False) -> str:
+    """The AutoAttack the profile runs, in words."""
+    if not cfg.aa_attacks:
+        return "AutoAttack" if short else "standard AutoAttack"
+    names = " + ".join(AA_ATTACKS[a] for a in cfg.aa_attacks)
+    return f"AutoAttack ({names})" if short else (
+        f"AutoAttack's {names} (pyautoattack's custom defaults)")
 
 
 def scale_note(cfg: Params) -> str:
@@ -667,7 +689,7 @@ def scale_note(cfg: Params) -> str:
             f"{cfg.eps:.4g}; training attack PGD-{cfg.pgd_steps} with step {cfg.pgd_step:.4g}"
             f"{ramp}; "
             f"evaluation PGD-{cfg.eval_pgd_steps} (step {cfg.eval_pgd_step:.4g}) on "
-            f"{cfg.test_size} test images, standard AutoAttack on the first {cfg.aa_size}, "
+            f"{cfg.test_size} test images, {autoattack_name(cfg)} on the first {cfg.aa_size}, "
             f"Square alone on the first {cfg.square_size}.")
 
 

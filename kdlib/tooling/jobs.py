@@ -62,7 +62,8 @@ def plan(profile: str | Path, chapters: Sequence[str] | None = None) -> list[Run
     """The runs of `chapters` (default: all) of `profile`, each record once.
 
     Runs that train a network another run learns from come first, so that a pool
-    starts training teachers before the students that need them. Raises
+    starts training teachers before the students that need them; then seed by seed, so
+    that a run stopped part-way leaves whole seeds of every method. Raises
     :class:`kdlib.config.ProfileError` for a chapter the profile lacks.
     """
     cfgs = registry.load_profile(profile)
@@ -72,7 +73,7 @@ def plan(profile: str | Path, chapters: Sequence[str] | None = None) -> list[Run
         raise config.ProfileError(f"cannot plan {bad}: the profile has {sorted(cfgs)}")
     planned = runs.unique(r for c in chosen for r in registry.plan(c, cfgs[c]))
     needed = {n for r in planned for n in r.needs}
-    return sorted(planned, key=lambda r: r.trains not in needed)  # stable otherwise
+    return sorted(planned, key=lambda r: (r.trains not in needed, r.seed or 0))
 
 
 # --- local: one process per worker --------------------------------------------------------------
