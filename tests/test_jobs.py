@@ -26,7 +26,9 @@ def profile(tmp_path):
 def test_plan_lists_every_run_of_the_chapters_teachers_first():
     cfgs = chapters.load_profile("paper")
     planned = jobs.plan("paper", ["01_vanilla_kd", "02_omitted_digit"])
-    assert [j.name for j in planned[:6]] == ["teacher"] * 6
+    # one teacher per seed first; chapter 2's records of the same networks wait for them
+    assert [(j.name, j.seed) for j in planned[:3]] == [("teacher", s) for s in (0, 1, 2)]
+    assert sum(j.name == "teacher" for j in planned) == 6
     assert {j.name for j in planned if j.chapter == "01_vanilla_kd"} == {
         "teacher", "student", "student_kd", "student_kd_sweep", "teacher_trial"}
     v, od = cfgs["01_vanilla_kd"], cfgs["02_omitted_digit"]
@@ -70,13 +72,17 @@ def test_every_committed_paper_record_is_found_by_its_plan(monkeypatch):
                                   sorted(p.name for p in planned - committed))
 
 
-def test_jobs_dedupe_and_put_trained_teachers_first():
+def test_jobs_dedupe_train_each_teacher_once_first_then_go_seed_by_seed():
     planned = jobs.plan("paper", ["03_reversed_kd", "04_teacher_free", "05_gradients"])
     assert len({r.path for r in planned}) == len(planned) == 27  # 05 adds nothing
     needed = {n for r in planned for n in r.needs}
-    first = [r.trains in needed for r in planned]
-    assert first == sorted(first, reverse=True)
-    assert sum(first) == 6  # the baselines of both chapters (one checkpoint per seed)
+    assert len(needed) == 3  # the baseline ResNet18 of each seed teaches Tf-KD-self
+    # both chapters record that network; one run per seed trains it first, the other waits
+    assert sum(r.trains in needed for r in planned) == 6
+    lead, rest = planned[:len(needed)], planned[len(needed):]
+    assert {r.trains for r in lead} == needed
+    assert [r.seed for r in lead] == [0, 1, 2]
+    assert [r.seed for r in rest] == sorted(r.seed for r in rest)
 
 
 def test_unknown_chapter_is_refused(profile):

@@ -73,7 +73,12 @@ def plan(profile: str | Path, chapters: Sequence[str] | None = None) -> list[Run
         raise config.ProfileError(f"cannot plan {bad}: the profile has {sorted(cfgs)}")
     planned = runs.unique(r for c in chosen for r in registry.plan(c, cfgs[c]))
     needed = {n for r in planned for n in r.needs}
-    return sorted(planned, key=lambda r: (r.trains not in needed, r.seed or 0))
+    first: dict[str, Run] = {}
+    for r in planned:
+        if r.trains in needed:
+            first.setdefault(r.trains, r)
+    # a second run of the same network (another chapter's record of it) waits for the first
+    return sorted(planned, key=lambda r: (first.get(r.trains) is not r, r.seed or 0))
 
 
 # --- local: one process per worker --------------------------------------------------------------
