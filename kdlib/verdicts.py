@@ -72,7 +72,9 @@ def gain(treated: Sequence[float], baseline: Sequence[float], claimed: float, *,
     of the values times `scale`, e.g. points)? See the module docstring."""
     d, p, det = _difference(treated, baseline, scale)
     ours = f"{d:+.2f} ({describe(treated, scale)} vs {describe(baseline, scale)})"
-    test = f"Welch p = {p:.3g}; detectable with 80% power: {det:.2f}; paper: {claimed:+.2f}"
+    test = f"Welch p = {p:.3g}; detectable with 80% power: {det:.2f}"
+    if not math.isnan(claimed):
+        test += f"; paper: {claimed:+.2f}"
     if math.isnan(p):
         verdict: Verdict = "inconclusive at this power"
         test = "one seed or no spread: no test"

@@ -90,6 +90,9 @@ def test_rules_by_hand():
     assert apart.verdict == "not reproduced"
     single = verdicts.gain([0.99], [0.98], 0.5)
     assert single.verdict == "inconclusive at this power" and math.isnan(single.p)
+    assert "paper: +0.50" in g.test
+    unstated = verdicts.gain([0.99, 0.991, 0.992], [0.98, 0.981, 0.982], math.nan)
+    assert unstated.verdict == "reproduced" and "paper" not in unstated.test  # no "+nan"
 
 
 def test_records_made_by_other_code_are_marked_stale():

@@ -72,6 +72,19 @@ def test_every_committed_paper_record_is_found_by_its_plan(monkeypatch):
                                   sorted(p.name for p in planned - committed))
 
 
+def test_the_committed_cpu_stand_in_is_exactly_what_its_profile_plans(monkeypatch):
+    """Each chapter under results/cpu/ holds every run the cpu profile plans for it and
+    nothing else, so a page never shows a stand-in with a seed or a row missing."""
+    monkeypatch.delenv("KDLIB_RESULTS")
+    root = (paths.REPO / "results" / "cpu").resolve()
+    present = sorted(d.name for d in root.iterdir() if d.is_dir())
+    assert {"03_reversed_kd", "04_teacher_free"} <= set(present)
+    for chapter in present:
+        committed = set((root / chapter).glob("*.json"))
+        planned = {r.path.resolve() for r in jobs.plan("cpu", [chapter])}
+        assert committed == planned, (chapter, sorted(p.name for p in committed ^ planned))
+
+
 def test_jobs_dedupe_train_each_teacher_once_first_then_go_seed_by_seed():
     planned = jobs.plan("paper", ["03_reversed_kd", "04_teacher_free", "05_gradients"])
     assert len({r.path for r in planned}) == len(planned) == 27  # 05 adds nothing
