@@ -80,3 +80,20 @@ def gain_sentence(treated: str, a: Sequence[float], baseline: str, b: Sequence[f
     if gain > 0:
         return head + detail + ": positive, but not clearly above the spread across seeds."
     return head + detail + ": no gain in this build."
+
+
+def collapsed(records: Mapping[str, Sequence[Mapping[str, Any]]], labels: Mapping[str, str],
+              key: str = "clean_acc", classes: int = 10, margin: float = 0.02) -> list[str]:
+    """One sentence per row with runs whose `key` is at chance (at most 1/`classes` +
+    `margin`): such a network predicts (nearly) one class, its training collapsed, and its
+    robust accuracy says nothing about its method."""
+    out = []
+    for name, recs in records.items():
+        bad = [r for r in recs if r["metrics"][key] <= 1 / classes + margin]
+        if bad:
+            seeds = ", ".join(str(r["spec"].get("seed")) for r in bad)
+            accs = ", ".join(f"{100 * r['metrics'][key]:.1f}%" for r in bad)
+            out.append(f"{labels.get(name, name)}: training collapsed in {len(bad)} of "
+                       f"{len(recs)} run(s) (seed {seeds}; clean accuracy {accs}, chance "
+                       f"is {100 / classes:.0f}%).")
+    return out

@@ -39,3 +39,16 @@ def test_welch_and_verdict():
     assert "no gain" in report.gain_sentence("KD", b, "no KD", a)
     assert "single seed" in report.gain_sentence("KD", [0.9], "no KD", [0.8])
     assert math.isnan(stats.welch_p([1.0], [2.0, 3.0]))
+
+
+def test_collapsed_runs_are_named_and_healthy_ones_are_not():
+    from kdlib import report
+
+    def rec(seed, acc):
+        return {"spec": {"seed": seed}, "metrics": {"clean_acc": acc}}
+
+    records = {"at": [rec(0, 0.979), rec(1, 0.105)], "standard": [rec(0, 0.99)],
+               "akd": [rec(0, 0.121)]}
+    lines = report.collapsed(records, {"at": "AT"})
+    assert lines == ["AT: training collapsed in 1 of 2 run(s) (seed 1; clean accuracy 10.5%, "
+                     "chance is 10%)."]
