@@ -75,6 +75,7 @@ class Settings:
     matmul_n: int = 2048
     compile: bool = False
     cpu_bf16: bool = False  # also time the bf16 engine on a CPU; see `engines`
+    reference_workers: int = 0  # the textbook loop's DataLoader workers
 
 
 def default_settings(device: torch.device, quick: bool) -> Settings:
@@ -201,7 +202,8 @@ def reference_train(model: nn.Module, dataset: TextbookDataset, settings: Settin
                     device: torch.device) -> list[float]:
     """One pass of the textbook loop over `dataset`; returns the logged losses."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
-                                         num_workers=0, drop_last=True)
+                                         num_workers=settings.reference_workers,
+                                         drop_last=True)
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)
     model.train()
@@ -450,7 +452,8 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"Reference loop: a torchvision-style `Dataset` (one PIL image per item, then "
         f"`ToTensor()`; for ResNet18 also `RandomCrop(32, padding=4)` and "
         f"`RandomHorizontalFlip()`), a `DataLoader` with shuffle, batch {s['batch_size']} and "
-        f"**`num_workers=0`**, and `loss.item()` every step, in float32. Same model, SGD "
+        f"**`num_workers={s.get('reference_workers', 0)}`**, and `loss.item()` every step, "
+        f"in float32. Same model, SGD "
         f"(momentum 0.9, Nesterov, weight decay 5e-4) and batch on both sides; kdlib trains on "
         f"tensors resident on the device and crops and flips whole batches there. "
         f"MLP: dropout as in the teacher (rate 0.3, input 0.2), no jitter on either side.",

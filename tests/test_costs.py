@@ -36,6 +36,10 @@ def test_assumed_rate_and_autoattack_estimate():
     assert 60e12 < costs.achieved_flops(20_000) < 70e12
     assert adversarial.autoattack_forwards(1.0, 0.0) == 300
     assert adversarial.autoattack_forwards(1.0, 1.0) == 300 + 5400 + 5000
+    # a custom selection keeps pyautoattack's defaults: APGD-CE with 5 restarts, 4 of them
+    # on the points still robust, then APGD-T's 9 targets on those
+    assert adversarial.autoattack_forwards(0.5, 0.25, ["apgd-ce", "apgd-t"]) == (
+        0.5 * 300 + 0.25 * 4 * 300 + 0.25 * 9 * 300)
 
 
 def test_paper_cost_table_covers_every_chapter():

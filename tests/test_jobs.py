@@ -72,16 +72,20 @@ def test_every_committed_paper_record_is_found_by_its_plan(monkeypatch):
                                   sorted(p.name for p in planned - committed))
 
 
-def test_the_committed_cpu_stand_in_is_exactly_what_its_profile_plans(monkeypatch):
-    """Each chapter under results/cpu/ holds every run the cpu profile plans for it and
-    nothing else, so a page never shows a stand-in with a seed or a row missing."""
+@pytest.mark.parametrize("profile", ["cpu", "cpu-first-recipe"])
+def test_the_committed_cpu_stand_in_is_exactly_what_its_profile_plans(monkeypatch, profile):
+    """Each chapter under results/cpu/ (and under the disclosed first recipe of chapter 6)
+    holds every run its profile plans for it and nothing else, so a page never shows a
+    stand-in with a seed or a row missing."""
     monkeypatch.delenv("KDLIB_RESULTS")
-    root = (paths.REPO / "results" / "cpu").resolve()
+    root = (paths.REPO / "results" / profile).resolve()
     present = sorted(d.name for d in root.iterdir() if d.is_dir())
-    assert {"03_reversed_kd", "04_teacher_free"} <= set(present)
+    expected = ({"03_reversed_kd", "04_teacher_free"} if profile == "cpu"
+                else {"06_adversarial_tfkd"})
+    assert expected <= set(present)
     for chapter in present:
         committed = set((root / chapter).glob("*.json"))
-        planned = {r.path.resolve() for r in jobs.plan("cpu", [chapter])}
+        planned = {r.path.resolve() for r in jobs.plan(profile, [chapter])}
         assert committed == planned, (chapter, sorted(p.name for p in committed ^ planned))
 
 

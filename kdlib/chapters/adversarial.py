@@ -54,7 +54,7 @@ import dataclasses
 import functools
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -446,8 +446,9 @@ def plan(cfg: Params) -> list[runs.Run]:
     stopping = runs.forward_flops(m, cfg.val_size * cfg.epochs * (3 * cfg.pgd_steps + 1))
     clean = sum(v[0] for v in paper.TABLE5.values()) / len(paper.TABLE5)
     robust = sum(v[1] for v in paper.TABLE5.values()) / len(paper.TABLE5)
+    autoattack = autoattack_forwards(clean, robust, cfg.aa_attacks)
     evaluation = runs.forward_flops(m, cfg.test_size * (cfg.eval_pgd_steps * 3 + 1)
-                                    + cfg.aa_size * autoattack_forwards(clean, robust)
+                                    + cfg.aa_size * autoattack
                                     + cfg.square_size * robust * 5000)
     # the audit: PGD-20 at every ε of the sweep, PGD-50 unbounded, the stronger PGD with its
     # restarts, PGD-20 on the margin, PGD-20 on the reference, one gradient
@@ -471,16 +472,32 @@ def plan(cfg: Params) -> list[runs.Run]:
     return out
 
 
-def autoattack_forwards(clean: float, robust: float) -> float:
-    """Forward-pass equivalents per test image of standard AutoAttack (estimate).
+#: Each AutoAttack attack as pyautoattack 0.2.0 runs it in a custom selection (its defaults):
+#: ``(passes, forward-pass equivalents per pass and image)``. A pass is a restart or a
+#: target class of 100 iterations with a gradient (3 forward passes each); Square's one
+#: pass is 5,000 queries (1 each). The standard version runs APGD-CE with one restart.
+AA_COST = {"apgd-ce": (5, 300), "apgd-dlr": (5, 300), "apgd-t": (9, 300), "fab-t": (9, 300),
+           "fab": (5, 300), "square": (1, 5000)}
+AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 
-    APGD-CE runs 100 iterations on the correctly classified points; the points
-    it leaves robust go on to APGD-T and FAB-T (9 targets × 100 iterations
-    each) and Square (5,000 queries). An iteration with a gradient costs 3
-    forward passes, a query 1. The estimate takes the paper's Table 5 clean and
+
+def autoattack_forwards(clean: float, robust: float, attacks: Sequence[str] = ()) -> float:
+    """Forward-pass equivalents per test image of AutoAttack with `attacks` (estimate;
+    empty: the standard version).
+
+    The first pass of the first attack runs on the correctly classified points (fraction
+    `clean`); every later pass runs on the points still robust, taken as the final robust
+    fraction `robust`. The chapter's estimate takes the paper's Table 5 clean and
     AutoAttack accuracy (the mean of its rows).
     """
-    return clean * 100 * 3 + robust * (2 * 9 * 100 * 3 + 5000)
+    names = tuple(attacks) or AA_STANDARD
+    total = 0.0
+    for i, name in enumerate(names):
+        passes, per_pass = AA_COST[name]
+        if not attacks and name == "apgd-ce":
+            passes = 1
+        total += (clean if i == 0 else robust) * per_pass + robust * (passes - 1) * per_pass
+    return total
 
 
 # --- tables and diagnostics ----------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""kdlib's engine on a GPU: CIFAR-size ResNet training beside a textbook loop, and one
+epoch of chapter 4's paper setting, measured in one run.
+
+``python -m benchmarks.gpu`` (on a machine with CUDA) writes ``benchmarks/results/gpu.json``
+and ``gpu.md``. The cost model (:mod:`kdlib.tooling.costs`) takes its GPU throughput
+from that file.
+
+- *Throughput*: ResNet18 and ResNet50 in their CIFAR form at full width (64), batch 128,
+  trained by :func:`kdlib.training.train` (bf16 autocast, channels-last, fused SGD,
+  crop and flip on the device, data resident there) against the textbook loop of
+  :func:`benchmarks.run.reference_train` (torchvision ``Dataset`` of PIL images,
+  ``RandomCrop(32, 4)``, ``RandomHorizontalFlip()``, ``ToTensor()``, a ``DataLoader``
+  with ``num_workers`` as in the widely copied ``kuangliu/pytorch-cifar`` (2), float32,
+  ``loss.item()`` every step), alternating (ABBA), median of the repeats.
+- *Chapter 4, one epoch*: the `paper` profile's ``04_teacher_free`` settings with
+  ``epochs: 1``, run through the chapter's own :func:`kdlib.chapters.images.trained`
+  (gradient log, checkpoints and the 10,000-image test evaluation included) on a
+  CIFAR-10 folder of random images in the genuine pickle format (50,000 + 10,000):
+  the baseline, Tf-KD-reg (official form) and Tf-KD-self (whose teacher is that
+  baseline, loaded from the checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks import write_results
+from benchmarks.run import (
+    RESULTS_DIR,
+    Settings,
+    cifar_uint8,
+    compare_training,
+    machine,
+    matmul_peak,
+)
+from kdlib import chapters, data, models, results, training
+from kdlib.chapters import images, teacher_free
+
+#: Chapter 4's rows timed for one epoch, in an order where each teacher comes first.
+CH4_METHODS = (images.BASELINE, teacher_free.TF_KD_REG_OFFICIAL, teacher_free.TF_KD_SELF)
+
+
+def throughput(arch: str, settings: Settings, device: torch.device) -> dict[str, Any]:
+    """kdlib (bf16) against the textbook loop on a CIFAR-form `arch` at full width."""
+    n = max(settings.resnet_warmup, settings.resnet_steps) * settings.batch_size
+    x, y, source = cifar_uint8(n)
+    factory = {"resnet18": models.resnet18, "resnet50": models.resnet50}[arch]
+    model = training.seeded(0, lambda: factory(
+        width=settings.resnet_width, normalize=(models.CIFAR10_MEAN, models.CIFAR10_STD)))
+    out = compare_training(model, x, y, True, settings.resnet_warmup, settings.resnet_steps,
+                           settings, device)
+    macs = models.count_cost(model, (3, 32, 32)).macs
+    return {"model": f"{arch} (CIFAR form, width {settings.resnet_width})", "data": source,
+            "macs_per_image": macs, "kdlib_tflops": out["kdlib_images_per_s"] * 6 * macs / 1e12,
+            **out}
+
+
+def chapter4_epoch(device: torch.device, train: int = 50_000, test: int = 10_000
+                   ) -> dict[str, Any]:
+    """Seconds of one epoch of each of :data:`CH4_METHODS` in the paper setting, through
+    the chapter's code, on random CIFAR-shaped images."""
+    cfg = chapters.load_profile("paper")["04_teacher_free"]
+    cfg = dataclasses.replace(cfg, epochs=1, seeds=[0], device=device.type,
+                              train_size=train, test_size=test)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        g = torch.Generator().manual_seed(0)
+        splits = [data.Split(torch.randint(0, 256, (k, 3, 32, 32), dtype=torch.uint8,
+                                           generator=g), torch.randint(0, 10, (k,), generator=g))
+                  for k in (train, test)]
+        data.write_cifar10_folder(root / "data" / data.CIFAR10_FOLDER, *splits)
+        os.environ.update(KDLIB_DATA=str(root / "data"), KDLIB_CHECKPOINTS=str(root / "ckpt"))
+        rows = {}
+        for method in CH4_METHODS:
+            t0 = time.perf_counter()
+            _, info = images.trained(cfg, method, 0, progress=False)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - t0
+            epoch = info["history"][0].get("seconds")
+            rows[method.name] = {"seconds_with_evaluation": seconds, "epoch_seconds": epoch,
+                                 "images_per_s": train / epoch if epoch else None}
+    return {"train_images": train, "test_images": test, "batch_size": cfg.batch_size,
+            "width": cfg.width, "engine": cfg.engine, "grad_every": cfg.grad_every,
+            "methods": rows}
+
+
+def run(settings: Settings, device: torch.device) -> dict[str, Any]:
+    """Every measurement, in one process; returns the JSON-able result."""
+    res: dict[str, Any] = {"created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                           "git_commit": results.environment()["git_commit"],
+                           "machine": machine(device), "settings": dataclasses.asdict(settings),
+                           "cases": {}}
+    res["cases"]["peak_bf16_tflops"] = matmul_peak(device, torch.bfloat16, 8192) / 1e3
+    for arch in ("resnet18", "resnet50"):
+        t0 = time.perf_counter()
+        res["cases"][arch] = throughput(arch, settings, device)
+        print(f"[gpu] {arch} done in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    res["cases"]["chapter4_epoch"] = chapter4_epoch(device)
+    print(f"[gpu] chapter 4 epochs done in {time.perf_counter() - t0:.1f} s", flush=True)
+    return res
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """The tables the book's appendix shows."""
+    m, c, s = res["machine"], res["cases"], res["settings"]
+    rows = [f"| {c[a]['model']} training, images/s | {c[a]['kdlib_images_per_s']:,.0f} | "
+            f"{c[a]['reference_images_per_s']:,.0f} | {c[a]['kdlib_ratio']:.2f}× | "
+            f"{c[a]['kdlib_tflops']:.1f} |" for a in ("resnet18", "resnet50")]
+    ch4 = c["chapter4_epoch"]
+    epoch_rows = [f"| {name} | {r['epoch_seconds']:.1f} | {r['images_per_s']:,.0f} | "
+                  f"{r['seconds_with_evaluation']:.1f} |" for name, r in ch4["methods"].items()]
+    return "\n".join([
+        f"Measured {res['created_utc']} by `python -m benchmarks.gpu` at commit "
+        f"`{(res['git_commit'] or '?')[:10]}` on {m['gpu']} (torch {m['torch']}).", "",
+        "| measurement | kdlib (bf16) | textbook loop (float32) | ratio | kdlib TFLOP/s |",
+        "|---|---|---|---|---|", *rows, "",
+        f"bf16 matmul peak in the same run: {c['peak_bf16_tflops']:.0f} TFLOP/s "
+        f"(8192³, best of 5). Batch {s['batch_size']}; {s['resnet_steps']} steps timed after "
+        f"{s['resnet_warmup']} warm-up, median of {s['repeats']} repeats, alternating. "
+        f"Textbook loop: PIL `Dataset` with `RandomCrop(32, 4)`, `RandomHorizontalFlip()`, "
+        f"`ToTensor()`, `DataLoader(num_workers={s['reference_workers']})`, float32, "
+        f"`loss.item()` each step. TFLOP/s count 6 FLOPs per multiply-accumulate per image.", "",
+        f"Chapter 4 in the `paper` setting (width {ch4['width']}, batch {ch4['batch_size']}, "
+        f"engine `{ch4['engine']}`, gradient log every {ch4['grad_every']} steps), one epoch "
+        f"of {ch4['train_images']:,} random CIFAR-shaped images through the chapter's code:", "",
+        "| run | epoch seconds | images/s | seconds with the test evaluation |",
+        "|---|---|---|---|", *epoch_rows, ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for gpu.json/.md")
+    p.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("benchmarks.gpu needs a CUDA GPU; on a CPU use `python -m benchmarks.run`")
+    device = torch.device("cuda")
+    settings = Settings(resnet_width=64, resnet_warmup=10, resnet_steps=args.steps, repeats=3,
+                        reference_workers=2)
+    res = run(settings, device)
+    write_results(args.out, "gpu", res, render_markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
