@@ -94,10 +94,11 @@ def chapter4_epoch(device: torch.device, train: int = 50_000, test: int = 10_000
             "methods": rows}
 
 
-def run(settings: Settings, device: torch.device) -> dict[str, Any]:
-    """Every measurement, in one process; returns the JSON-able result."""
+def run(settings: Settings, device: torch.device, commit: str | None = None) -> dict[str, Any]:
+    """Every measurement, in one process; returns the JSON-able result. `commit` names the
+    code when the tree was copied without its git folder."""
     res: dict[str, Any] = {"created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                           "git_commit": results.environment()["git_commit"],
+                           "git_commit": results.environment()["git_commit"] or commit,
                            "machine": machine(device), "settings": dataclasses.asdict(settings),
                            "cases": {}}
     res["cases"]["peak_bf16_tflops"] = matmul_peak(device, torch.bfloat16, 8192) / 1e3
@@ -105,6 +106,13 @@ def run(settings: Settings, device: torch.device) -> dict[str, Any]:
         t0 = time.perf_counter()
         res["cases"][arch] = throughput(arch, settings, device)
         print(f"[gpu] {arch} done in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    try:  # torch.compile is optional in kdlib; its speed-up is reported, not relied on
+        res["cases"]["resnet18_compiled"] = throughput(
+            "resnet18", dataclasses.replace(settings, compile=True), device)
+    except Exception as err:  # noqa: BLE001 - a failed compile is a result too
+        res["cases"]["resnet18_compiled"] = {"error": f"{type(err).__name__}: {err}"[:500]}
+    print(f"[gpu] resnet18 compiled done in {time.perf_counter() - t0:.1f} s", flush=True)
     t0 = time.perf_counter()
     res["cases"]["chapter4_epoch"] = chapter4_epoch(device)
     print(f"[gpu] chapter 4 epochs done in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -117,6 +125,13 @@ def render_markdown(res: dict[str, Any]) -> str:
     rows = [f"| {c[a]['model']} training, images/s | {c[a]['kdlib_images_per_s']:,.0f} | "
             f"{c[a]['reference_images_per_s']:,.0f} | {c[a]['kdlib_ratio']:.2f}× | "
             f"{c[a]['kdlib_tflops']:.1f} |" for a in ("resnet18", "resnet50")]
+    comp = c.get("resnet18_compiled", {})
+    if "kdlib_ratio" in comp:
+        rows.append(f"| resnet18 with `torch.compile`, images/s | "
+                    f"{comp['kdlib_images_per_s']:,.0f} | {comp['reference_images_per_s']:,.0f}"
+                    f" | {comp['kdlib_ratio']:.2f}× | {comp['kdlib_tflops']:.1f} |")
+    else:
+        rows.append(f"| resnet18 with `torch.compile` | {comp.get('error', 'not run')} | | | |")
     ch4 = c["chapter4_epoch"]
     epoch_rows = [f"| {name} | {r['epoch_seconds']:.1f} | {r['images_per_s']:,.0f} | "
                   f"{r['seconds_with_evaluation']:.1f} |" for name, r in ch4["methods"].items()]
@@ -143,13 +158,14 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for gpu.json/.md")
     p.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
+    p.add_argument("--commit", help="the code's commit, where the tree has no git folder")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks.gpu needs a CUDA GPU; on a CPU use `python -m benchmarks.run`")
     device = torch.device("cuda")
     settings = Settings(resnet_width=64, resnet_warmup=10, resnet_steps=args.steps, repeats=3,
                         reference_workers=2)
-    res = run(settings, device)
+    res = run(settings, device, args.commit)
     write_results(args.out, "gpu", res, render_markdown(res))
     return 0
 
