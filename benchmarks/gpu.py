@@ -95,10 +95,10 @@ def chapter4_epoch(device: torch.device, train: int = 50_000, test: int = 10_000
 
 
 def run(settings: Settings, device: torch.device, commit: str | None = None) -> dict[str, Any]:
-    """Every measurement, in one process; returns the JSON-able result. `commit` names the
-    code when the tree was copied without its git folder."""
+    """Every measurement, in one process; returns the JSON-able result. `commit`, when given,
+    names the code (a copied tree's git folder may be older than its files)."""
     res: dict[str, Any] = {"created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                           "git_commit": results.environment()["git_commit"] or commit,
+                           "git_commit": commit or results.environment()["git_commit"],
                            "machine": machine(device), "settings": dataclasses.asdict(settings),
                            "cases": {}}
     res["cases"]["peak_bf16_tflops"] = matmul_peak(device, torch.bfloat16, 8192) / 1e3
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for gpu.json/.md")
     p.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
-    p.add_argument("--commit", help="the code's commit, where the tree has no git folder")
+    p.add_argument("--commit", help="the code's commit (a copied tree's git folder may be older)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks.gpu needs a CUDA GPU; on a CPU use `python -m benchmarks.run`")
