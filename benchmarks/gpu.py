@@ -23,11 +23,13 @@ from that file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +44,8 @@ from benchmarks.run import (
     machine,
     matmul_peak,
 )
-from kdlib import chapters, data, models, results, training
-from kdlib.chapters import images, teacher_free
+from kdlib import chapters, data, models, results, runs, training
+from kdlib.chapters import adversarial, images, teacher_free
 
 #: Chapter 4's rows timed for one epoch, in an order where each teacher comes first.
 CH4_METHODS = (images.BASELINE, teacher_free.TF_KD_REG_OFFICIAL, teacher_free.TF_KD_SELF)
@@ -64,34 +66,79 @@ def throughput(arch: str, settings: Settings, device: torch.device) -> dict[str,
             **out}
 
 
-def chapter4_epoch(device: torch.device, train: int = 50_000, test: int = 10_000
-                   ) -> dict[str, Any]:
-    """Seconds of one epoch of each of :data:`CH4_METHODS` in the paper setting, through
-    the chapter's code, on random CIFAR-shaped images."""
-    cfg = chapters.load_profile("paper")["04_teacher_free"]
-    cfg = dataclasses.replace(cfg, epochs=1, seeds=[0], device=device.type,
-                              train_size=train, test_size=test)
+@contextlib.contextmanager
+def synthetic_cifar(train: int, test: int) -> Iterator[None]:
+    """Within the block, kdlib reads CIFAR-10 from a scratch folder of random images in the
+    genuine pickle format, and keeps its checkpoints beside it."""
+    g = torch.Generator().manual_seed(0)
+    keys = ("KDLIB_DATA", "KDLIB_CHECKPOINTS")
+    saved = {k: os.environ.get(k) for k in keys}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        g = torch.Generator().manual_seed(0)
         splits = [data.Split(torch.randint(0, 256, (k, 3, 32, 32), dtype=torch.uint8,
                                            generator=g), torch.randint(0, 10, (k,), generator=g))
                   for k in (train, test)]
         data.write_cifar10_folder(root / "data" / data.CIFAR10_FOLDER, *splits)
         os.environ.update(KDLIB_DATA=str(root / "data"), KDLIB_CHECKPOINTS=str(root / "ckpt"))
-        rows = {}
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _timed_training(device: torch.device, fit: Any) -> tuple[float, dict[str, Any]]:
+    t0 = time.perf_counter()
+    info = fit()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0, info
+
+
+def chapter4_epoch(device: torch.device, train: int = 50_000, test: int = 10_000,
+                   **overrides: Any) -> dict[str, Any]:
+    """Seconds of one epoch of each of :data:`CH4_METHODS` in the paper setting, through
+    the chapter's code, on random CIFAR-shaped images (`overrides` as in
+    :func:`chapter6_at_epoch`)."""
+    cfg = chapters.load_profile("paper")["04_teacher_free"]
+    cfg = dataclasses.replace(cfg, epochs=1, seeds=[0], device=device.type,
+                              train_size=train, test_size=test, **overrides)
+    rows = {}
+    with synthetic_cifar(train, test):
         for method in CH4_METHODS:
-            t0 = time.perf_counter()
-            _, info = images.trained(cfg, method, 0, progress=False)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - t0
-            epoch = info["history"][0].get("seconds")
+            seconds, info = _timed_training(
+                device, lambda m=method: images.trained(cfg, m, 0, progress=False)[1])
+            epoch = info["history"][0]["seconds"]
             rows[method.name] = {"seconds_with_evaluation": seconds, "epoch_seconds": epoch,
-                                 "images_per_s": train / epoch if epoch else None}
+                                 "images_per_s": train / epoch}
     return {"train_images": train, "test_images": test, "batch_size": cfg.batch_size,
             "width": cfg.width, "engine": cfg.engine, "grad_every": cfg.grad_every,
             "methods": rows}
+
+
+def chapter6_at_epoch(device: torch.device, train: int = 50_000, **overrides: Any
+                      ) -> dict[str, Any]:
+    """One epoch of chapter 6's PGD adversarial training in the paper setting (ResNet18,
+    PGD-7, early stopping's PGD on the held-out images), through the chapter's code, on
+    random CIFAR-shaped images; with the FLOP rate that the cost model's count implies.
+    `overrides` change the paper's settings (a test shrinks the network)."""
+    cfg = chapters.load_profile("paper")["06_adversarial_tfkd"]
+    cfg = dataclasses.replace(cfg, epochs=1, seeds=[0], device=device.type, train_size=train,
+                              test_size=1000, aa_size=10, square_size=10, audit_size=10,
+                              **overrides)
+    with synthetic_cifar(train, 1000):
+        seconds, info = _timed_training(
+            device, lambda: adversarial.trained(cfg, adversarial.AT, 0, progress=False)[1])
+    epoch = info["history"][0]["seconds"]
+    flops = runs.train_flops(images.macs(cfg, "resnet18"), train - cfg.val_size,
+                             attack_steps=cfg.pgd_steps)
+    return {"train_images": train - cfg.val_size, "held_out": cfg.val_size,
+            "pgd_steps": cfg.pgd_steps, "epoch_seconds": epoch,
+            "seconds_with_early_stopping": seconds,
+            "images_per_s": (train - cfg.val_size) / epoch, "tflops": flops / epoch / 1e12}
 
 
 def run(settings: Settings, device: torch.device, commit: str | None = None) -> dict[str, Any]:
@@ -116,6 +163,9 @@ def run(settings: Settings, device: torch.device, commit: str | None = None) -> 
     t0 = time.perf_counter()
     res["cases"]["chapter4_epoch"] = chapter4_epoch(device)
     print(f"[gpu] chapter 4 epochs done in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    res["cases"]["chapter6_at_epoch"] = chapter6_at_epoch(device)
+    print(f"[gpu] chapter 6 AT epoch done in {time.perf_counter() - t0:.1f} s", flush=True)
     return res
 
 
@@ -132,7 +182,7 @@ def render_markdown(res: dict[str, Any]) -> str:
                     f" | {comp['kdlib_ratio']:.2f}× | {comp['kdlib_tflops']:.1f} |")
     else:
         rows.append(f"| resnet18 with `torch.compile` | {comp.get('error', 'not run')} | | | |")
-    ch4 = c["chapter4_epoch"]
+    ch4, ch6 = c["chapter4_epoch"], c["chapter6_at_epoch"]
     epoch_rows = [f"| {name} | {r['epoch_seconds']:.1f} | {r['images_per_s']:,.0f} | "
                   f"{r['seconds_with_evaluation']:.1f} |" for name, r in ch4["methods"].items()]
     return "\n".join([
@@ -150,7 +200,13 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"engine `{ch4['engine']}`, gradient log every {ch4['grad_every']} steps), one epoch "
         f"of {ch4['train_images']:,} random CIFAR-shaped images through the chapter's code:", "",
         "| run | epoch seconds | images/s | seconds with the test evaluation |",
-        "|---|---|---|---|", *epoch_rows, ""])
+        "|---|---|---|---|", *epoch_rows, "",
+        f"Chapter 6 in the `paper` setting: one epoch of PGD-{ch6['pgd_steps']} adversarial "
+        f"training of ResNet18 on {ch6['train_images']:,} random CIFAR-shaped images took "
+        f"{ch6['epoch_seconds']:.1f} s ({ch6['images_per_s']:,.0f} images/s, "
+        f"{ch6['tflops']:.1f} TFLOP/s as the cost model counts them), "
+        f"{ch6['seconds_with_early_stopping']:.1f} s with early stopping's PGD on "
+        f"{ch6['held_out']:,} held-out images.", ""])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,9 @@
 """The cost model of a profile, the benchmark's report and the appendix page."""
 
+import dataclasses
+import json
+import os
+
 import pytest
 import torch
 
@@ -56,6 +60,26 @@ def test_benchmarks_page_is_written(tmp_path):
     book.write_benchmarks_page(tmp_path)
     text = (tmp_path / "book" / "benchmarks.md").read_text()
     assert text.startswith("# Speed and cost") and "## What the paper profile costs" in text
+    assert "## On a GPU" in text
+
+
+def test_the_cost_model_takes_the_measured_gpu_rate(tmp_path, monkeypatch):
+    res = {"created_utc": "2026-11-26T03:22:30+00:00", "git_commit": "915c38c2f0",
+           "machine": {"gpu": "NVIDIA H200"},
+           "cases": {"resnet18": {"kdlib_images_per_s": 10_000.0}}}
+    path = tmp_path / "gpu.json"
+    path.write_text(json.dumps(res))
+    rate = costs.gpu_rate(path)
+    assert (rate.images_per_s, rate.gpu, rate.measured) == (10_000.0, "H200", True)
+    assert "915c38c" in rate.source and "2026-11-26" in rate.source
+    # half the assumed images/s: twice the hours
+    monkeypatch.setattr(costs, "GPU_RESULTS", path)
+    assert costs.achieved_flops() == pytest.approx(costs.achieved_flops(20_000) / 2)
+    md = costs.cost_markdown("paper", chapters={"01_vanilla_kd"})
+    assert "| H200 hours |" in md and "10,000 images/s" in md and "measured by" in md
+    missing = costs.gpu_rate(tmp_path / "absent.json")
+    assert (missing.images_per_s, missing.measured) == (costs.ASSUMED_IMAGES_PER_S, False)
+    assert "assumption" in missing.source
 
 
 @pytest.mark.parametrize("cpu_bf16", [False, True])
@@ -73,3 +97,26 @@ def test_benchmark_runs_end_to_end_at_toy_size(one_thread, cpu_bf16):
     assert md.count("default `fast` engine") >= 2
     assert md.count("textbook `float32` engine (for-loop SGD), images/s") == 2
     assert ("`bf16` engine, bf16 autocast, fused SGD" in md) == cpu_bf16
+
+
+def test_gpu_benchmark_runs_at_toy_size_on_a_cpu(one_thread):
+    """Every case of benchmarks.gpu through the chapters' code, tiny; the report renders."""
+    from benchmarks import gpu
+
+    env = {k: os.environ.get(k) for k in ("KDLIB_DATA", "KDLIB_CHECKPOINTS")}
+    cpu = torch.device("cpu")
+    s = bench.Settings(resnet_width=4, resnet_warmup=1, resnet_steps=1, repeats=1,
+                       batch_size=16)
+    cases = {"peak_bf16_tflops": 1.0,
+             **{a: gpu.throughput(a, s, cpu) for a in ("resnet18", "resnet50")},
+             "resnet18_compiled": {"error": "not run here"},
+             "chapter4_epoch": gpu.chapter4_epoch(cpu, train=256, test=32, width=4),
+             "chapter6_at_epoch": gpu.chapter6_at_epoch(cpu, train=1200, width=4)}
+    assert set(cases["chapter4_epoch"]["methods"]) == {"baseline", "tf_kd_reg_official",
+                                                       "tf_kd_self"}
+    assert cases["chapter6_at_epoch"]["train_images"] == 200  # 1,000 held out
+    res = {"created_utc": "now", "git_commit": "abc", "machine": {"gpu": "none",
+           "torch": torch.__version__}, "settings": dataclasses.asdict(s), "cases": cases}
+    md = gpu.render_markdown(res)
+    assert "resnet50 (CIFAR form, width 4)" in md and "PGD-7 adversarial" in md
+    assert {k: os.environ.get(k) for k in env} == env  # the scratch data folder is undone

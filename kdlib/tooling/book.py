@@ -80,9 +80,9 @@ def stage(profile_name: str) -> Path:
 
 
 def write_benchmarks_page(site: Path) -> None:
-    """The appendix page ``book/benchmarks.md``: the committed benchmark table
-    (``benchmarks/results/latest.md``, with the machine it ran on) and the cost
-    of the ``paper`` profile (:mod:`kdlib.costs`)."""
+    """The appendix page ``book/benchmarks.md``: the committed benchmark tables
+    (``benchmarks/results/latest.md`` with the machine it ran on, ``parity.md`` and the
+    GPU's ``gpu.md``) and the cost of the ``paper`` profile (:mod:`kdlib.tooling.costs`)."""
     from kdlib.tooling import costs  # imports the chapter modules: only when a book is staged
 
     folder = paths.REPO / "benchmarks" / "results"
@@ -92,6 +92,9 @@ def write_benchmarks_page(site: Path) -> None:
         "`latest.json`; commit them and build the book again.")
     parity = (folder / "parity.md").read_text() if (folder / "parity.md").is_file() else (
         "Not measured yet: run `python -m benchmarks.parity` on an idle machine.")
+    gpu = (folder / "gpu.md").read_text() if (folder / "gpu.md").is_file() else (
+        "Not measured yet: run `python -m benchmarks.gpu` on a machine with a CUDA GPU; the "
+        "cost below then takes its throughput from `benchmarks/results/gpu.json`.")
     cpu_rate = None
     if (folder / "latest.json").is_file():
         res = json.loads((folder / "latest.json").read_text())
@@ -118,6 +121,10 @@ over GPUs or a SLURM cluster with `python -m kdlib jobs PROFILE` (see {{doc}}`re
 ## What the engines do to accuracy
 
 {parity}
+
+## On a GPU
+
+{gpu}
 
 ## What the paper profile costs
 

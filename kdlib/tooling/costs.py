@@ -1,26 +1,58 @@
-"""What a profile costs: FLOPs per chapter and run, in hours on one assumed GPU.
+"""What a profile costs: FLOPs per chapter and run, in hours on one measured GPU.
 
 The FLOPs come from the runs each chapter plans (:attr:`kdlib.runs.Run.flops`
 and ``eval_flops``, conventions in :func:`kdlib.runs.train_flops`). A network
 that several runs share (a teacher, the ResNet18 baseline of Tables 3 and 4) is
 counted once, for the first run that trains it.
 
-Hours divide the FLOPs by one *assumed* rate, :data:`H100_IMAGES_PER_S`: ResNet18
-CIFAR training in bf16 on one H100 at that many images a second, the speed
-target set for kdlib's engine, not a measurement. Small MLPs reach far less of a
-GPU (kernel launches dominate), but their rows take minutes either way.
+Hours divide the FLOPs by one rate (:func:`gpu_rate`): the FLOP rate of kdlib's
+ResNet18 CIFAR training in bf16 as ``python -m benchmarks.gpu`` measured it on a GPU
+(``benchmarks/results/gpu.json``), or, where no such file is committed, the assumed
+:data:`ASSUMED_IMAGES_PER_S` on one H100. Small MLPs reach far less of a GPU (kernel
+launches dominate), but their rows take minutes either way.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdlib import chapters, models, runs
+from kdlib import chapters, models, paths, runs
 
-#: The one throughput assumption: ResNet18 CIFAR training images per second, bf16, one H100.
-H100_IMAGES_PER_S = 20_000
+#: The throughput assumed where no GPU has measured it: ResNet18 CIFAR training images per
+#: second, bf16, one H100 (the speed target set for kdlib's engine).
+ASSUMED_IMAGES_PER_S = 20_000
+#: What ``python -m benchmarks.gpu`` measured, when committed.
+GPU_RESULTS = paths.REPO / "benchmarks" / "results" / "gpu.json"
+
+
+@dataclass(frozen=True)
+class GpuRate:
+    """ResNet18 CIFAR training images per second in bf16 on `gpu`; `source` says whether
+    it was measured (by which command, where and when) or assumed."""
+
+    images_per_s: float
+    gpu: str
+    measured: bool
+    source: str
+
+
+def gpu_rate(path: Path | None = None) -> GpuRate:
+    """The measured rate from `path` (default :data:`GPU_RESULTS`) if it exists, else the
+    assumed one."""
+    path = path or GPU_RESULTS
+    if not path.is_file():
+        return GpuRate(ASSUMED_IMAGES_PER_S, "H100", False,
+                       "an assumption (the engine's speed target), not a measurement")
+    res = json.loads(path.read_text())
+    rate = res["cases"]["resnet18"]["kdlib_images_per_s"]
+    gpu = res["machine"]["gpu"].removeprefix("NVIDIA ")
+    return GpuRate(rate, gpu, True,
+                   f"measured by `python -m benchmarks.gpu` on one {gpu} "
+                   f"({res['created_utc'][:10]}, commit {(res['git_commit'] or '?')[:7]}; "
+                   f"batch 128, width 64)")
 
 
 @dataclass(frozen=True)
@@ -35,9 +67,11 @@ class Row:
     family: str = "resnet"  # "mlp" or "resnet": which measured CPU rate applies
 
 
-def achieved_flops(images_per_s: float = H100_IMAGES_PER_S) -> float:
-    """FLOP/s that ResNet18 CIFAR training at `images_per_s` amounts to (3 forward passes
-    per image, 2 FLOPs per multiply-accumulate)."""
+def achieved_flops(images_per_s: float | None = None) -> float:
+    """FLOP/s that ResNet18 CIFAR training at `images_per_s` (default: :func:`gpu_rate`'s)
+    amounts to (3 forward passes per image, 2 FLOPs per multiply-accumulate)."""
+    if images_per_s is None:
+        images_per_s = gpu_rate().images_per_s
     macs = models.count_cost(models.resnet18(), (3, 32, 32)).macs
     return images_per_s * 6 * macs
 
@@ -78,9 +112,10 @@ def cost_markdown(profile: str | Path = "paper", *, chapters: set[str] | None = 
     """The cost table of `profile` (of `chapters` only, when given) in Markdown, with its
     assumption. `cpu_rate(row)` may give a measured FLOP/s for a row's family, which adds
     a column of hours at that rate."""
-    rate = achieved_flops()
+    gpu = gpu_rate()
+    rate = achieved_flops(gpu.images_per_s)
     table = [r for r in rows(profile) if chapters is None or r.chapter in chapters]
-    head = "| chapter | runs of | how many | PFLOP total | H100 hours |"
+    head = f"| chapter | runs of | how many | PFLOP total | {gpu.gpu} hours |"
     sep = "|---|---|---|---|---|"
     if cpu_rate:
         head += " hours on the benchmark's CPU |"
@@ -97,11 +132,11 @@ def cost_markdown(profile: str | Path = "paper", *, chapters: set[str] | None = 
                  + (" |" if cpu_rate else "") + " |")
     return "\n".join([
         *lines, "",
-        f"Hours assume one H100 sustaining what ResNet18 CIFAR training in bf16 at "
-        f"{H100_IMAGES_PER_S:,} images/s amounts to, {rate / 1e12:.1f} TFLOP/s, for every "
-        f"row: the speed target set for kdlib's engine, an assumption rather than a "
-        f"measurement. At a more conservative 20 TFLOP/s multiply the hours by "
-        f"{rate / 20e12:.1f}. FLOPs count 2 per multiply-accumulate and 3 forward passes per "
+        f"Hours take one {gpu.gpu} sustaining, for every row, what kdlib's ResNet18 CIFAR "
+        f"training in bf16 at {gpu.images_per_s:,.0f} images/s amounts to, "
+        f"{rate / 1e12:.1f} TFLOP/s: {gpu.source}. At a more conservative 20 TFLOP/s "
+        f"multiply the hours by {rate / 20e12:.1f}. FLOPs count 2 per multiply-accumulate "
+        f"and 3 forward passes per "
         f"trained image, a teacher's forward pass where one is used, k + 1 such steps for "
         f"PGD-k training, and the evaluation (AutoAttack estimated at the paper's Table 5 "
         f"accuracies). A network shared between runs is counted once.", ""])
