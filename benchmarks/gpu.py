@@ -2,8 +2,9 @@
 epoch of chapter 4's paper setting, measured in one run.
 
 ``python -m benchmarks.gpu`` (on a machine with CUDA) writes ``benchmarks/results/gpu.json``
-and ``gpu.md``. The cost model (:mod:`kdlib.tooling.costs`) takes its GPU throughput
-from that file.
+and ``gpu.md``, and keeps a copy of the JSON under ``gpu-runs/`` (:func:`runs_table` lists
+them all: lent GPU machines differ, so every run stays visible). The cost model
+(:mod:`kdlib.tooling.costs`) takes its GPU throughput from ``gpu.json``.
 
 - *Throughput*: ResNet18 and ResNet50 in their CIFAR form at full width (64), batch 128,
   trained by :func:`kdlib.training.train` (bf16 autocast, channels-last, fused SGD,
@@ -26,6 +27,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import os
 import tempfile
 import time
@@ -209,6 +211,29 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"{ch6['held_out']:,} held-out images.", ""])
 
 
+def runs_table(folder: Path = RESULTS_DIR / "gpu-runs") -> str:
+    """Every committed run of this benchmark, one row each, oldest first."""
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        res = json.loads(path.read_text())
+        c = res["cases"]
+        ch4 = c.get("chapter4_epoch", {}).get("methods", {}).get("baseline")
+        ch6 = c.get("chapter6_at_epoch")
+        rows.append(f"| {res['created_utc'][:16].replace('T', ' ')} | "
+                    f"{(res['git_commit'] or '?')[:7]} | {res['machine']['gpu']} | "
+                    f"{c['resnet18']['kdlib_images_per_s']:,.0f} | "
+                    f"{c['resnet18']['reference_images_per_s']:,.0f} | "
+                    f"{c['resnet50']['kdlib_images_per_s']:,.0f} | "
+                    + (f"{ch4['images_per_s']:,.0f}" if ch4 else "—") + " | "
+                    + (f"{ch6['epoch_seconds']:.1f}" if ch6 else "—") + " |")
+    if not rows:
+        return "No run is committed under `benchmarks/results/gpu-runs/`."
+    return "\n".join([
+        "| run (UTC) | commit | GPU | ResNet18 kdlib, images/s | ResNet18 textbook | "
+        "ResNet50 kdlib | chapter 4 epoch, images/s | chapter 6 AT epoch, s |",
+        "|---|---|---|---|---|---|---|---|", *rows])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                         reference_workers=2)
     res = run(settings, device, args.commit)
     write_results(args.out, "gpu", res, render_markdown(res))
+    stamp = res["created_utc"][:16].replace(":", "").replace("-", "")
+    results.write_record(args.out / "gpu-runs" / f"{stamp}.json", res)
     return 0
 
 

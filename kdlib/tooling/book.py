@@ -95,6 +95,11 @@ def write_benchmarks_page(site: Path) -> None:
     gpu = (folder / "gpu.md").read_text() if (folder / "gpu.md").is_file() else (
         "Not measured yet: run `python -m benchmarks.gpu` on a machine with a CUDA GPU; the "
         "cost below then takes its throughput from `benchmarks/results/gpu.json`.")
+    from benchmarks import gpu as gpu_bench
+
+    gpu += ("\n\nEvery committed run (lent machines of the same kind differ, and a short "
+            "timing moves with the host's load; the latest is the one above):\n\n"
+            + gpu_bench.runs_table(folder / "gpu-runs") + "\n")
     cpu_rate = None
     if (folder / "latest.json").is_file():
         res = json.loads((folder / "latest.json").read_text())
