@@ -46,8 +46,9 @@ from benchmarks.run import (
     machine,
     matmul_peak,
 )
-from kdlib import chapters, data, models, results, runs, training
+from kdlib import chapters, models, results, runs, training
 from kdlib.chapters import adversarial, images, teacher_free
+from kdlib.tooling import shape
 
 #: Chapter 4's rows timed for one epoch, in an order where each teacher comes first.
 CH4_METHODS = (images.BASELINE, teacher_free.TF_KD_REG_OFFICIAL, teacher_free.TF_KD_SELF)
@@ -72,15 +73,11 @@ def throughput(arch: str, settings: Settings, device: torch.device) -> dict[str,
 def synthetic_cifar(train: int, test: int) -> Iterator[None]:
     """Within the block, kdlib reads CIFAR-10 from a scratch folder of random images in the
     genuine pickle format, and keeps its checkpoints beside it."""
-    g = torch.Generator().manual_seed(0)
     keys = ("KDLIB_DATA", "KDLIB_CHECKPOINTS")
     saved = {k: os.environ.get(k) for k in keys}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        splits = [data.Split(torch.randint(0, 256, (k, 3, 32, 32), dtype=torch.uint8,
-                                           generator=g), torch.randint(0, 10, (k,), generator=g))
-                  for k in (train, test)]
-        data.write_cifar10_folder(root / "data" / data.CIFAR10_FOLDER, *splits)
+        shape.write_random_cifar10(root / "data", train, test)
         os.environ.update(KDLIB_DATA=str(root / "data"), KDLIB_CHECKPOINTS=str(root / "ckpt"))
         try:
             yield

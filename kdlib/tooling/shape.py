@@ -64,12 +64,17 @@ def profile(folder: Path, source: str = "paper") -> Path:
     return path
 
 
-def write_data(root: Path) -> None:
-    """A tiny CIFAR-10 folder in the genuine format, and MNIST from the usual data folder."""
+def write_random_cifar10(root: Path, train: int, test: int) -> None:
+    """A CIFAR-10 folder of random images (seed 0) in the genuine pickle format under `root`."""
     g = torch.Generator().manual_seed(0)
     splits = [data.Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-                         torch.randint(0, 10, (n,), generator=g)) for n in CIFAR_SIZES]
+                         torch.randint(0, 10, (n,), generator=g)) for n in (train, test)]
     data.write_cifar10_folder(root / data.CIFAR10_FOLDER, *splits)
+
+
+def write_data(root: Path) -> None:
+    """A tiny CIFAR-10 folder in the genuine format, and MNIST from the usual data folder."""
+    write_random_cifar10(root, *CIFAR_SIZES)
     mnist = paths.data_dir() / "mnist.pt"
     if not mnist.is_file():
         data.load_images("mnist")  # fetch it into the usual folder first
