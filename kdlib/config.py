@@ -150,6 +150,17 @@ def profile_path(name_or_path: str | Path) -> Path:
     return candidate
 
 
+def is_committed(name: str) -> bool:
+    """Whether the profile ``profiles/<name>.yaml`` says ``committed: true``: its records are
+    committed to the repository, so they must be made from a clean tree. A profile that is not
+    a file of ``profiles/`` (a scratch path) is not committed."""
+    path = paths.profiles_dir() / f"{name}.yaml"
+    if not path.is_file():
+        return False
+    raw = yaml.safe_load(path.read_text())
+    return isinstance(raw, dict) and raw.get("committed") is True
+
+
 def read_profile(name_or_path: str | Path) -> tuple[Path, dict[str, dict[str, Any]]]:
     """The profile's file and its chapters' raw parameters, anchors merged, each with
     ``profile`` set to the file's stem. Nothing is validated against a chapter yet."""
@@ -158,9 +169,11 @@ def read_profile(name_or_path: str | Path) -> tuple[Path, dict[str, dict[str, An
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ProfileError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict) or set(raw) - {"description", "shared", "chapters"} \
-            or not isinstance(raw.get("chapters"), dict):
-        raise ProfileError(f"{path}: expected top-level keys 'description', 'shared' "
+    if not isinstance(raw, dict) or set(raw) - {"description", "committed", "shared", "chapters"} \
+            or not isinstance(raw.get("chapters"), dict) \
+            or not isinstance(raw.get("committed", False), bool):
+        raise ProfileError(f"{path}: expected top-level keys 'description', 'committed' "
+                           f"(optional, true or false: are its records committed?), 'shared' "
                            f"(optional: blocks to merge) and 'chapters' (a mapping of chapter "
                            f"name to parameters)")
     out = {}

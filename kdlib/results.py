@@ -39,8 +39,6 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
 #: The files whose changes can change a result: a record made while any of them differs
 #: from the commit is made by a "modified tree".
 CODE = ("kdlib", "notebooks", "profiles", "requirements.txt", "pyproject.toml")
-#: Profiles whose records are committed: they are refused from a modified tree.
-COMMITTED_PROFILES = ("paper", "cpu")
 
 
 def git(*args: str) -> str | None:
@@ -95,9 +93,11 @@ class DirtyTreeError(RuntimeError):
 
 
 def check_clean(profile: str) -> None:
-    """Refuse to record a committed profile's run from a modified tree: its record must
-    name the commit whose code made it."""
-    if profile in COMMITTED_PROFILES and environment()["git_dirty"]:
+    """Refuse to record a run of a committed profile (``committed: true`` in its YAML) from a
+    modified tree: its record must name the commit whose code made it."""
+    from kdlib.config import is_committed
+
+    if is_committed(profile) and environment()["git_dirty"]:
         raise DirtyTreeError(
             f"refusing to write `{profile}` records from a modified tree: these records are "
             f"committed and must name the code that made them. Commit (or stash) the changes "

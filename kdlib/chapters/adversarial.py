@@ -456,7 +456,7 @@ def plan(cfg: Params) -> list[runs.Run]:
                    + 20 + 20 + 1)
     auditing = runs.forward_flops(m, cfg.audit_size * 3 * audit_steps)
     out = []
-    for method in METHODS:
+    for method in images.chosen(cfg, METHODS):
         flops = runs.train_flops(m, trained_images, teacher_macs=m if method.teacher else 0,
                                  attack_steps=cfg.pgd_steps if method.adversarial else 0)
         for seed in cfg.seeds:

@@ -93,6 +93,9 @@ class ImageRuns(Common):
     warmup_epochs: float = field(default=0.0, metadata=ge(0))
     #: ε of the label-smoothing control rows.
     label_smoothing: float = field(default=0.1, metadata=between(0, 1))
+    #: The rows to run, by record name; empty: every row of the chapter. A row's teacher is
+    #: trained whether or not its own row is listed.
+    methods: list[str] = field(default_factory=list, metadata={"unique": True})
 
     def __post_init__(self) -> None:
         if self.dataset == "mnist" and self.augment == "crop_flip":
@@ -364,7 +367,7 @@ def plan(cfg: ResNetRuns, chapter: str, methods: Sequence[Method]) -> list[runs.
     device = str(training.resolve_device(cfg.device))
     images = cfg.train_size * cfg.epochs
     out = []
-    for method in methods:
+    for method in chosen(cfg, methods):
         teacher_macs = macs(cfg, method.teacher.arch) if method.teacher else 0
         for seed in cfg.seeds:
             out.append(runs.Run(
@@ -376,6 +379,15 @@ def plan(cfg: ResNetRuns, chapter: str, methods: Sequence[Method]) -> list[runs.
                                        teacher_macs=teacher_macs),
                 eval_flops=runs.forward_flops(macs(cfg, method.arch), cfg.test_size)))
     return out
+
+
+def chosen(cfg: ImageRuns, methods: Sequence[Any]) -> list[Any]:
+    """The rows of `methods` that `cfg.methods` names (all when it is empty)."""
+    known = [m.name for m in methods]
+    unknown = sorted(set(cfg.methods) - set(known))
+    if unknown:
+        raise ProfileError(f"methods: unknown {unknown}; this chapter's rows are {known}")
+    return [m for m in methods if not cfg.methods or m.name in cfg.methods]
 
 
 # --- tables -------------------------------------------------------------------------------------
