@@ -1,12 +1,19 @@
-"""Summaries over seeds: mean, spread, confidence interval and Welch's test."""
+"""Summaries over seeds: mean, spread, confidence interval and Welch's test; paired
+comparisons, power and seed counts, and equivalence tests (scipy and statsmodels)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 from scipy import stats as _st
+from scipy.optimize import brentq
+
+if TYPE_CHECKING:
+    from statsmodels.stats.power import TTestIndPower, TTestPower
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,217 @@ def detectable_difference(std: float, n: int, *, alpha: float = 0.05,
     df = 2 * (n - 1)
     factor = _st.t.ppf(1 - alpha / 2, df) + _st.t.ppf(power, df)
     return float(factor * std * math.sqrt(2 / n))
+
+
+# --- paired comparisons, power and equivalence (scipy and statsmodels) --------------------------
+#
+# statsmodels is imported inside the functions that use it: it takes about half a second to
+# import, and most users of this module (report, verdicts) only need the summaries above.
+#
+# Powers come from statsmodels' TTestPower / TTestIndPower, one tail at a time (see
+# _two_sided_power). Detectable differences and seed counts are solved from those powers with
+# scipy's brentq rather than statsmodels' solve_power, which is off by up to 0.7 in power for
+# two or three seeds (it meets NaN powers while bracketing), gives up with NaN for large
+# effects, and sometimes returns a one-element array or the negative root.
+
+#: brentq's upper bracket for a standardized effect size (power is 1 long before).
+_MAX_EFFECT = 1e6
+#: brentq's upper bracket for a number of seeds.
+_MAX_N = 1e15
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two methods run on the same seeds, compared seed by seed (differences ``a - b``).
+
+    ``mean`` is the mean difference, ``sd`` the sample std of the differences (ddof=1) and
+    ``ci_low``/``ci_high`` its 95% t-interval; ``p`` is the two-sided paired t-test's p-value.
+    One pair: ``sd``, the interval and ``p`` are NaN. Identical differences on every seed:
+    ``sd`` is 0, the interval is the single value, and ``p`` is NaN (t is ±∞ or 0/0, so the
+    test says nothing; identical runs usually mean the seed had no effect).
+    """
+
+    n: int
+    mean: float
+    sd: float
+    ci_low: float
+    ci_high: float
+    p: float
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> Paired:
+    """Paired comparison of `a` and `b`, the same seeds in the same order (see :class:`Paired`).
+
+    Raises ValueError when the two have different lengths or are empty.
+    """
+    n = len(a)
+    if n != len(b) or n == 0:
+        raise ValueError(f"paired needs two non-empty samples of one length, got {n} and "
+                         f"{len(b)}")
+    diffs = [float(a[i]) - float(b[i]) for i in range(n)]
+    d0 = diffs[0]
+    if n == 1:
+        return Paired(1, d0, math.nan, math.nan, math.nan, math.nan)
+    if diffs.count(d0) == n:
+        return Paired(n, d0, 0.0, d0, d0, math.nan)
+    s = summarize(diffs)
+    p = float(_st.ttest_rel(a, b).pvalue)
+    return Paired(n, s.mean, s.std, s.ci_low, s.ci_high, p)
+
+
+def _two_sided_power(analysis: TTestPower | TTestIndPower, effect_size: float, alpha: float,
+                     **nobs: float) -> float:
+    """Two-sided power from a statsmodels power class, as its two one-sided tails at alpha/2.
+
+    The same number as ``analysis.power(..., alternative="two-sided")``, except where scipy's
+    non-central t returns NaN far in a tail (non-centrality beyond about 7 for the tail
+    against the effect, about 35 for the tail with it): those tails are 0 and 1 to double
+    precision and are counted so, instead of turning the power into NaN.
+    """
+    es = abs(effect_size)
+    toward = analysis.power(effect_size=es, alpha=alpha / 2, alternative="larger", **nobs)
+    against = analysis.power(effect_size=es, alpha=alpha / 2, alternative="smaller", **nobs)
+    return float(np.nan_to_num(toward, nan=1.0) + np.nan_to_num(against))  # NaN: 1 and 0
+
+
+def _smallest_effect(power_of: Callable[[float], float], power: float) -> float:
+    """The standardized effect size at which ``power_of`` reaches `power` (alpha < power < 1)."""
+    return brentq(lambda es: power_of(es) - power, 0.0, _MAX_EFFECT)
+
+
+def _smallest_n(power_at: Callable[[float], float], power: float) -> int:
+    """The smallest whole n >= 2 with ``power_at(n) >= power``: the real-valued root, rounded
+    down, then stepped up to the first whole number that reaches `power`.
+    """
+    if power_at(2) >= power:
+        return 2
+    n = math.floor(brentq(lambda x: power_at(x) - power, 2.0, _MAX_N))
+    while power_at(n) < power:
+        n += 1
+    return n
+
+
+def paired_power(effect: float, sd: float, n: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test at level `alpha` over `n` pairs.
+
+    `effect` is the true mean difference and `sd` the std of the per-seed differences:
+    statsmodels' ``TTestPower`` (the one-sample t-test on the differences) with effect size
+    ``effect / sd``. NaN for fewer than two pairs or an `sd` that is not positive (0 or NaN):
+    without spread, any non-zero difference is certain and the question is moot.
+    """
+    if n < 2 or not sd > 0:
+        return math.nan
+    from statsmodels.stats.power import TTestPower
+
+    return _two_sided_power(TTestPower(), effect / sd, alpha, nobs=n)
+
+
+def paired_detectable(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference that the paired t-test over `n` pairs finds with
+    `power`, given the std `sd` of the per-seed differences (the inverse of
+    :func:`paired_power`). NaN for fewer than two pairs.
+    """
+    if n < 2:
+        return math.nan
+    return _smallest_effect(lambda es: paired_power(es, 1.0, n, alpha), power) * sd
+
+
+def paired_seeds_needed(effect: float, sd: float, alpha: float = 0.05,
+                        power: float = 0.8) -> int:
+    """The smallest number of pairs (at least 2) whose paired t-test finds `effect` with `power`.
+
+    Raises ValueError when `effect` is 0 (no number of seeds detects it) or `sd` is not
+    positive.
+    """
+    if effect == 0:
+        raise ValueError("a difference of 0 cannot be detected")
+    if not sd > 0:
+        raise ValueError(f"sd must be positive, got {sd}")
+    return _smallest_n(lambda k: paired_power(effect, sd, k, alpha), power)
+
+
+def _average_sd(sd_a: float, sd_b: float) -> float:
+    return math.sqrt((sd_a**2 + sd_b**2) / 2)
+
+
+def welch_power(effect: float, sd_a: float, sd_b: float, n_a: float, n_b: float,
+                alpha: float = 0.05) -> float:
+    """Power of the two-sided two-sample t-test at level `alpha` to find a true difference
+    `effect` between arms of `n_a` and `n_b` runs with stds `sd_a` and `sd_b`.
+
+    statsmodels' ``TTestIndPower`` with effect size ``effect / sqrt((sd_a² + sd_b²) / 2)``:
+    Welch's test approximated by Student's with the two variances averaged, exact for equal
+    variances and close for equal arms. NaN when an arm has fewer than two runs or both stds
+    are 0 (or one is NaN).
+    """
+    sd = _average_sd(sd_a, sd_b)
+    if min(n_a, n_b) < 2 or not sd > 0:
+        return math.nan
+    from statsmodels.stats.power import TTestIndPower
+
+    return _two_sided_power(TTestIndPower(), effect / sd, alpha, nobs1=n_a, ratio=n_b / n_a)
+
+
+def welch_detectable(sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float = 0.05,
+                     power: float = 0.8) -> float:
+    """The smallest true difference that the two-sample t-test finds with `power` (the
+    inverse of :func:`welch_power`). NaN when an arm has fewer than two runs.
+    """
+    if min(n_a, n_b) < 2:
+        return math.nan
+    es = _smallest_effect(lambda e: welch_power(e, 1.0, 1.0, n_a, n_b, alpha), power)
+    return es * _average_sd(sd_a, sd_b)
+
+
+def welch_seeds_needed(effect: float, sd_a: float, sd_b: float, alpha: float = 0.05,
+                       power: float = 0.8) -> int:
+    """Runs per arm (equal arms, at least 2) for the two-sample t-test to find `effect` with
+    `power` (the approximation of :func:`welch_power`).
+
+    Raises ValueError when `effect` is 0 or both stds are 0 (or one is NaN).
+    """
+    if effect == 0:
+        raise ValueError("a difference of 0 cannot be detected")
+    if not _average_sd(sd_a, sd_b) > 0:
+        raise ValueError(f"the stds must not both be 0, got {sd_a} and {sd_b}")
+    return _smallest_n(lambda k: welch_power(effect, sd_a, sd_b, k, k, alpha), power)
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """TOST, two one-sided paired t-tests that the mean difference lies in (-margin, margin).
+
+    ``p`` is the larger of the two one-sided p-values and ``equivalent`` is ``p < alpha``;
+    ``ci_low``/``ci_high`` is the ``1 - 2·alpha`` (90%) t-interval of the mean difference,
+    the interval the test corresponds to: equivalent exactly when it lies inside the margin.
+    One pair, or identical differences on every seed: ``p`` is NaN and ``equivalent`` is
+    False wherever the difference lies, since there is no spread to test with (nothing was
+    tested, rather than a difference found); the interval is NaN for one pair and the single
+    value otherwise.
+    """
+
+    margin: float
+    mean: float
+    ci_low: float
+    ci_high: float
+    p: float
+    equivalent: bool
+
+
+def tost_paired(a: Sequence[float], b: Sequence[float], margin: float,
+                alpha: float = 0.05) -> Equivalence:
+    """Equivalence of two methods run on the same seeds, within ± `margin` (see
+    :class:`Equivalence`), from statsmodels' ``ttost_paired(a, b, -margin, margin)``.
+
+    Raises ValueError when `margin` is not positive, or as :func:`paired` does.
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    pr = paired(a, b)
+    if math.isnan(pr.p):
+        return Equivalence(margin, pr.mean, pr.ci_low, pr.ci_high, math.nan, False)
+    from statsmodels.stats.weightstats import ttost_paired
+
+    p = float(ttost_paired(np.asarray(a), np.asarray(b), -margin, margin)[0])
+    half = _st.t.ppf(1 - alpha, pr.n - 1) * pr.sd / math.sqrt(pr.n)
+    return Equivalence(margin, pr.mean, pr.mean - half, pr.mean + half, p, p < alpha)
