@@ -24,8 +24,12 @@ data: env
 book: data
 	$(PY) -m kdlib book $(PROFILE)
 
+## lint: ruff on every Python folder, and the import layers (import-linter's contracts in
+## pyproject.toml: kdlib never imports benchmarks/, tooling > pages > verify > chapters >
+## library, no chapter imports another)
 lint: env
-	$(VENV)/bin/ruff check kdlib tests benchmarks
+	$(VENV)/bin/ruff check kdlib tests benchmarks scripts
+	$(VENV)/bin/lint-imports
 
 unit: env data
 	$(VENV)/bin/pytest -q tests

@@ -2,8 +2,9 @@
 epoch of chapter 4's paper setting, measured in one run.
 
 ``python -m benchmarks.gpu`` (on a machine with CUDA) writes ``benchmarks/results/gpu.json``
-and ``gpu.md``, and keeps a copy of the JSON under ``gpu-runs/`` (:func:`runs_table` lists
-them all: lent GPU machines differ, so every run stays visible). The cost model
+and ``gpu.md``, and keeps a copy of the JSON under ``gpu-runs/``
+(:func:`kdlib.tooling.measured.gpu_runs_table` lists them all: lent GPU machines differ,
+so every run stays visible). The cost model
 (:mod:`kdlib.tooling.costs`) takes its GPU throughput from ``gpu.json``.
 
 - *Throughput*: ResNet18 and ResNet50 in their CIFAR form at full width (64), batch 128,
@@ -14,7 +15,7 @@ them all: lent GPU machines differ, so every run stays visible). The cost model
   with ``num_workers`` as in the widely copied ``kuangliu/pytorch-cifar`` (2), float32,
   ``loss.item()`` every step), alternating (ABBA), median of the repeats.
 - *Chapter 4, one epoch*: the `paper` profile's ``04_teacher_free`` settings with
-  ``epochs: 1``, run through the chapter's own :func:`kdlib.chapters.images.trained`
+  ``epochs: 1``, run through the chapters' own :func:`kdlib.networks.trained`
   (gradient log, checkpoints and the 10,000-image test evaluation included) on a
   CIFAR-10 folder of random images in the genuine pickle format (50,000 + 10,000):
   the baseline, Tf-KD-reg (official form) and Tf-KD-self (whose teacher is that
@@ -27,7 +28,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import os
 import tempfile
 import time
@@ -46,9 +46,9 @@ from benchmarks.run import (
     machine,
     matmul_peak,
 )
-from kdlib import chapters, models, results, runs, training
+from kdlib import chapters, models, networks, results, training
 from kdlib.chapters import adversarial, images, teacher_free
-from kdlib.tooling import shape
+from kdlib.tooling import costs, shape
 
 #: Chapter 4's rows timed for one epoch, in an order where each teacher comes first.
 CH4_METHODS = (images.BASELINE, teacher_free.TF_KD_REG_OFFICIAL, teacher_free.TF_KD_SELF)
@@ -108,8 +108,9 @@ def chapter4_epoch(device: torch.device, train: int = 50_000, test: int = 10_000
     rows = {}
     with synthetic_cifar(train, test):
         for method in CH4_METHODS:
+            run = images.training_for(cfg, method, 0)
             seconds, info = _timed_training(
-                device, lambda m=method: images.trained(cfg, m, 0, progress=False)[1])
+                device, lambda r=run: networks.accuracy_metrics(r, device.type, progress=False))
             epoch = info["history"][0]["seconds"]
             rows[method.name] = {"seconds_with_evaluation": seconds, "epoch_seconds": epoch,
                                  "images_per_s": train / epoch}
@@ -128,12 +129,12 @@ def chapter6_at_epoch(device: torch.device, train: int = 50_000, **overrides: An
     cfg = dataclasses.replace(cfg, epochs=1, seeds=[0], device=device.type, train_size=train,
                               test_size=1000, aa_size=10, square_size=10, audit_size=10,
                               **overrides)
+    run = images.training_for(cfg, adversarial.AT, 0)
     with synthetic_cifar(train, 1000):
         seconds, info = _timed_training(
-            device, lambda: adversarial.trained(cfg, adversarial.AT, 0, progress=False)[1])
+            device, lambda: networks.trained(run, device.type, progress=False)[1])
     epoch = info["history"][0]["seconds"]
-    flops = runs.train_flops(images.macs(cfg, "resnet18"), train - cfg.val_size,
-                             attack_steps=cfg.pgd_steps)
+    flops = costs.train_flops(images.work(run))
     return {"train_images": train - cfg.val_size, "held_out": cfg.val_size,
             "pgd_steps": cfg.pgd_steps, "epoch_seconds": epoch,
             "seconds_with_early_stopping": seconds,
@@ -206,29 +207,6 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"{ch6['tflops']:.1f} TFLOP/s as the cost model counts them), "
         f"{ch6['seconds_with_early_stopping']:.1f} s with early stopping's PGD on "
         f"{ch6['held_out']:,} held-out images.", ""])
-
-
-def runs_table(folder: Path = RESULTS_DIR / "gpu-runs") -> str:
-    """Every committed run of this benchmark, one row each, oldest first."""
-    rows = []
-    for path in sorted(folder.glob("*.json")):
-        res = json.loads(path.read_text())
-        c = res["cases"]
-        ch4 = c.get("chapter4_epoch", {}).get("methods", {}).get("baseline")
-        ch6 = c.get("chapter6_at_epoch")
-        rows.append(f"| {res['created_utc'][:16].replace('T', ' ')} | "
-                    f"{(res['git_commit'] or '?')[:7]} | {res['machine']['gpu']} | "
-                    f"{c['resnet18']['kdlib_images_per_s']:,.0f} | "
-                    f"{c['resnet18']['reference_images_per_s']:,.0f} | "
-                    f"{c['resnet50']['kdlib_images_per_s']:,.0f} | "
-                    + (f"{ch4['images_per_s']:,.0f}" if ch4 else "—") + " | "
-                    + (f"{ch6['epoch_seconds']:.1f}" if ch6 else "—") + " |")
-    if not rows:
-        return "No run is committed under `benchmarks/results/gpu-runs/`."
-    return "\n".join([
-        "| run (UTC) | commit | GPU | ResNet18 kdlib, images/s | ResNet18 textbook | "
-        "ResNet50 kdlib | chapter 4 epoch, images/s | chapter 6 AT epoch, s |",
-        "|---|---|---|---|---|---|---|---|", *rows])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,6 +113,45 @@ def adversarial(objective: Objective, eps: float, step: float, steps: int, *,
     return adversarial_objective
 
 
+@dataclass(frozen=True)
+class Threat:
+    """An L∞ threat model and the PGD that plays it: ``steps`` signed-gradient steps of
+    ``step`` on the cross-entropy from a uniform random start in the ε-ball.
+
+    Adversarial training (:meth:`adversarial`) attacks the network in ``mode`` and may grow
+    ε (and the step) over the first ``ramp_epochs`` epochs; :meth:`flags` and
+    :meth:`accuracy` measure a network as it stands: eval mode, full ε, a seeded start.
+    :meth:`spec` is the record form, so the ε a record names is the ε that was used.
+    """
+
+    eps: float
+    step: float
+    steps: int
+    mode: Mode = "eval"
+    ramp_epochs: int = 0
+
+    def spec(self) -> dict[str, Any]:
+        return {"eps": self.eps, "step": self.step, "steps": self.steps, "mode": self.mode,
+                "ramp_epochs": self.ramp_epochs}
+
+    def adversarial(self, objective: Objective) -> Objective:
+        """`objective` on this threat's PGD examples (adversarial training)."""
+        return adversarial(objective, self.eps, self.step, self.steps, mode=self.mode,
+                           ramp_epochs=self.ramp_epochs)
+
+    def flags(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              batch_size: int = 512, *, seed: int = 0) -> torch.Tensor:
+        """Per image: still classified as its label after this PGD (seeded start)."""
+        return robust_flags_pgd(model, x, y, self.eps, self.step, self.steps, batch_size,
+                                seed=seed)
+
+    def accuracy(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 batch_size: int = 512, *, seed: int = 0) -> float:
+        """Accuracy under this PGD (:meth:`flags`, one host sync)."""
+        flags = self.flags(model, x, y, batch_size, seed=seed)
+        return int(flags.sum()) / len(flags)
+
+
 def robust_flags_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                      step: float, steps: int, batch_size: int = 512, *,
                      random_start: bool = True, seed: int = 0) -> torch.Tensor:

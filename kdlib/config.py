@@ -13,8 +13,10 @@ chapters merge in (``<<: *name``), and a ``chapters`` mapping. The profile's
 name is its file name: :func:`read_profile` gives it to every chapter as the
 ``profile`` parameter, so it is written once.
 
-The dataclass defaults are the ``smoke`` settings, the same values the
-notebooks' ``parameters`` cells hold (a test keeps the three in step).
+Each parameter has one default, in its dataclass. The ``smoke`` profile is all
+defaults (``defaults: true``); a notebook's ``parameters`` cell, papermill's
+contract, is written from the dataclass (``python -m kdlib sync-notebooks``) and a
+test checks that it still agrees.
 """
 
 from __future__ import annotations
@@ -150,38 +152,65 @@ def profile_path(name_or_path: str | Path) -> Path:
     return candidate
 
 
-def is_committed(name: str) -> bool:
-    """Whether the profile ``profiles/<name>.yaml`` says ``committed: true``: its records are
-    committed to the repository, so they must be made from a clean tree. A profile that is not
-    a file of ``profiles/`` (a scratch path) is not committed."""
-    path = paths.profiles_dir() / f"{name}.yaml"
-    if not path.is_file():
-        return False
-    raw = yaml.safe_load(path.read_text())
-    return isinstance(raw, dict) and raw.get("committed") is True
+#: The top-level keys of a profile file: the first two are optional flags.
+PROFILE_KEYS = ("description", "committed", "defaults", "pilot", "shared", "chapters")
 
 
-def read_profile(name_or_path: str | Path) -> tuple[Path, dict[str, dict[str, Any]]]:
-    """The profile's file and its chapters' raw parameters, anchors merged, each with
-    ``profile`` set to the file's stem. Nothing is validated against a chapter yet."""
+@dataclass(frozen=True)
+class ProfileFile:
+    """A profile as its file says it: the chapters' raw parameters (anchors merged, each with
+    ``profile`` set to the file's stem), nothing validated against a chapter yet.
+
+    ``committed: true`` says its records are committed to the repository, so they must be
+    made from a clean tree (:func:`kdlib.results.check_clean`). ``defaults: true`` lets a
+    chapter's section leave out parameters, which then take the one default each has, in
+    its dataclass (the ``smoke`` profile is all defaults); without it every parameter must
+    be written out, so that no default can change a committed profile unseen.
+    ``pilot: true`` marks a pilot that chose a recipe: the methods page shows it, the
+    chapter pages do not.
+    """
+
+    path: Path
+    description: str
+    committed: bool
+    defaults: bool
+    pilot: bool
+    chapters: dict[str, dict[str, Any]]
+
+
+def read(name_or_path: str | Path) -> ProfileFile:
+    """Read a profile file (see :class:`ProfileFile`); :class:`ProfileError` if malformed."""
     path = profile_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ProfileError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict) or set(raw) - {"description", "committed", "shared", "chapters"} \
+    if not isinstance(raw, dict) or set(raw) - set(PROFILE_KEYS) \
             or not isinstance(raw.get("chapters"), dict) \
-            or not isinstance(raw.get("committed", False), bool):
+            or not all(isinstance(raw.get(k, False), bool)
+                       for k in ("committed", "defaults", "pilot")):
         raise ProfileError(f"{path}: expected top-level keys 'description', 'committed' "
-                           f"(optional, true or false: are its records committed?), 'shared' "
-                           f"(optional: blocks to merge) and 'chapters' (a mapping of chapter "
-                           f"name to parameters)")
+                           f"(optional, true or false: are its records committed?), "
+                           f"'defaults' (optional, true or false: may sections leave out "
+                           f"parameters?), 'pilot' (optional, true or false), 'shared' "
+                           f"(optional: blocks to merge) and "
+                           f"'chapters' (a mapping of chapter name to parameters)")
     out = {}
     for chapter, params in raw["chapters"].items():
+        params = {} if params is None else params
         if not isinstance(params, dict):
             raise ProfileError(f"{path} [{chapter}]: parameters must be a mapping")
         if "profile" in params:
             raise ProfileError(f"{path} [{chapter}]: 'profile' is the file's name "
                                f"({path.stem!r}); do not set it in the file")
         out[chapter] = {"profile": path.stem, **params}
-    return path, out
+    return ProfileFile(path, str(raw.get("description", "")).strip(),
+                       raw.get("committed", False), raw.get("defaults", False),
+                       raw.get("pilot", False), out)
+
+
+def is_committed(name: str) -> bool:
+    """Whether ``profiles/<name>.yaml`` says ``committed: true``. A profile that is not a
+    file of ``profiles/`` (a scratch path) is not committed."""
+    path = paths.profiles_dir() / f"{name}.yaml"
+    return path.is_file() and read(path).committed

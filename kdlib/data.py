@@ -225,13 +225,18 @@ def load_images(name: str = "mnist", *, root: Path | None = None, download: bool
         except Exception as err:  # each source fails in its own way; keep the reasons
             failures.append(f"- {label}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
             continue
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"train": (train.images, train.labels), "test": (test.images, test.labels),
-                    "source": label}, tmp)
-        tmp.replace(cache)
+        _save_cache(cache, train, test, label)
         return _report(ImageData(name, train, test, label), verbose)
     raise DatasetUnavailableError(HOW_TO_GET[name].format(root=root) + "\nTried:\n"
                              + "\n".join(failures))
+
+
+def _save_cache(cache: Path, train: Split, test: Split, source: str) -> None:
+    """Save a data set to `cache` atomically, through a temporary file of this process's own
+    (two workers that convert the same data set at once must not share one)."""
+    blob = {"train": (train.images, train.labels), "test": (test.images, test.labels),
+            "source": source}
+    paths.save_atomic(cache, lambda tmp: torch.save(blob, tmp))
 
 
 def _report(data: ImageData, verbose: bool) -> ImageData:
@@ -365,11 +370,7 @@ def load_cifar10(root: Path | None = None, download: bool = True,
         except Exception as err:  # keep each source's reason for the final message
             failures.append(f"- {label}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
             continue
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"train": (train.images, train.labels), "test": (test.images, test.labels),
-                    "source": label}, tmp)
-        tmp.replace(cache)
+        _save_cache(cache, train, test, label)
         return _report(ImageData("cifar10", train, test, label), verbose)
     tried = "\n".join(failures) or f"- no {CIFAR10_FOLDER} folder, and download=False"
     raise DatasetUnavailableError(CIFAR10_HOW_TO_GET.format(root=root) + "\nTried:\n" + tried)

@@ -190,6 +190,9 @@ def count_cost(model: nn.Module, input_shape: tuple[int, ...]) -> Cost:
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
+#: Data set -> the per-channel mean and std a network normalises its inputs with.
+NORMALIZATION = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "mnist": (MNIST_MEAN, MNIST_STD),
+                 "fashion-mnist": (FASHION_MEAN, FASHION_STD)}
 
 
 class Normalize(nn.Module):

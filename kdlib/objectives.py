@@ -1,30 +1,39 @@
-"""What each method minimises: training objectives, and how a run's spec names them.
+"""What each method minimises: typed losses, each with its record form and its objective.
 
 An objective is a function ``(model, x, targets) -> {"loss": ..., parts...}``
-that :func:`kdlib.training.train` calls on every batch. :func:`from_spec` builds
-the objective a run's spec describes, so the loss settings stored in a record
-and the loss that was trained are one and the same thing.
+that :func:`kdlib.training.train` calls on every batch. A *loss* here is a small
+frozen value (:class:`CrossEntropy`, :class:`LabelSmoothing`, :class:`HintonKD`,
+:class:`TfKdReg`, :class:`TfKdRegOfficial`) with exactly two jobs:
+:meth:`spec` writes it into a run's specification (the hash and the record), and
+:meth:`objective` builds the function that trains. A loss setting that is not in
+the spec cannot change what trains, and one that is in the spec is used.
+The formulas are :mod:`kdlib.losses`'; the functions below build objectives from
+them directly, for code that needs no record (tests, benchmarks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
-from kdlib import attacks, losses
+from kdlib import losses
 from kdlib.training import Objective, Targets
+
+
+def _labels(y: Targets) -> torch.Tensor:
+    return y["labels"] if isinstance(y, dict) else y
 
 
 def supervised() -> Objective:
     """Cross-entropy on the hard labels."""
-    return lambda model, x, y: losses.cross_entropy(model(x).float(), y)
+    return lambda model, x, y: losses.cross_entropy(model(x).float(), _labels(y))
 
 
 def distillation(teacher: nn.Module, temperature: float, alpha: float) -> Objective:
-    """Hinton KD from a frozen `teacher`, evaluated on the same (augmented) batch.
+    """Hinton KD from a frozen `teacher`, run on the same (augmented or attacked) batch.
 
     Targets are the labels, or a dict with ``"labels"``. When the student sees
     un-augmented inputs, :func:`distillation_from_logits` gives the same loss with
@@ -79,40 +88,100 @@ def virtual_teacher_official(delta: float, temperature: float, alpha: float,
     return objective
 
 
-def _labels(y: Targets) -> torch.Tensor:
-    return y["labels"] if isinstance(y, dict) else y
+# --- typed losses: one record form, one objective ---------------------------------------------
+
+class Loss(Protocol):
+    """A loss setting: its record form and the objective it trains with."""
+
+    #: Whether :meth:`objective` needs a trained teacher network.
+    needs_teacher: ClassVar[bool]
+
+    def spec(self) -> dict[str, Any]: ...
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective: ...
 
 
-def from_spec(spec: Mapping[str, Any], teacher: nn.Module | None = None) -> Objective:
-    """The objective that a run's ``objective`` spec describes.
+@dataclass(frozen=True)
+class CrossEntropy:
+    """Plain training on the hard labels."""
 
-    ``loss`` is ``cross_entropy``, ``label_smoothing`` (``epsilon``), ``tf_kd_reg``
-    (``delta``, ``temperature``, ``alpha``, ``soften_student``, ``log_space``),
-    ``tf_kd_reg_official`` (``delta``, ``temperature``, ``alpha``, ``multiplier``) or
-    ``hinton_kd`` (``temperature``, ``alpha``; the frozen `teacher` is run on each
-    batch). With ``inputs: PGD examples`` the loss is taken on PGD examples crafted
-    with the spec's ``threat`` (:func:`kdlib.attacks.adversarial`).
-    """
-    loss = spec["loss"]
-    if loss == "cross_entropy":
-        base = supervised()
-    elif loss == "label_smoothing":
-        base = label_smoothing(spec["epsilon"])
-    elif loss == "tf_kd_reg_official":
-        base = virtual_teacher_official(spec["delta"], spec["temperature"], spec["alpha"],
-                                        spec["multiplier"])
-    elif loss == "tf_kd_reg":
-        base = virtual_teacher_kd(spec["delta"], spec["temperature"], spec["alpha"],
-                                  soften_student=spec["soften_student"],
-                                  log_space=spec.get("log_space", False))
-    elif loss == "hinton_kd":
+    needs_teacher: ClassVar[bool] = False
+
+    def spec(self) -> dict[str, Any]:
+        return {"loss": "cross_entropy"}
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return supervised()
+
+
+@dataclass(frozen=True)
+class LabelSmoothing:
+    """Cross-entropy against ``(1-ε)·onehot + ε/K`` (:func:`kdlib.losses.label_smoothing`)."""
+
+    epsilon: float
+    needs_teacher: ClassVar[bool] = False
+
+    def spec(self) -> dict[str, Any]:
+        return {"loss": "label_smoothing", "epsilon": self.epsilon}
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return label_smoothing(self.epsilon)
+
+
+@dataclass(frozen=True)
+class HintonKD:
+    """Hinton's distillation from a trained teacher run on the student's own batch
+    (:func:`kdlib.losses.hinton_kd`, the KL averaged over the batch)."""
+
+    temperature: float
+    alpha: float
+    needs_teacher: ClassVar[bool] = True
+
+    def spec(self) -> dict[str, Any]:
+        return {"loss": "hinton_kd", "temperature": self.temperature, "alpha": self.alpha}
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
         if teacher is None:
-            raise ValueError("a hinton_kd objective needs its trained teacher")
-        base = distillation(teacher, spec["temperature"], spec["alpha"])
-    else:
-        raise ValueError(f"unknown loss {loss!r} in objective spec {dict(spec)}")
-    if spec.get("inputs") != "PGD examples":
-        return base
-    threat = spec["threat"]
-    return attacks.adversarial(base, threat["eps"], threat["pgd_step"], threat["pgd_steps"],
-                               mode=threat["mode"], ramp_epochs=threat.get("ramp_epochs", 0))
+            raise ValueError("Hinton's distillation needs its trained teacher")
+        return distillation(teacher, self.temperature, self.alpha)
+
+
+@dataclass(frozen=True)
+class TfKdReg:
+    """Tf-KD-reg in this build's form (:func:`kdlib.losses.tf_kd_reg`)."""
+
+    delta: float
+    temperature: float
+    alpha: float
+    soften_student: bool = True
+    log_space: bool = False
+    needs_teacher: ClassVar[bool] = False
+
+    def spec(self) -> dict[str, Any]:
+        return {"loss": "tf_kd_reg", "delta": self.delta, "temperature": self.temperature,
+                "alpha": self.alpha, "soften_student": self.soften_student,
+                "log_space": self.log_space}
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return virtual_teacher_kd(self.delta, self.temperature, self.alpha,
+                                  soften_student=self.soften_student, log_space=self.log_space)
+
+
+@dataclass(frozen=True)
+class TfKdRegOfficial:
+    """Tf-KD-reg as the official code computes it (:func:`kdlib.losses.tf_kd_reg_official`)."""
+
+    delta: float
+    temperature: float
+    alpha: float
+    multiplier: float
+    needs_teacher: ClassVar[bool] = False
+
+    def spec(self) -> dict[str, Any]:
+        return {"loss": "tf_kd_reg_official", "delta": self.delta,
+                "temperature": self.temperature, "alpha": self.alpha,
+                "multiplier": self.multiplier}
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return virtual_teacher_official(self.delta, self.temperature, self.alpha,
+                                        self.multiplier)

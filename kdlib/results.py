@@ -73,9 +73,21 @@ def environment() -> dict[str, Any]:
         "packages": versions,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "cpu_threads": torch.get_num_threads(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _diff_hash() -> str:
@@ -108,8 +120,36 @@ def record_path(profile: str, chapter: str, name: str, spec: Mapping[str, Any]) 
     return paths.record_file(profile, chapter, name, spec_hash(spec))
 
 
+class DamagedRecordError(RuntimeError):
+    """A record file that cannot be trusted: it does not parse, or its spec does not hash to
+    the name of its file. The message names the file and the command that re-makes it."""
+
+
+def remake_command(path: Path) -> str:
+    """The shell command that deletes the record at `path` and re-makes it."""
+    profile, chapter = path.parent.parent.name, path.parent.name
+    return f"rm {path} && python -m kdlib jobs {profile} --chapters {chapter}"
+
+
 def load_record(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    """The record at `path`, refused with :class:`DamagedRecordError` when it does not parse
+    as a record or its spec does not hash to the hash in its file name."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        problem = f"not valid JSON ({err})"
+    else:
+        name_hash = path.stem.rpartition("-")[2]
+        if not isinstance(record, dict) or not isinstance(record.get("spec"), dict) \
+                or "metrics" not in record:
+            problem = "not a record (no spec or metrics)"
+        elif spec_hash(record["spec"]) != name_hash:
+            problem = (f"its spec hashes to {spec_hash(record['spec'])}, not to the "
+                       f"{name_hash} of its name")
+        else:
+            return record
+    raise DamagedRecordError(f"damaged record {path}: {problem}. Re-make it with: "
+                             f"{remake_command(path)}")
 
 
 def write_record(path: Path, record: Mapping[str, Any]) -> None:

@@ -9,7 +9,7 @@ that single list
 - :func:`saved` reads the records already on disk without computing anything
   (another profile's committed records);
 - :mod:`kdlib.tooling.jobs` spreads the missing runs over processes or SLURM;
-- :mod:`kdlib.tooling.costs` adds up their FLOPs;
+- :mod:`kdlib.tooling.costs` prices their :class:`Work`;
 - :func:`provenance` tables where each number came from.
 
 A record is written only after its computation returns, so an interrupted run
@@ -35,6 +35,32 @@ Records = dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
+class Work:
+    """What a run computes, in the counts the cost model prices (:mod:`kdlib.tooling.costs`).
+
+    Training (counted once per trained network): a network of `macs` multiply-accumulates
+    per image, trained on `trained_images` (epochs × images), `attack_steps` PGD steps per
+    training image, a frozen teacher of `teacher_macs` run on every training batch, and
+    `extra_train_macs` more multiply-accumulates (early stopping's held-out attacks, a
+    teacher's logits computed once). Evaluation (counted for every run):
+    `forwards` forward passes, AutoAttack with `autoattack` (pyautoattack's names; empty:
+    the standard version) on `autoattack_images`, Square alone on `square_images`.
+    `family` (``mlp``, ``cnn`` or ``resnet``) says which measured CPU speed applies.
+    """
+
+    macs: float
+    trained_images: float = 0.0
+    attack_steps: int = 0
+    teacher_macs: float = 0.0
+    extra_train_macs: float = 0.0
+    forwards: float = 0.0
+    autoattack: tuple[str, ...] = ()
+    autoattack_images: int = 0
+    square_images: int = 0
+    family: str = "resnet"
+
+
+@dataclass(frozen=True)
 class Run:
     """One run of a chapter: its record and how to make it.
 
@@ -42,9 +68,7 @@ class Run:
     be picklable (a :func:`functools.partial` of a module-level function) so that
     a worker process can call it. `trains` names the checkpoint of the network the
     run trains (runs that share it train it once), `needs` the checkpoints it
-    loads (its teachers). `flops` estimates the training, counted once per
-    `trains`; `eval_flops` the evaluation, counted for every run. `family`
-    (``mlp`` or ``resnet``) says which measured CPU speed applies to it.
+    loads (its teachers); `work` is what it computes, for the cost model.
     """
 
     profile: str
@@ -55,9 +79,7 @@ class Run:
     device: str = "cpu"
     trains: str | None = None
     needs: tuple[str, ...] = ()
-    flops: float = 0.0
-    eval_flops: float = 0.0
-    family: str = "resnet"
+    work: Work = Work(0.0)
 
     @property
     def spec_hash(self) -> str:
@@ -150,21 +172,3 @@ def provenance(records: Records,
                          "commit": commit + (" (modified)" if env.get("git_dirty") else ""),
                          "device": r["device"]})
     return pd.DataFrame(rows)
-
-
-# --- cost conventions ---------------------------------------------------------------------------
-
-def forward_flops(macs: float, images: float) -> float:
-    """FLOPs of forward passes over `images`: 2 per multiply-accumulate (biases ignored)."""
-    return 2 * macs * images
-
-
-def train_flops(macs: float, images: float, *, teacher_macs: float = 0.0,
-                attack_steps: int = 0) -> float:
-    """FLOPs of training on `images` (epochs × examples) with a network of `macs` per image.
-
-    A step costs 3 forward passes per image (the backward pass about twice the
-    forward); PGD-k adversarial training costs k + 1 such steps (each attack step is a
-    forward and a backward pass to the input); a frozen teacher adds one forward pass.
-    """
-    return forward_flops(3 * macs * (attack_steps + 1) + teacher_macs, images)

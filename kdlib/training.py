@@ -254,6 +254,44 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     return history
 
 
+# --- callbacks ------------------------------------------------------------------------------
+
+class EarlyStopping:
+    """An ``on_epoch`` callback of :func:`train` that keeps the best epoch's weights.
+
+    After each epoch it scores the model (``score(model)``, higher is better, such as
+    robust accuracy on held-out images), adds the score to the epoch's history row under
+    `key`, and saves the weights when the score beats every earlier epoch's. They are saved
+    at `path`, beside the resume file, so a resumed run keeps them; :meth:`restore` loads
+    them into the model at the end.
+    """
+
+    def __init__(self, model: nn.Module, score: Callable[[nn.Module], float], path: Path,
+                 key: str = "held_out_score"):
+        self.model, self.score, self.path, self.key = model, score, path, key
+
+    def __call__(self, epoch: int) -> dict[str, float]:
+        value = self.score(self.model)
+        best = self.best()
+        if best is None or value > best[1]:
+            blob = {"epoch": epoch, "score": value, "state_dict": self.model.state_dict()}
+            paths.save_atomic(self.path, lambda tmp: torch.save(blob, tmp))
+        return {self.key: value}
+
+    def best(self) -> tuple[int, float] | None:
+        """``(epoch, score)`` of the best epoch so far, or None before the first."""
+        if not self.path.is_file():
+            return None
+        blob = torch.load(self.path, map_location="cpu", weights_only=True)
+        return int(blob["epoch"]), float(blob["score"])
+
+    def restore(self) -> int:
+        """Load the best epoch's weights into the model; returns that epoch."""
+        blob = torch.load(self.path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(blob["state_dict"])
+        return int(blob["epoch"])
+
+
 # --- evaluation ------------------------------------------------------------------------------
 
 @torch.inference_mode()

@@ -10,8 +10,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlib import chapters, config, losses, objectives, paths, results, runs
+from kdlib import (
+    chapters,
+    config,
+    evaluation,
+    losses,
+    networks,
+    objectives,
+    paths,
+    results,
+    runs,
+    training,
+)
+from kdlib.attacks import Threat
 from kdlib.chapters import adversarial as adv
+from kdlib.chapters import images
+from kdlib.pages import adversarial as page
 from kdlib.tooling import jobs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,7 +36,16 @@ def smoke(**changes) -> adv.Params:
 
 
 def objective(cfg, method, teacher=None):
-    return objectives.from_spec(adv.objective_spec(cfg, method, 0), teacher)
+    return images.training_for(cfg, method, 0).objective.build(teacher)
+
+
+def run_spec(cfg, method, seed):
+    return images.training_for(cfg, method, seed).spec()
+
+
+def record_spec(cfg, method, seed):
+    return evaluation.record_spec(images.training_for(cfg, method, seed),
+                                  adv.evaluation(cfg, method, seed))
 
 
 class Recorder(nn.Module):
@@ -92,30 +115,73 @@ def test_clean_student_of_the_at_teacher_trains_on_clean_images():
     assert torch.equal(student.seen[-1], x) and torch.equal(teacher.seen[-1], x)
 
 
-def test_distilling_methods_need_their_teacher_and_unknown_losses_are_refused():
+def test_distilling_methods_need_their_teacher_and_malformed_objectives_are_refused():
     with pytest.raises(ValueError, match="needs its trained teacher"):
         objective(smoke(), adv.AT_TF_KD_SELF)
-    with pytest.raises(ValueError, match="unknown loss 'trades'"):
-        objectives.from_spec({"loss": "trades"})
+    with pytest.raises(ValueError, match="needs its trained teacher"):
+        objective(smoke(), adv.KD_FROM_AT)
+    # a loss that distils must name the training of its teacher, and one that does not
+    # must not
+    at = images.training_for(smoke(), adv.AT, 0)
+    with pytest.raises(ValueError, match="HintonKD needs teacher"):
+        networks.ObjectiveSpec(objectives.HintonKD(1.0, 0.9))
+    with pytest.raises(ValueError, match="CrossEntropy takes no teacher"):
+        networks.ObjectiveSpec(objectives.CrossEntropy(), teacher=at)
+    with pytest.raises(ValueError, match="unknown AutoAttack attacks"):
+        evaluation.AutoAttackRun(10, ("apgd-ce", "trades"))
+    with pytest.raises(ValueError, match="early stopping needs held-out images and a threat"):
+        dataclasses.replace(images.training_for(smoke(), adv.STANDARD, 0),
+                            held_out=64, early_stop=networks.EarlyStop(64))
 
 
 def test_specs_name_what_decides_each_network():
     cfg = smoke()
-    akd = adv.run_spec(cfg, adv.AKD, 0)
-    assert akd["objective"]["teacher"] == adv.run_spec(cfg, adv.AT, 0)
-    assert akd["objective"]["threat"]["eps"] == cfg.eps
+    akd = run_spec(cfg, adv.AKD, 0)
+    assert akd["objective"]["teacher"] == run_spec(cfg, adv.AT, 0)
+    assert akd["objective"]["threat"] == {"eps": cfg.eps, "step": cfg.pgd_step,
+                                          "steps": cfg.pgd_steps, "mode": "train",
+                                          "ramp_epochs": cfg.eps_ramp_epochs}
+    assert akd["objective"]["inputs"] == "PGD examples"
+    assert (akd["objective"]["loss"], akd["objective"]["temperature"],
+            akd["objective"]["alpha"]) == ("hinton_kd", cfg.akd_temperature, cfg.akd_alpha)
+    standard = run_spec(cfg, adv.STANDARD, 0)["objective"]
+    assert standard == {"loss": "cross_entropy", "inputs": "clean images"}  # no threat
     wider = smoke(eps=0.2)
-    assert adv.run_spec(wider, adv.STANDARD, 0) == adv.run_spec(cfg, adv.STANDARD, 0)
-    assert adv.record_spec(wider, adv.STANDARD, 0) != adv.record_spec(cfg, adv.STANDARD, 0)
-    assert adv.run_spec(wider, adv.AT, 0) != adv.run_spec(cfg, adv.AT, 0)
-    assert adv.run_spec(cfg, adv.AT_TF_KD_SELF, 0)["objective"]["temperature"] == \
+    assert run_spec(wider, adv.STANDARD, 0) == run_spec(cfg, adv.STANDARD, 0)
+    assert record_spec(wider, adv.STANDARD, 0) != record_spec(cfg, adv.STANDARD, 0)
+    assert run_spec(wider, adv.AT, 0) != run_spec(cfg, adv.AT, 0)
+    assert run_spec(cfg, adv.AT_TF_KD_SELF, 0)["objective"]["temperature"] == \
         cfg.tf_self_temperature
+    assert cfg.threat() == Threat(cfg.eps, cfg.pgd_step, cfg.pgd_steps, mode="train",
+                                  ramp_epochs=cfg.eps_ramp_epochs)
+    assert adv.evaluation(cfg, adv.AT, 0).pgd == Threat(cfg.eps, cfg.eval_pgd_step,
+                                                        cfg.eval_pgd_steps)
+    # the evaluation: PGD in eval mode at full ε with a seeded start, and, for an
+    # adversarially trained row, the audit naming its reference's full training spec
+    ev = record_spec(cfg, adv.AT, 0)["evaluation"]
+    assert ev["pgd"] == {"eps": cfg.eps, "step": cfg.eval_pgd_step, "steps": cfg.eval_pgd_steps,
+                         "mode": "eval", "ramp_epochs": 0, "seed": 0}
+    assert ev["autoattack"] == {"version": "standard", "attacks": [], "images": cfg.aa_size,
+                                "seed": 0}
+    assert ev["square_only"] == {"images": cfg.square_size} and ev["batch"] == cfg.eval_batch
+    assert ev["audit"] == {"images": cfg.audit_size, "steps": cfg.audit_steps,
+                           "restarts": cfg.audit_restarts, "sweep": list(adv.sweep(cfg)),
+                           "transfer_from": run_spec(cfg, adv.STANDARD, 0)}
+    assert "audit" not in record_spec(cfg, adv.STANDARD, 0)["evaluation"]
+    assert "audit" not in record_spec(cfg, adv.KD_FROM_AT, 0)["evaluation"]
+    # optional parts appear only when used
+    assert not {"held_out", "early_stop", "gradients"} & set(run_spec(cfg, adv.AT, 0))
+    stopping = smoke(train_size=256, val_size=64, early_stop=True)
+    assert run_spec(stopping, adv.AT, 0)["early_stop"] == {"batch": stopping.eval_batch}
+    assert run_spec(stopping, adv.AT, 0)["held_out"] == 64
+    assert "early_stop" not in run_spec(stopping, adv.STANDARD, 0)  # clean rows: final weights
+    assert run_spec(stopping, adv.STANDARD, 0)["held_out"] == 64  # but never see those images
 
 
 def test_held_out_images_are_split_off_the_end():
     cfg = smoke(train_size=256, val_size=64, early_stop=True)
-    setup = adv.load(cfg)
-    (x, y), (xv, yv) = adv.split(cfg, setup)
+    setup = images.data(cfg).load("cpu")
+    (x, y), (xv, yv) = images.training_for(cfg, adv.AT, 0).split(setup)
     assert len(x) == 192 and len(xv) == 64
     assert torch.equal(torch.cat([x, xv]), setup.x_train)
 
@@ -142,9 +208,9 @@ def test_mlp_is_refused_on_cifar():
 def test_early_stopping_keeps_the_best_epoch(tmp_path, monkeypatch):
     model = nn.Linear(2, 2)
     accs = iter([0.5, 0.8, 0.6])
-    monkeypatch.setattr(adv.attacks, "robust_accuracy_pgd", lambda *a, **k: next(accs))
-    stopper = adv.EarlyStopping(model, torch.zeros(1, 2), torch.zeros(1), smoke(),
-                                tmp_path / "best.pt")
+    stopper = training.EarlyStopping(model, lambda m: next(accs), tmp_path / "best.pt",
+                                     key="held_out_pgd_acc")
+    assert stopper.best() is None
     weights = {}
     for epoch in (1, 2, 3):
         with torch.no_grad():
@@ -164,24 +230,24 @@ def rec(pgd: str, aa: str, square: str = "", flags=(), audit=()):
 
 def test_masking_is_decided_by_paired_tests_on_constructed_records():
     honest = rec("1" * 60 + "0" * 40, "1" * 58 + "0" * 42)  # 2 discordant: no evidence
-    assert adv.masking([honest]) == []
+    assert page.masking([honest]) == []
     # 12 images kept by PGD and broken by AutoAttack, none the other way: p = 2 / 2**12
     leaky = rec("1" * 60 + "0" * 40, "1" * 48 + "0" * 52)
-    (note,) = adv.masking([leaky])
+    (note,) = page.masking([leaky])
     assert "12 images kept by PGD fall to AutoAttack, 0 the other way" in note
     assert "McNemar p = 0.00049" in note
     # against plain AT with the same leak, it is not "more than for plain AT" ...
-    assert adv.masking([leaky], [leaky]) == [note]
+    assert page.masking([leaky], [leaky]) == [note]
     # ... against an AT that kept its PGD-robust images, it is (Fisher's exact test)
-    notes = adv.masking([leaky], [honest])
+    notes = page.masking([leaky], [honest])
     assert len(notes) == 2 and notes[1].startswith("more than for plain AT (Fisher p =")
     square = rec("1" * 30, "1" * 30, square="1" * 10 + "0" * 20)  # Square breaks 20 PGD kept
-    assert adv.masking([square]) == ["black-box Square beats PGD-20 (McNemar p = 1.9e-06)"]
-    assert adv.masking([rec("1", "1", flags=["zero gradient"])]) == ["AutoAttack raised flags"]
+    assert page.masking([square]) == ["black-box Square beats PGD-20 (McNemar p = 1.9e-06)"]
+    assert page.masking([rec("1", "1", flags=["zero gradient"])]) == ["AutoAttack raised flags"]
     failed = rec("1", "1", audit=[{"name": "sweep", "passed": False}])
-    assert adv.masking([failed]) == ["audit failed: sweep"]
+    assert page.masking([failed]) == ["audit failed: sweep"]
     records = {"standard": [honest], "at": [honest], "at_tf_kd_reg": [leaky]}
-    lines = adv.warnings_for(records)
+    lines = page.warnings_for(records)
     assert [line.split(":")[0] for line in lines] == ["AT + Tf-KD-reg (this build's form)"]
 
 
@@ -199,7 +265,7 @@ def test_one_run_end_to_end_is_recorded_and_then_reused(monkeypatch):
     assert [h["epoch"] for h in m["history"]] == [1, 2]
     assert all("held_out_pgd_acc" in h for h in m["history"])
     assert not paths.evaluation_dir("at", at.spec_hash).exists()  # chunks gone with the record
-    monkeypatch.setattr(adv, "trained", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(networks, "trained", lambda *a, **k: pytest.fail("retrained"))
     assert at.execute(progress=False) == record
 
 
@@ -209,7 +275,7 @@ def test_the_chapter_is_a_job_plan():
     # the networks others learn from or are audited against go first
     assert [j.name for j in planned][:2] == ["standard", "at"]
     assert sorted((j.name, j.spec_hash) for j in planned) == sorted(
-        (m.name, results.spec_hash(adv.record_spec(cfg, m, s)))
+        (m.name, results.spec_hash(record_spec(cfg, m, s)))
         for m in adv.METHODS for s in cfg.seeds)
     assert all(j.path == results.record_path("smoke", adv.NAME, j.name, j.spec)
                for j in planned)

@@ -5,7 +5,7 @@ import math
 import pytest
 import yaml
 
-from kdlib import chapters, claims, paths, results, verdicts
+from kdlib import chapters, pages, paths, results, verdicts
 from kdlib.tooling import claims_page
 
 
@@ -13,7 +13,7 @@ from kdlib.tooling import claims_page
 def profile(tmp_path):
     """The smoke profile with three seeds, as a file of its own."""
     raw = yaml.safe_load((paths.profiles_dir() / "smoke.yaml").read_text())
-    del raw["shared"]
+    assert raw["defaults"] is True  # every parameter at its default
     for params in raw["chapters"].values():
         params["seeds"] = [0, 1, 2]
     path = tmp_path / "threeseeds.yaml"
@@ -33,7 +33,7 @@ def write_records(profile, chapter, accuracy):
 
 
 def t1(profile):
-    (found,) = [f for f in claims.findings(str(profile)) if f.claim.id == "T1"]
+    (found,) = [f for f in pages.findings(str(profile)) if f.claim.id == "T1"]
     return found
 
 
@@ -56,8 +56,8 @@ def test_a_verdict_follows_the_records(profile):
 
 
 def test_claims_without_records_are_not_run_at_this_scale(profile):
-    found = claims.findings(str(profile))
-    assert {f.claim.id for f in found} == {c.id for c in claims.CLAIMS}
+    found = pages.findings(str(profile))
+    assert {f.claim.id for f in found} == {c.id for c in pages.all_claims()}
     for f in found:
         if f.claim.fixed_scale is None:
             assert f.decision.verdict == "not run at this scale", f.claim.id
@@ -70,7 +70,7 @@ def test_the_paper_setting_always_has_a_row(tmp_path, profile, monkeypatch):
     monkeypatch.setattr(claims_page, "scales", lambda build: ["paper", str(profile)])
     found = claims_page.all_findings(str(profile))
     assert all(any(f.claim.id == c.id and f.profile == "paper" for f in found)
-               for c in claims.CLAIMS if c.fixed_scale is None)
+               for c in pages.all_claims() if c.fixed_scale is None)
     (site := tmp_path / "site" / "book").mkdir(parents=True)
     claims_page.write(tmp_path / "site", str(profile))
     page = (site / "claims.md").read_text()
@@ -93,20 +93,3 @@ def test_rules_by_hand():
     assert "paper: +0.50" in g.test
     unstated = verdicts.gain([0.99, 0.991, 0.992], [0.98, 0.981, 0.982], math.nan)
     assert unstated.verdict == "reproduced" and "paper" not in unstated.test  # no "+nan"
-
-
-def test_records_made_by_other_code_are_marked_stale():
-    head = results.environment()["git_commit"]
-    assert head, "the tests run in a git checkout"
-
-    def rec(commit):
-        return {"environment": {"git_commit": commit}}
-
-    assert claims.stale_records({"x": [rec(head)]}, "01_vanilla_kd") == ()
-    unknown = "0" * 40  # not a commit of this repository: its code cannot be vouched for
-    assert claims.stale_records({"x": [rec(head), rec(unknown)]}, "01_vanilla_kd") == (unknown,)
-    first = results.git("rev-list", "--max-parents=0", "HEAD").splitlines()[0]
-    if first != head:  # a shallow clone has one commit only
-        assert claims.stale_records({"x": [rec(first)]}, "06_adversarial_tfkd") == (first,)
-    assert "kdlib/chapters/mnist.py" in claims.code_files("02_omitted_digit")
-    assert "kdlib/chapters/images.py" not in claims.code_files("02_omitted_digit")

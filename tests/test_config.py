@@ -4,6 +4,7 @@ import dataclasses
 import subprocess
 import sys
 
+import nbformat
 import papermill
 import pytest
 import yaml
@@ -17,31 +18,91 @@ PROFILES = ["smoke", "quick", "paper"]
 @pytest.mark.parametrize("name", PROFILES)
 def test_shipped_profiles_are_valid_and_match_the_notebooks(name):
     cfgs = book.check_profile(name)
-    assert set(cfgs) == set(chapters.REGISTRY)
+    assert set(cfgs) == set(chapters.names())
     assert all(cfg.profile == name for cfg in cfgs.values())
 
 
-@pytest.mark.parametrize("chapter", sorted(chapters.REGISTRY))
-def test_notebook_defaults_are_the_smoke_profile(chapter):
+def parameters_cell(chapter):
+    nb = nbformat.read(book.notebook_path(chapter), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{chapter}: one cell tagged 'parameters'"
+    return cells[0].source
+
+
+@pytest.mark.parametrize("chapter", chapters.names())
+def test_notebook_parameters_are_the_dataclass_defaults(chapter):
+    """Each parameter has one default, its dataclass's: the notebook's parameters cell is the
+    one ``book.parameters_cell`` writes (``sync-notebooks``), papermill reads those same
+    defaults from it, and the smoke profile (``defaults: true``, every section empty) takes
+    them too."""
+    assert parameters_cell(chapter) == book.parameters_cell(chapter)
     declared = papermill.inspect_notebook(str(book.notebook_path(chapter)))
     defaults = {k: eval(v["default"]) for k, v in declared.items()}  # literals only
-    smoke = config.as_dict(chapters.load_profile("smoke")[chapter])
     dataclass_defaults = config.as_dict(chapters.params_class(chapter)())
-    assert defaults == smoke == dataclass_defaults
+    assert defaults == dataclass_defaults
+    smoke = config.as_dict(chapters.load_profile("smoke")[chapter])
+    assert smoke == dataclass_defaults
+
+
+def test_the_toc_lists_every_chapter_of_the_registry_in_book_order(tmp_path):
+    assert chapters.names() == ["01_vanilla_kd", "02_omitted_digit", "03_reversed_kd",
+                                "04_teacher_free", "05_gradients", "06_adversarial_tfkd"]
+    assert [c.name for c in chapters.all_chapters()] == chapters.names()
+    assert all(book.notebook_path(c).is_file() for c in chapters.names())
+    book.write_toc(tmp_path)
+    toc = yaml.safe_load((tmp_path / "_toc.yml").read_text())
+    (part,) = [p for p in toc["parts"] if p.get("caption") == "Chapters"]
+    assert part["chapters"] == [{"file": f"book/chapters/{c}"} for c in chapters.names()]
+    source = yaml.safe_load((paths.REPO / "_toc.yml").read_text())
+    assert [p for p in toc["parts"] if p.get("caption") != "Chapters"] == \
+        [p for p in source["parts"] if p.get("caption") != "Chapters"]  # the rest untouched
 
 
 def test_shared_blocks_are_merged_and_the_profile_name_comes_from_the_file():
-    path, raw = config.read_profile("quick")
-    assert path.stem == "quick"
+    prof = config.read("quick")
+    raw = prof.chapters
+    assert prof.path.stem == "quick"
+    assert not prof.committed and not prof.defaults and not prof.pilot
+    assert all(params["profile"] == "quick" for params in raw.values())
     assert raw["05_gradients"] == raw["04_teacher_free"]  # one section, two chapters
     teacher_keys = ("dataset", "train_size", "batch_size", "teacher_epochs", "teacher_lr")
     assert all(raw["01_vanilla_kd"][k] == raw["02_omitted_digit"][k] for k in teacher_keys)
     assert "profile:" not in (paths.profiles_dir() / "quick.yaml").read_text()
 
 
-def write_profile(tmp_path, name="custom", **changes):
-    raw = yaml.safe_load((paths.profiles_dir() / "smoke.yaml").read_text())  # anchors merged
-    del raw["shared"]
+def test_the_smoke_profile_is_all_defaults():
+    prof = config.read("smoke")
+    assert prof.defaults and not prof.committed
+    assert set(prof.chapters) == set(chapters.names())
+    assert all(params == {"profile": "smoke"} for params in prof.chapters.values())
+
+
+def test_committed_and_pilot_are_top_level_flags(tmp_path):
+    assert config.read("paper").committed and config.is_committed("paper")
+    assert config.read("cpu").committed and not config.read("cpu").pilot
+    assert config.read("pilot-e8").pilot and config.read("pilot-e8").committed
+    assert not config.is_committed("quick") and not config.is_committed("smoke")
+    scratch = write_profile(tmp_path, "paper")  # not a file of profiles/: never committed
+    assert not config.read(scratch).committed and not config.is_committed("nonexistent")
+    text = scratch.read_text()
+    scratch.write_text("committed: true\n" + text)
+    assert config.read(scratch).committed
+    scratch.write_text("committed: yes please\n" + text)
+    with pytest.raises(config.ProfileError, match="true or false"):
+        config.read(scratch)
+    scratch.write_text("commited: true\n" + text)
+    with pytest.raises(config.ProfileError, match="expected top-level keys"):
+        config.read(scratch)
+
+
+def write_profile(tmp_path, name="custom", *, defaults=False, **changes):
+    """A profile that writes out every parameter of every chapter at its default, with
+    `changes` to chapter 1's (``dataclasses.MISSING`` leaves a key out)."""
+    raw = {"description": "a test profile",
+           "chapters": {c: {k: v for k, v in config.as_dict(chapters.params_class(c)()).items()
+                            if k != "profile"} for c in chapters.names()}}
+    if defaults:
+        raw["defaults"] = True
     params = raw["chapters"]["01_vanilla_kd"]
     for key, value in changes.items():
         if value is dataclasses.MISSING:
@@ -73,6 +134,15 @@ def test_a_valid_custom_profile_loads(tmp_path):
 def test_bad_profiles_are_refused_with_a_clear_message(tmp_path, changes, message):
     with pytest.raises(config.ProfileError, match=message.replace("(", r"\(")):
         chapters.load_profile(write_profile(tmp_path, **changes))
+
+
+def test_with_defaults_a_section_may_leave_parameters_out(tmp_path):
+    default = chapters.params_class("01_vanilla_kd")().alpha
+    cfg = chapters.load_profile(write_profile(tmp_path, defaults=True, alpha=dataclasses.MISSING,
+                                              seeds=[3]))["01_vanilla_kd"]
+    assert cfg.alpha == default and cfg.seeds == [3]
+    with pytest.raises(config.ProfileError, match="alpha: must be <= 1"):  # still validated
+        chapters.load_profile(write_profile(tmp_path, defaults=True, alpha=1.5))
 
 
 def test_the_profile_name_is_not_set_in_the_file(tmp_path):

@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from benchmarks import run as bench
-from kdlib import chapters, models
-from kdlib.chapters import adversarial
-from kdlib.tooling import book, costs
+from kdlib import chapters, models, runs
+from kdlib import paper as paper_values
+from kdlib.tooling import book, costs, measured
+
+#: MNIST's test images, which every run of chapters 1 and 2 evaluates on.
+MNIST_TEST = 10_000
 
 
 def by_name(rows):
@@ -22,13 +25,33 @@ def test_training_flops_follow_the_stated_convention():
     teacher = by_name(costs.rows("paper"))[("01_vanilla_kd", "teacher")]
     macs = models.count_cost(models.teacher_mlp(), (1, 28, 28)).macs
     assert teacher.runs == len(paper.seeds)
-    assert teacher.flops == len(paper.seeds) * 6 * macs * paper.train_size * paper.teacher_epochs
+    train = 6 * macs * paper.train_size * paper.teacher_epochs
+    test = 2 * macs * MNIST_TEST  # and each run evaluates it on the test images
+    assert teacher.flops == len(paper.seeds) * (train + test)
+
+
+def test_work_is_priced_by_hand():
+    assert costs.eval_flops(runs.Work(10, trained_images=3)) == 0  # training is priced apart
+    assert costs.eval_flops(runs.Work(10, forwards=3)) == 60
+    assert costs.train_flops(runs.Work(10, forwards=3)) == 0
+    assert costs.train_flops(runs.Work(10, trained_images=3, extra_train_macs=7)) == 180 + 14
+    clean = sum(v[0] for v in paper_values.TABLE5.values()) / len(paper_values.TABLE5)
+    robust = sum(v[1] for v in paper_values.TABLE5.values()) / len(paper_values.TABLE5)
+    aa = runs.Work(10, autoattack=("apgd-ce", "apgd-t"), autoattack_images=4, square_images=3)
+    assert costs.eval_flops(aa) == pytest.approx(20 * (
+        4 * (clean * 300 + robust * 4 * 300 + robust * 9 * 300) + 3 * robust * 5000))
+    standard = runs.Work(10, autoattack_images=1)
+    assert costs.eval_flops(standard) == pytest.approx(
+        20 * (clean * 300 + robust * 2700 + robust * 2700 + robust * 5000))
 
 
 def test_a_shared_network_is_counted_once():
     rows = by_name(costs.rows("paper"))
     teacher = rows[("02_omitted_digit", "teacher")]
-    assert teacher.flops == 0  # chapter 1 trains the same checkpoints
+    seeds = chapters.load_profile("paper")["02_omitted_digit"].seeds
+    macs = models.count_cost(models.teacher_mlp(), (1, 28, 28)).macs
+    # chapter 1 trains the same checkpoints: chapter 2 pays only for evaluating them
+    assert teacher.flops == len(seeds) * 2 * macs * MNIST_TEST
     assert "trained by 01_vanilla_kd" in teacher.note
     base3, base4 = rows[("03_reversed_kd", "baseline")], rows[("04_teacher_free", "baseline")]
     assert base3.flops > 1000 * base4.flops > 0  # chapter 4 pays only for evaluating it
@@ -38,17 +61,17 @@ def test_a_shared_network_is_counted_once():
 def test_assumed_rate_and_autoattack_estimate():
     # 20,000 ResNet18 images/s at 6 x 0.555 GMAC each is about 67 TFLOP/s
     assert 60e12 < costs.achieved_flops(20_000) < 70e12
-    assert adversarial.autoattack_forwards(1.0, 0.0) == 300
-    assert adversarial.autoattack_forwards(1.0, 1.0) == 300 + 5400 + 5000
+    assert costs.autoattack_forwards(1.0, 0.0) == 300
+    assert costs.autoattack_forwards(1.0, 1.0) == 300 + 5400 + 5000
     # a custom selection keeps pyautoattack's defaults: APGD-CE with 5 restarts, 4 of them
     # on the points still robust, then APGD-T's 9 targets on those
-    assert adversarial.autoattack_forwards(0.5, 0.25, ["apgd-ce", "apgd-t"]) == (
+    assert costs.autoattack_forwards(0.5, 0.25, ["apgd-ce", "apgd-t"]) == (
         0.5 * 300 + 0.25 * 4 * 300 + 0.25 * 9 * 300)
 
 
 def test_paper_cost_table_covers_every_chapter():
     rows = costs.rows("paper")
-    assert {r.chapter for r in rows} == set(chapters.REGISTRY) - {"05_gradients"}
+    assert {r.chapter for r in rows} == set(chapters.names()) - {"05_gradients"}
     md = costs.cost_markdown("paper")
     assert "**total**" in md and "TFLOP/s" in md
     one = costs.cost_markdown("paper", chapters={"06_adversarial_tfkd"})
@@ -69,16 +92,16 @@ def test_the_cost_model_takes_the_measured_gpu_rate(tmp_path, monkeypatch):
            "cases": {"resnet18": {"kdlib_images_per_s": 10_000.0}}}
     path = tmp_path / "gpu.json"
     path.write_text(json.dumps(res))
-    rate = costs.gpu_rate(path)
+    rate = measured.gpu_rate(path)
     assert (rate.images_per_s, rate.gpu, rate.measured) == (10_000.0, "H200", True)
     assert "915c38c" in rate.source and "2026-11-26" in rate.source
     # half the assumed images/s: twice the hours
-    monkeypatch.setattr(costs, "GPU_RESULTS", path)
+    monkeypatch.setattr(measured, "GPU_RESULTS", path)
     assert costs.achieved_flops() == pytest.approx(costs.achieved_flops(20_000) / 2)
     md = costs.cost_markdown("paper", chapters={"01_vanilla_kd"})
     assert "| H200 hours |" in md and "10,000 images/s" in md and "measured by" in md
-    missing = costs.gpu_rate(tmp_path / "absent.json")
-    assert (missing.images_per_s, missing.measured) == (costs.ASSUMED_IMAGES_PER_S, False)
+    missing = measured.gpu_rate(tmp_path / "absent.json")
+    assert (missing.images_per_s, missing.measured) == (measured.ASSUMED_IMAGES_PER_S, False)
     assert "assumption" in missing.source
 
 

@@ -63,11 +63,15 @@ def test_official_weight_at_ten_classes_equals_the_cifar100_setting():
 def test_objectives_are_built_from_their_specs():
     model = torch.nn.Linear(4, 3)
     x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
-    ls = objectives.from_spec({"loss": "label_smoothing", "epsilon": 0.1})(model, x, y)
+    loss = objectives.LabelSmoothing(0.1)
+    assert loss.spec() == {"loss": "label_smoothing", "epsilon": 0.1}
+    ls = loss.objective()(model, x, y)
     assert ls["loss"].item() == pytest.approx(
         F.cross_entropy(model(x), y, label_smoothing=0.1).item(), abs=1e-6)
     spec = {"loss": "tf_kd_reg_official", "delta": 0.99, "temperature": 20.0, "alpha": 0.1,
             "multiplier": 10.0}
-    off = objectives.from_spec(spec)(model, x, y)
+    official = objectives.TfKdRegOfficial(0.99, 20.0, 0.1, 10.0)
+    assert official.spec() == spec
+    off = official.objective()(model, x, y)
     assert off["loss"].item() == pytest.approx(
         losses.tf_kd_reg_official(model(x), y, 0.99, 20.0, 0.1, 10.0)["loss"].item())

@@ -12,6 +12,7 @@ from torch import nn
 from kdlib import chapters, config, data, models, runs, training
 from kdlib.chapters import mnist
 from kdlib.chapters import omitted_digit as od
+from kdlib.pages import omitted_digit as page
 
 DIGIT = 1
 TEACHER_FIELDS = ("dataset", "train_size", "batch_size", "teacher_epochs", "teacher_lr",
@@ -216,15 +217,15 @@ def test_chapter_runs_tables_and_figure(cfg, setup, shared_teacher):
     assert kd["spec"]["data"]["omitted_digit"] == DIGIT
     assert kd["metrics"]["transfer_size"] == len(od.transfer_set(setup, DIGIT)[1])
     assert len(kd["metrics"]["shifted_per_class_acc"]) == 10
-    table = od.table2(records)
+    table = page.table2(records)
     assert list(table.index) == ["omit 1: no KD (T=1)", "omit 1: KD (T=10)",
                                  "omit 1: KD + bias shift"]
     assert table.loc["omit 1: KD (T=10)", "paper: only digit"] == "98.50"
-    assert od.bias_table(records).shape[0] == 2
-    cells = od.table2_cells(records)
+    assert page.bias_table(records).shape[0] == 2
+    cells = page.table2_cells(records)
     assert cells["t2_2_kd_digit"] == "not run" and cells["t2_1_kd_digit"] != "not run"
-    assert len(od.summary_sentences(records)) == 1
-    od.per_class_figure(records)
+    assert len(page.summary_sentences(records)) == 1
+    page.per_class_figure(records)
     assert runs.saved(od.plan(cfg)) == records
 
 

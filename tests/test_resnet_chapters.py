@@ -8,10 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib import chapters, config, data, losses, objectives, paths, results, runs, training
+from kdlib import chapters, config, data, losses, networks, paths, results, runs, training
 from kdlib.chapters import images
 from kdlib.chapters import reversed_kd as ch3
 from kdlib.chapters import teacher_free as ch4
+from kdlib.pages import gradients as grad_page
+from kdlib.pages import images as images_page
+from kdlib.pages import teacher_free as tf_page
 
 PROFILES = ["smoke", "quick", "paper"]
 TINY = {"profile": "unit", "device": "cpu", "train_size": 128, "test_size": 64, "width": 2,
@@ -46,6 +49,14 @@ def state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+def checkpoint(cfg, method, seed):
+    return images.training_for(cfg, method, seed).checkpoint
+
+
+def trained(cfg, method, seed):
+    return networks.trained(images.training_for(cfg, method, seed), "cpu", progress=False)
+
+
 def run(module, cfg, method, seed=0, progress=False):
     """The record of one planned run of a chapter (computed if missing)."""
     (found,) = [r for r in module.plan(cfg) if (r.name, r.seed) == (method, seed)]
@@ -67,8 +78,10 @@ def test_gradient_chapter_has_exactly_table_4s_settings(name):
 def test_chapters_3_and_4_share_the_resnet18_baseline(name):
     profile = chapters.load_profile(name)
     for seed in profile["03_reversed_kd"].seeds:
-        assert images.checkpoint(profile["03_reversed_kd"], images.BASELINE, seed) == \
-            images.checkpoint(profile["04_teacher_free"], images.BASELINE, seed)
+        assert checkpoint(profile["03_reversed_kd"], images.BASELINE, seed) == \
+            checkpoint(profile["04_teacher_free"], images.BASELINE, seed)
+        assert checkpoint(profile["03_reversed_kd"], ch3.STUDENT_BASELINE, seed) == \
+            checkpoint(profile["04_teacher_free"], images.BASELINE, seed)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -98,11 +111,11 @@ def test_official_alpha_conversion_keeps_the_loss_up_to_scale():
     # the official code: nn.KLDivLoss() (reduction 'mean', over batch x classes) * T^2 * mult
     kl_mean = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="sum") / s.numel()
     official = (1 - alpha) * F.cross_entropy(s, y) + alpha * kl_mean * T * T * mult
-    ours_alpha = images.batchmean_alpha(alpha, 10, mult)
+    ours_alpha = images_page.batchmean_alpha(alpha, 10, mult)
     ours = losses.hinton_kd(s, t, y, T, ours_alpha)["loss"]
     scale = 1 - alpha + alpha * mult / 10
     assert official.item() == pytest.approx(scale * ours.item(), rel=1e-5)
-    assert images.batchmean_alpha(0.6, 10) == pytest.approx(0.06 / 0.46)
+    assert images_page.batchmean_alpha(0.6, 10) == pytest.approx(0.06 / 0.46)
 
 
 def test_plan_puts_teachers_first_and_its_runs_pickle():
@@ -114,17 +127,19 @@ def test_plan_puts_teachers_first_and_its_runs_pickle():
     for i, r in enumerate(plan):
         assert all(n in trained[:i] for n in r.needs)  # every teacher is planned before
     methods = {m.name: m for m in ch3.METHODS}
-    assert all(r.spec == images.run_spec(cfg, methods[r.name], r.seed) for r in plan)
+    assert all(r.spec == images.training_for(cfg, methods[r.name], r.seed).spec() for r in plan)
     re_kd = [r for r in plan if r.name == "re_kd"][-1]
     copy = pickle.loads(pickle.dumps(re_kd))
-    assert (copy.compute.func, copy.compute.args) == (images.metrics, (cfg, ch3.RE_KD, 1))
+    device = str(training.resolve_device(cfg.device))
+    assert (copy.compute.func, copy.compute.args) == (
+        networks.accuracy_metrics, (images.training_for(cfg, ch3.RE_KD, 1), device))
     assert copy.path == re_kd.path
 
 
 # --- Figure 1 ------------------------------------------------------------------------------------
 
 def test_figure_1_formula_and_kdlib_agree():
-    curve = ch4.virtual_teacher_curve(0.9, 10, range(1, 21))
+    curve = tf_page.virtual_teacher_curve(0.9, 10, range(1, 21))
     assert len(curve) == 20
     for part in ("correct", "incorrect"):
         diff = (curve[f"{part} (formula)"] - curve[f"{part} (kdlib)"]).abs().max()
@@ -169,11 +184,11 @@ def test_gradient_chapter_reads_table_4s_records(tf_cfg, monkeypatch):
 
     monkeypatch.setattr(images.training, "train", no_training)
     assert runs.run_all(chapters.plan("05_gradients", grad_cfg)) == records
-    frame = ch4.gradient_frame(records)
-    table = ch4.gradient_table(frame)
-    assert list(table.index) == [ch4.LABELS[m] for m in ch4.GRADIENT_METHODS]
-    assert table.loc[ch4.LABELS["baseline"], "ratio to baseline"] == "1.00"
-    assert len(ch4.gradient_sentences(frame)) == len(ch4.METHODS) - 1
+    frame = grad_page.gradient_frame(records)
+    table = grad_page.gradient_table(frame)
+    assert list(table.index) == [grad_page.LABELS[m] for m in grad_page.GRADIENT_METHODS]
+    assert table.loc[grad_page.LABELS["baseline"], "ratio to baseline"] == "1.00"
+    assert len(grad_page.gradient_sentences(frame)) == len(ch4.METHODS) - 1
 
 
 class SimulatedInterruptError(Exception):
@@ -196,26 +211,26 @@ def test_interrupted_run_resumes_to_identical_weights(tf_cfg, tmp_path, monkeypa
     monkeypatch.setattr(images.training, "train", interrupted)
     with pytest.raises(SimulatedInterruptError):
         run(ch4, tf_cfg, method.name)
-    ckpt = images.checkpoint(tf_cfg, method, 0)
+    ckpt = checkpoint(tf_cfg, method, 0)
     resume = paths.companion(ckpt, "resume")
     assert resume.is_file() and not ckpt.is_file()
     assert paths.companion(ckpt, "grads").is_file()
     assert torch.load(resume, weights_only=False)["epoch"] == 1
     assert not results.record_path("unit", "04_teacher_free", method.name,
-                                   images.run_spec(tf_cfg, method, 0)).is_file()
+                                   images.training_for(tf_cfg, method, 0).spec()).is_file()
 
     counter = Counter(monkeypatch)  # the real loop again, counted
     resumed = run(ch4, tf_cfg, method.name)
     assert counter.calls == [f"{method.name} seed 0"] and not resume.exists()
     assert not paths.companion(ckpt, "grads").exists()  # the gradient sums went with it
-    weights = state(images.trained(tf_cfg, method, 0)[0])
+    weights = state(trained(tf_cfg, method, 0)[0])
 
     # the same run, uninterrupted, in fresh folders
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "r2"))
     monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path / "m2"))
     whole = run(ch4, tf_cfg, method.name)
     assert counter.calls == [f"{method.name} seed 0", "baseline seed 0", f"{method.name} seed 0"]
-    reference = state(images.trained(tf_cfg, method, 0)[0])
+    reference = state(trained(tf_cfg, method, 0)[0])
     assert reference.keys() == weights.keys()
     assert all(torch.equal(reference[k], weights[k]) for k in reference)
     for key in ("test_acc", "gradients", "final_train_loss"):
@@ -242,7 +257,7 @@ def test_cifar10_without_data_fails_clearly_before_any_training(tmp_path, monkey
         with pytest.raises(data.DatasetUnavailableError, match="CIFAR-10 could not be loaded"):
             run(ch4, cfg, method)
     with pytest.raises(data.DatasetUnavailableError, match=data.CIFAR10_FOLDER):
-        images.load(cfg)
+        images.data(cfg).load("cpu")
 
 
 def write_cifar(root, per_batch=20, test=16):
@@ -265,17 +280,17 @@ def test_cifar10_runs_with_crop_flip_and_the_teacher_sees_the_augmented_batch(tm
     cfg = dataclasses.replace(ch4.Params(), profile="unit", device="cpu",
                               dataset="cifar10", augment="crop_flip", train_size=100,
                               test_size=16, width=2, batch_size=20, epochs=1)
-    setup = images.load(cfg)
+    setup = images.data(cfg).load("cpu")
     assert setup.x_train.shape == (100, 3, 32, 32) and len(setup.y_test) == 16
     record = run(ch4, cfg, "tf_kd_self")
     assert record["spec"]["recipe"]["crop_flip"] and record["metrics"]["test_size"] == 16
 
     seen = {"teacher": [], "student": []}
-    teacher = images.build(cfg, "resnet18")
-    student = images.build(cfg, "resnet18")
+    teacher = cfg.network("resnet18").build()
+    student = cfg.network("resnet18").build()
     for name, net in (("teacher", teacher), ("student", student)):
         net.register_forward_pre_hook(lambda m, inp, name=name: seen[name].append(inp[0].clone()))
-    objective = objectives.from_spec(images.objective_spec(cfg, ch4.TF_KD_SELF, 0), teacher)
+    objective = images.training_for(cfg, ch4.TF_KD_SELF, 0).objective.build(teacher)
     training.train(student, objective, setup.x_train, setup.y_train, images.recipe(cfg), seed=0,
                    progress=False)
     assert len(seen["student"]) == len(seen["teacher"]) == 5

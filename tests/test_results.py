@@ -15,11 +15,14 @@ def test_spec_hash_is_stable_and_sensitive():
 
 
 def test_a_record_is_written_whole_and_read_back(tmp_path):
-    path = tmp_path / "deep" / "rec.json"
-    results.write_record(path, {"b": 1, "a": [1.5, "x"]})
-    assert results.load_record(path) == {"a": [1.5, "x"], "b": 1}
+    spec = {"seed": 0}
+    path = tmp_path / "deep" / f"rec-{results.spec_hash(spec)}.json"
+    record = {"spec": spec, "metrics": {"b": 1, "a": [1.5, "x"]}}
+    results.write_record(path, record)
+    assert results.load_record(path) == {"metrics": {"a": [1.5, "x"], "b": 1}, "spec": spec}
     assert path.read_text().index('"a"') < path.read_text().index('"b"')  # sorted keys
-    assert [p.name for p in path.parent.iterdir()] == ["rec.json"]  # no temporary left
+    assert path.read_text().index('"metrics"') < path.read_text().index('"spec"')
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
 
 
 def test_summary_by_hand():

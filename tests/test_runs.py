@@ -6,6 +6,7 @@ import json
 import pytest
 
 from kdlib import runs
+from kdlib.tooling import costs
 
 
 def metrics(calls, value, *, progress=True):
@@ -63,10 +64,10 @@ def test_unique_keeps_the_first_of_equal_records():
 
 
 def test_cost_conventions_by_hand():
-    assert runs.forward_flops(10, 3) == 60
-    assert runs.train_flops(10, 3) == 180  # 3 forward passes per image
-    assert runs.train_flops(10, 3, teacher_macs=5) == 180 + 30
-    assert runs.train_flops(10, 3, attack_steps=7) == 8 * 180
+    assert costs.forward_flops(10, 3) == 60
+    assert costs.train_flops(runs.Work(10, trained_images=3)) == 180  # 3 forward passes/image
+    assert costs.train_flops(runs.Work(10, trained_images=3, teacher_macs=5)) == 180 + 30
+    assert costs.train_flops(runs.Work(10, trained_images=3, attack_steps=7)) == 8 * 180
 
 
 def test_a_committed_profile_is_refused_from_a_modified_tree(monkeypatch):

@@ -1,21 +1,28 @@
-"""The book's chapters: one module per chapter, and this registry of them.
+"""The book's chapters, each declared once as a :class:`Chapter`, and the registry of them.
 
-Each chapter module declares ``NAME``, its parameters (``Params``, a frozen
-dataclass), ``plan(cfg) -> list[kdlib.runs.Run]`` and the tables and figures its
-notebook shows. What several chapters share lives in modules below them that
-are not chapters: :mod:`~kdlib.chapters.mnist` (Tables 1 and 2) and
-:mod:`~kdlib.chapters.images` (Tables 3 to 5). No chapter imports another.
+A chapter module (``vanilla_kd``, ``omitted_digit``, ``reversed_kd``,
+``teacher_free``, ``adversarial``) declares what its records are: its
+parameters (``Params``, a frozen dataclass), its rows and ``plan(cfg) ->
+list[kdlib.runs.Run]``, and exports them as one :class:`Chapter` value. What
+several chapters share lives in modules below them that declare no chapter:
+:mod:`~kdlib.chapters.mnist` (Tables 1 and 2) and :mod:`~kdlib.chapters.images`
+(Tables 3 to 5). No chapter imports another.
 
-Chapter ``05_gradients`` (Figure 2) is a second view of Table 4's runs, so it
-has the module, parameters and plan of ``04_teacher_free``: the paper draws
-both from one section.
+Everything else is derived from these values: the registry (:data:`CHAPTERS`,
+found by looking for :class:`Chapter` values in the modules of this package), the
+book's table of contents, the paper-shape run, the cost table, the jobs and the
+claims page. What a page shows (tables, figures, prose, the claims it decides)
+lives apart, in :mod:`kdlib.pages`, so editing it never touches a record.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
-from collections.abc import Mapping
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,40 +31,92 @@ import yaml
 
 from kdlib import config, runs
 
-#: Chapter (notebook name) -> the module that declares it.
-REGISTRY: dict[str, str] = {
-    "01_vanilla_kd": "kdlib.chapters.vanilla_kd",
-    "02_omitted_digit": "kdlib.chapters.omitted_digit",
-    "03_reversed_kd": "kdlib.chapters.reversed_kd",
-    "04_teacher_free": "kdlib.chapters.teacher_free",
-    "05_gradients": "kdlib.chapters.teacher_free",
-    "06_adversarial_tfkd": "kdlib.chapters.adversarial",
-}
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter of the book, declared once.
+
+    `name` is its notebook, its record folder and its page; `params` the dataclass of
+    its parameters; `methods` its table rows (for the chapters that have
+    :class:`kdlib.chapters.images.Method` rows); `plan(cfg)` every run its records come
+    from. `page` names the module of its page (:mod:`kdlib.pages`). `tiny` are the
+    settings that shrink only the amount of work, for the paper-shape run
+    (:mod:`kdlib.tooling.shape`). `records_of` names the chapter whose records it
+    shows, when it has none of its own (Figure 2 reads Table 4's runs).
+    """
+
+    name: str
+    title: str
+    params: type[config.Common]
+    plan: Callable[[Any], list[runs.Run]]
+    page: str
+    methods: tuple[Any, ...] = ()
+    tiny: Mapping[str, Any] = field(default_factory=dict)
+    records_of: str | None = None
+
+    @property
+    def record_chapter(self) -> str:
+        """The folder its records are in (its own, or that of `records_of`)."""
+        return self.records_of or self.name
+
+    def method(self, name: str) -> Any:
+        """The row called `name`."""
+        for m in self.methods:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name} has no row {name!r}; its rows: "
+                       f"{[m.name for m in self.methods]}")
 
 
-def module(chapter: str) -> ModuleType:
-    """The module of `chapter`; a :class:`kdlib.config.ProfileError` names the known ones."""
-    if chapter not in REGISTRY:
-        raise config.ProfileError(f"unknown chapter {chapter!r}; known: {sorted(REGISTRY)}")
-    return importlib.import_module(REGISTRY[chapter])
+@functools.cache
+def _registry() -> dict[str, Chapter]:
+    found: dict[str, Chapter] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Chapter) and value.name not in found:
+                found[value.name] = value
+    return dict(sorted(found.items()))
 
 
-def params_class(chapter: str) -> type[config.Common]:
-    return module(chapter).Params
+def all_chapters() -> list[Chapter]:
+    """Every chapter, in book order (by name)."""
+    return list(_registry().values())
 
 
-def validate(chapter: str, params: Mapping[str, Any], *, complete: bool = True,
+def names() -> list[str]:
+    return list(_registry())
+
+
+def get(name: str) -> Chapter:
+    """The chapter called `name`; a :class:`kdlib.config.ProfileError` names the known ones."""
+    chapters = _registry()
+    if name not in chapters:
+        raise config.ProfileError(f"unknown chapter {name!r}; known: {sorted(chapters)}")
+    return chapters[name]
+
+
+def module(name: str) -> ModuleType:
+    """The module that declares chapter `name`."""
+    return importlib.import_module(get(name).plan.__module__)
+
+
+def params_class(name: str) -> type[config.Common]:
+    return get(name).params
+
+
+def validate(name: str, params: Mapping[str, Any], *, complete: bool = True,
              where: str = "parameters") -> config.Common:
-    """`params` as `chapter`'s parameter dataclass; see :func:`kdlib.config.validate`."""
-    return config.validate(params_class(chapter), params, complete=complete, where=where,
-                           name=chapter)
+    """`params` as chapter `name`'s parameter dataclass; see :func:`kdlib.config.validate`."""
+    return config.validate(params_class(name), params, complete=complete, where=where,
+                           name=name)
 
 
 #: Names IPython puts in a notebook's namespace, which are not parameters.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
-def parameters(chapter: str, namespace: Mapping[str, Any]) -> config.Common:
+def parameters(name: str, namespace: Mapping[str, Any]) -> config.Common:
     """Validate a notebook's parameters, read from its global namespace.
 
     Call it first thing after the parameters cell. A value papermill injected that the
@@ -65,19 +124,19 @@ def parameters(chapter: str, namespace: Mapping[str, Any]) -> config.Common:
     any compute; a list given as text (``-p seeds "[0, 1]"``, which papermill passes as a
     string) is read as YAML, or refused with the syntax that works.
     """
-    fields = {f.name: f for f in dataclasses.fields(params_class(chapter))}
+    fields = {f.name: f for f in dataclasses.fields(params_class(name))}
     unknown = sorted(k for k, v in namespace.items()
                      if not k.startswith("_") and k not in fields and k not in _IPYTHON_NAMES
                      and not isinstance(v, ModuleType) and not callable(v))
     if unknown:
         raise config.ProfileError(
-            f"notebook parameters [{chapter}]: unknown parameter(s) {unknown}; known: "
+            f"notebook parameters [{name}]: unknown parameter(s) {unknown}; known: "
             f"{', '.join(fields)}. Check the spelling of papermill's -p/-y/-f values.")
     params = {n: namespace[n] for n in fields if n in namespace}
-    for name, value in params.items():
-        if isinstance(value, str) and "list" in str(fields[name].type):
-            params[name] = _as_list(name, value)
-    return validate(chapter, params, where="notebook parameters")
+    for key, value in params.items():
+        if isinstance(value, str) and "list" in str(fields[key].type):
+            params[key] = _as_list(key, value)
+    return validate(name, params, where="notebook parameters")
 
 
 def _as_list(name: str, text: str) -> Any:
@@ -95,24 +154,30 @@ def _as_list(name: str, text: str) -> Any:
 
 def load_profile(name_or_path: str | Path) -> dict[str, config.Common]:
     """Read and validate a whole profile: ``{chapter: parameters}``."""
-    path, raw = config.read_profile(name_or_path)
-    return {chapter: validate(chapter, params, where=str(path))
-            for chapter, params in raw.items()}
+    prof = config.read(name_or_path)
+    return {chapter: validate(chapter, params, where=str(prof.path), complete=not prof.defaults)
+            for chapter, params in prof.chapters.items()}
 
 
-def plan(chapter: str, cfg: config.Common) -> list[runs.Run]:
-    """The runs of `chapter` under `cfg` (see :class:`kdlib.runs.Run`)."""
-    return module(chapter).plan(cfg)
+def plan(name: str, cfg: config.Common) -> list[runs.Run]:
+    """The runs of chapter `name` under `cfg` (see :class:`kdlib.runs.Run`)."""
+    return get(name).plan(cfg)
 
 
-def committed(chapter: str, profile: str) -> tuple[config.Common | None, runs.Records | None]:
-    """`chapter`'s parameters under another `profile` (such as the committed ``paper`` or
+def committed(name: str, profile: str) -> tuple[config.Common | None, runs.Records | None]:
+    """Chapter `name`'s parameters under another `profile` (such as the committed ``paper`` or
     ``cpu``) and its records there, or None for what the repository does not have. Nothing
     is computed: a page shows these beside its own runs."""
     try:
-        cfg = load_profile(profile).get(chapter)
+        cfg = load_profile(profile).get(name)
     except config.ProfileError:
         return None, None
     if cfg is None:
         return None, None
-    return cfg, runs.saved(plan(chapter, cfg))
+    return cfg, runs.saved(plan(name, cfg))
+
+
+def plans(cfgs: Mapping[str, config.Common],
+          chosen: Sequence[str] | None = None) -> list[runs.Run]:
+    """The runs of `chosen` chapters (default: all of `cfgs`), each record once."""
+    return runs.unique(r for c in (chosen or list(cfgs)) for r in plan(c, cfgs[c]))

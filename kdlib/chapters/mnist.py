@@ -80,9 +80,16 @@ def data_spec(cfg: MnistTeacher) -> dict[str, Any]:
     return {"dataset": cfg.dataset, "train_size": cfg.train_size, "subset_seed": 0}
 
 
+#: Dropout of the teacher's input pixels (Hinton et al.'s 20%), in its spec and its network.
+TEACHER_INPUT_DROPOUT = 0.2
+#: The networks a spec's ``model`` names.
+NETWORKS = {"mlp-1200-1200": models.teacher_mlp, "mlp-400": models.student_mlp}
+
+
 def teacher_spec(cfg: MnistTeacher, seed: int) -> dict[str, Any]:
-    return {"model": "mlp-1200-1200", "dropout": cfg.teacher_dropout, "input_dropout": 0.2,
-            "data": data_spec(cfg), "recipe": teacher_recipe(cfg).as_dict(), "seed": seed}
+    return {"model": "mlp-1200-1200", "dropout": cfg.teacher_dropout,
+            "input_dropout": TEACHER_INPUT_DROPOUT, "data": data_spec(cfg),
+            "recipe": teacher_recipe(cfg).as_dict(), "seed": seed}
 
 
 def teacher_checkpoint(cfg: MnistTeacher, seed: int) -> str:
@@ -101,19 +108,13 @@ def teacher(cfg: MnistTeacher, seed: int, setup: MnistSetup,
                                  desc=f"teacher seed {seed}", progress=progress)
         return {"history": history}
 
+    spec = teacher_spec(cfg, seed)
+    network = NETWORKS[spec["model"]]
     model, info = checkpoints.trained_model(
-        TEACHER, teacher_spec(cfg, seed),
-        lambda: training.seeded(seed, lambda: models.teacher_mlp(cfg.teacher_dropout, 0.2)),
+        TEACHER, spec,
+        lambda: training.seeded(seed, lambda: network(spec["dropout"], spec["input_dropout"])),
         fit, setup.device)
     return model, info["history"]
-
-
-def scale(cfg: MnistTeacher) -> str:
-    """The scale a chapter's records decide its claims at, in words."""
-    paper = cfg.dataset == "mnist" and cfg.train_size == 60000 and cfg.profile == "paper"
-    where = "paper setting" if paper else f"stand-in (`{cfg.profile}`)"
-    return (f"{where}: {cfg.dataset.upper()} {cfg.train_size:,} images, teacher "
-            f"{cfg.teacher_epochs} epochs, {len(cfg.seeds)} seed(s)")
 
 
 # --- costs --------------------------------------------------------------------------------------
@@ -125,5 +126,7 @@ def macs(which: Literal["teacher", "student"]) -> int:
     return models.count_cost(build(), (1, 28, 28)).macs
 
 
-def teacher_flops(cfg: MnistTeacher) -> float:
-    return runs.train_flops(macs("teacher"), cfg.train_size * cfg.teacher_epochs)
+def teacher_work(cfg: MnistTeacher) -> runs.Work:
+    """What training the teacher costs."""
+    return runs.Work(macs("teacher"), trained_images=cfg.train_size * cfg.teacher_epochs,
+                     forwards=10_000, family="mlp")

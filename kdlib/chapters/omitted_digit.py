@@ -38,12 +38,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-import pandas as pd
 import torch
 from torch import nn
 
-from kdlib import models, objectives, paper, runs, stats, training
-from kdlib.chapters import mnist
+from kdlib import objectives, runs, training
+from kdlib.chapters import Chapter, mnist
 from kdlib.config import between, ge
 
 NAME = "02_omitted_digit"
@@ -53,10 +52,11 @@ HELD_OUT_FROM = 50_000
 
 Criterion = Literal["fraction", "mass"]
 
+#: The student network (:data:`kdlib.chapters.mnist.NETWORKS`).
+STUDENT = "mlp-400"
+
 #: How the chapter's main bias shift is chosen (see the module docstring).
 CRITERION: Criterion = "fraction"
-
-scale = mnist.scale
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ def trial(cfg: Params) -> Params:
 def student_spec(cfg: Params, seed: int, digit: int, kd: bool) -> dict[str, Any]:
     """Spec of a student trained without `digit`, from the labels alone or distilled (`kd`)."""
     spec: dict[str, Any] = {
-        "model": "mlp-400",
+        "model": STUDENT,
         "data": {**mnist.data_spec(cfg), "held_out_from": HELD_OUT_FROM, "omitted_digit": digit},
         "recipe": student_recipe(cfg).as_dict(), "seed": seed,
         "bias_shift": {"chosen_on": "held-out training images", "criterion": CRITERION,
@@ -302,7 +302,7 @@ def student_metrics(cfg: Params, seed: int, digit: int, kd: bool, *,
         else:  # fixed inputs: the teacher's logits are computed once
             targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
             objective = objectives.distillation_from_logits(cfg.temperature, cfg.alpha)
-    model = training.seeded(seed, models.student_mlp).to(setup.base.device)
+    model = training.seeded(seed, mnist.NETWORKS[STUDENT]).to(setup.base.device)
     history = training.train(model, objective, x, targets, student_recipe(cfg), seed=seed,
                              desc=f"{run_name(digit, kd)} seed {seed}", progress=progress)
     return {"transfer_size": len(y), "history": history,
@@ -315,173 +315,39 @@ def plan(cfg: Params) -> list[runs.Run]:
     each seed and omitted digit."""
     device = str(training.resolve_device(cfg.device))
     # the transfer set is about 5/6 of the training images less the omitted digit's tenth
-    transfer = cfg.train_size * 5 / 6 * 0.9 * cfg.student_epochs
-    student = runs.train_flops(mnist.macs("student"), transfer)
+    transfer = cfg.train_size * 5 / 6 * 0.9
+    student = runs.Work(mnist.macs("student"), trained_images=transfer * cfg.student_epochs,
+                        forwards=10_000 + cfg.train_size / 6, family="mlp")
+    teacher_each_batch = dataclasses.replace(student, teacher_macs=mnist.macs("teacher"))
+    teacher_once = dataclasses.replace(student,
+                                       extra_train_macs=mnist.macs("teacher") * transfer)
+
+    def kd_work(c: Params) -> runs.Work:
+        return teacher_each_batch if c.student_jitter else teacher_once
+
     plan = [runs.Run(cfg.profile, NAME, "teacher", mnist.teacher_spec(cfg, s),
-                     partial(teacher_metrics, cfg, s), device=device, family="mlp",
-                     trains=mnist.teacher_checkpoint(cfg, s), flops=mnist.teacher_flops(cfg))
+                     partial(teacher_metrics, cfg, s), device=device,
+                     trains=mnist.teacher_checkpoint(cfg, s), work=mnist.teacher_work(cfg))
             for s in cfg.seeds]
     for s in cfg.seeds:
         for d in cfg.digits:
             for kd in (False, True):
                 plan.append(runs.Run(
                     cfg.profile, NAME, run_name(d, kd), student_spec(cfg, s, d, kd),
-                    partial(student_metrics, cfg, s, d, kd), device=device, family="mlp",
+                    partial(student_metrics, cfg, s, d, kd), device=device,
                     needs=(mnist.teacher_checkpoint(cfg, s),) if kd else (),
-                    flops=student + (runs.forward_flops(mnist.macs("teacher"), transfer)
-                                     if kd else 0.0)))
+                    work=kd_work(cfg) if kd else student))
     if cfg.trials:
         first = trial(cfg)
         plan += [runs.Run(cfg.profile, NAME, TRIAL.format(digit=d),
                           student_spec(first, s, d, True),
                           partial(student_metrics, first, s, d, True), device=device,
-                          family="mlp", needs=(mnist.teacher_checkpoint(cfg, s),),
-                          flops=student + runs.forward_flops(mnist.macs("teacher"),
-                                                             transfer / cfg.student_epochs))
+                          needs=(mnist.teacher_checkpoint(cfg, s),), work=kd_work(first))
                  for s in cfg.seeds for d in cfg.digits]
     return plan
 
 
-# --- tables and the figure ----------------------------------------------------------------------
-
-def digits_in(records: runs.Records) -> list[int]:
-    """The omitted digits that have runs, in order."""
-    return sorted({r["spec"]["data"]["omitted_digit"] for name, rs in records.items()
-                   if name.startswith("student") for r in rs})  # trial runs omit the same
-
-
-def _fmt(values: list[float], scale: float = 100.0) -> str:
-    return stats.summarize(values).fmt(scale)
-
-
-def _values(records: list[dict[str, Any]], key: str) -> list[float]:
-    return [float(r["metrics"][key]) for r in records]
-
-
-def _paper(ref: dict[str, float], row: str | None, part: str) -> str:
-    value = ref.get(f"{row}_{part}") if row else None
-    return "—" if value is None else f"{100 * value:.2f}"
-
-
-def table2(records: runs.Records) -> pd.DataFrame:
-    """Table 2: accuracy (%) on the test images without the digit and on the digit alone."""
-    rows = []
-    for d in digits_in(records):
-        ref = paper.TABLE2.get(d, {})
-        kd = records[run_name(d, True)]
-        rows_d = [(f"omit {d}: no KD (T=1)", "no_kd", records[run_name(d, False)], ""),
-                  (f"omit {d}: KD (T={kd[0]['spec']['kd']['temperature']:g})", "kd", kd, ""),
-                  (f"omit {d}: KD + bias shift", None, kd, "shifted_")]
-        if (first := records.get(TRIAL.format(digit=d))) is not None:
-            rows_d += [(f"omit {d}: KD, no jitter (first recipe)", "kd", first, ""),
-                       (f"omit {d}: KD, no jitter (first recipe) + bias shift", None, first,
-                        "shifted_")]
-        for label, ref_key, recs, prefix in rows_d:
-            rows.append({"": label, "paper: w/o digit": _paper(ref, ref_key, "others"),
-                         "ours: w/o digit": _fmt(_values(recs, f"{prefix}others_acc")),
-                         "paper: only digit": _paper(ref, ref_key, "digit"),
-                         "ours: only digit": _fmt(_values(recs, f"{prefix}digit_acc")),
-                         "runs": len(recs)})
-    return pd.DataFrame(rows).set_index("")
-
-
-def bias_table(records: runs.Records) -> pd.DataFrame:
-    """What the bias shift does for each student: the shift, and accuracy before and after."""
-    rows = []
-    for d in digits_in(records):
-        for kd in (False, True):
-            recs = records[run_name(d, kd)]
-            others = [a - b for a, b in zip(_values(recs, "shifted_others_acc"),
-                                            _values(recs, "others_acc"), strict=True)]
-            rows.append({
-                "": f"omit {d}: {'KD' if kd else 'no KD'}",
-                "target share (%)": _fmt(_values(recs, "target_share")),
-                "held-out share before → after (%)":
-                    f"{_fmt(_values(recs, 'held_out_share'))} → "
-                    f"{_fmt(_values(recs, 'shifted_held_out_share'))}",
-                "shift": _fmt(_values(recs, "shift"), 1.0),
-                "only digit before": _fmt(_values(recs, "digit_acc")),
-                "only digit after": _fmt(_values(recs, "shifted_digit_acc")),
-                "w/o digit before": _fmt(_values(recs, "others_acc")),
-                "w/o digit after": _fmt(_values(recs, "shifted_others_acc")),
-                "change w/o digit (points)": _fmt(others),
-                "mass-matched shift": _fmt(_values(recs, "mass_shift"), 1.0),
-                "only digit after (mass)": _fmt(_values(recs, "mass_shifted_digit_acc")),
-                "w/o digit after (mass)": _fmt(_values(recs, "mass_shifted_others_acc"))})
-    return pd.DataFrame(rows).set_index("")
-
-
-def per_class_figure(records: runs.Records):
-    """Per-class test accuracy of each student, mean over seeds, one panel per omitted digit."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    digits = digits_in(records)
-    fig, axes = plt.subplots(1, len(digits), figsize=(6.5 * len(digits), 3.6), squeeze=False,
-                             sharey=True)
-    bars = [("no KD", False, "per_class_acc"), ("KD", True, "per_class_acc"),
-            ("KD + bias shift", True, "shifted_per_class_acc")]
-    width = 0.27
-    classes = np.arange(10)
-    for ax, d in zip(axes[0], digits, strict=True):
-        for i, (label, kd, key) in enumerate(bars):
-            recs = records[run_name(d, kd)]
-            acc = 100 * np.mean([r["metrics"][key] for r in recs], axis=0)
-            ax.bar(classes + (i - 1) * width, acc, width, label=label)
-        ax.axvspan(d - 0.5, d + 0.5, color="grey", alpha=0.15, lw=0)
-        ax.set_xticks(classes)
-        ax.set_xlabel(f"test digit (omitted from the transfer set: {d})")
-        ax.set_ylim(0, 100)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncol=len(bars),
-               frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return fig
-
-
-def table2_cells(records: runs.Records,
-                 digits: tuple[int, ...] = tuple(paper.TABLE2)) -> dict[str, str]:
-    """Text of this build's cells of the page's Table 2, keyed ``t2_<digit>_<row>_<part>``.
-
-    Rows ``nokd``, ``kd``, ``kdshift``; parts ``others`` (accuracy without the
-    digit) and ``digit`` (on the digit alone), as ``mean ± std`` in %. A digit
-    this build did not run reads "not run", so the page builds under any profile.
-    """
-    rows = {"nokd": (False, ""), "kd": (True, ""), "kdshift": (True, "shifted_")}
-    cells = {}
-    for d in digits:
-        for row, (kd, prefix) in rows.items():
-            for part in ("others", "digit"):
-                recs = records.get(run_name(d, kd))
-                cells[f"t2_{d}_{row}_{part}"] = (
-                    _fmt(_values(recs, f"{prefix}{part}_acc")) if recs else "not run")
-    return cells
-
-
-def summary_sentences(records: runs.Records) -> list[str]:
-    """One plain-words line per omitted digit: what each student does on it, with the shift."""
-    lines = []
-    for d in digits_in(records):
-        plain, kd = records[run_name(d, False)], records[run_name(d, True)]
-
-        def on(recs: list[dict[str, Any]], key: str) -> float:
-            return 100 * stats.summarize(_values(recs, key)).mean
-
-        lines.append(
-            f"Omitting {d}: the distilled student classifies {on(kd, 'digit_acc'):.2f}% of the "
-            f"test {d}s correctly as trained and {on(kd, 'shifted_digit_acc'):.2f}% after the "
-            f"bias shift (mean shift {stats.summarize(_values(kd, 'shift')).mean:+.2f}), while "
-            f"its accuracy on the other digits moves from {on(kd, 'others_acc'):.2f}% to "
-            f"{on(kd, 'shifted_others_acc'):.2f}%. The student without KD gets "
-            f"{on(plain, 'digit_acc'):.2f}% of the {d}s, and {on(plain, 'shifted_digit_acc'):.2f}%"
-            f" after the same kind of shift.")
-    return lines
-
-
-def provenance(records: runs.Records) -> pd.DataFrame:
-    def pct(key: str):
-        return lambda r: round(100 * r["metrics"][key], 2) if key in r["metrics"] else None
-
-    return runs.provenance(records, {"test acc (%)": pct("test_acc"),
-                                     "omitted digit (%)": pct("digit_acc")})
+#: Chapter 2, declared.
+CHAPTER = Chapter(name=NAME, title="Distillation without one digit (Table 2)", params=Params,
+                  plan=plan, page="kdlib.pages.omitted_digit",
+                  tiny={"train_size": 600, "teacher_epochs": 1, "student_epochs": 1})

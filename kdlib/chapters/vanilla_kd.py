@@ -16,11 +16,10 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 from torch import nn
 
-from kdlib import models, objectives, paper, report, runs, training
-from kdlib.chapters import mnist
+from kdlib import objectives, runs, training
+from kdlib.chapters import Chapter, mnist
 from kdlib.config import between, ge
 
 NAME = "01_vanilla_kd"
@@ -55,7 +54,8 @@ class KD:
     alpha: float
 
 
-scale = mnist.scale
+#: The student network (:data:`kdlib.chapters.mnist.NETWORKS`).
+STUDENT = "mlp-400"
 
 
 # --- specs --------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def student_recipe(cfg: Params) -> training.Recipe:
 
 def student_spec(cfg: Params, seed: int, kd: KD | None) -> dict[str, Any]:
     """Spec of a student trained on the labels alone (`kd` None) or distilled."""
-    spec: dict[str, Any] = {"model": "mlp-400", "data": mnist.data_spec(cfg),
+    spec: dict[str, Any] = {"model": STUDENT, "data": mnist.data_spec(cfg),
                             "recipe": student_recipe(cfg).as_dict(), "seed": seed}
     if kd is not None:
         spec["kd"] = {"temperature": kd.temperature, "alpha": kd.alpha,
@@ -100,7 +100,7 @@ def student_metrics(cfg: Params, seed: int, kd: KD | None, *,
         logits = training.predict(mnist.teacher(cfg, seed, setup, progress)[0], setup.x_train)
         targets = {"labels": setup.y_train, "teacher_logits": logits}
         objective = objectives.distillation_from_logits(kd.temperature, kd.alpha)
-    model = training.seeded(seed, models.student_mlp).to(setup.device)
+    model = training.seeded(seed, mnist.NETWORKS[STUDENT]).to(setup.device)
     history = training.train(model, objective, setup.x_train, targets, student_recipe(cfg),
                              seed=seed, desc=f"student{'' if kd is None else ' KD'} seed {seed}",
                              progress=progress)
@@ -112,21 +112,22 @@ def student_metrics(cfg: Params, seed: int, kd: KD | None, *,
 def plan(cfg: Params) -> list[runs.Run]:
     """Teachers, both students per seed, and the sweep's KD students on the first seed."""
     device = str(training.resolve_device(cfg.device))
-    student = runs.train_flops(mnist.macs("student"), cfg.train_size * cfg.student_epochs)
-    logits = runs.forward_flops(mnist.macs("teacher"), cfg.train_size)
+    student = runs.Work(mnist.macs("student"), trained_images=cfg.train_size * cfg.student_epochs,
+                        forwards=10_000, family="mlp")
+    with_logits = dataclasses.replace(student,
+                                      extra_train_macs=mnist.macs("teacher") * cfg.train_size)
 
     def run(name: str, spec: dict, compute, **kw) -> runs.Run:
-        return runs.Run(cfg.profile, NAME, name, spec, compute, device=device, family="mlp",
-                        **kw)
+        return runs.Run(cfg.profile, NAME, name, spec, compute, device=device, **kw)
 
     def student_run(name: str, seed: int, kd: KD | None) -> runs.Run:
         needs = () if kd is None else (mnist.teacher_checkpoint(cfg, seed),)
         return run(name, student_spec(cfg, seed, kd),
                    functools.partial(student_metrics, cfg, seed, kd), needs=needs,
-                   flops=student + (logits if kd else 0.0))
+                   work=with_logits if kd else student)
 
     plan = [run("teacher", mnist.teacher_spec(cfg, s), functools.partial(teacher_metrics, cfg, s),
-                trains=mnist.teacher_checkpoint(cfg, s), flops=mnist.teacher_flops(cfg))
+                trains=mnist.teacher_checkpoint(cfg, s), work=mnist.teacher_work(cfg))
             for s in cfg.seeds]
     for s in cfg.seeds:
         plan += [student_run("student", s, None),
@@ -138,46 +139,11 @@ def plan(cfg: Params) -> list[runs.Run]:
         plan.append(run("teacher_trial", mnist.teacher_spec(trial, seed),
                         functools.partial(teacher_metrics, trial, seed),
                         trains=mnist.teacher_checkpoint(trial, seed),
-                        flops=mnist.teacher_flops(trial)))
+                        work=mnist.teacher_work(trial)))
     return plan
 
 
-# --- tables -------------------------------------------------------------------------------------
-
-ROWS = (("Teacher 784-1200-1200-10", "teacher_acc", "teacher"),
-        ("Student 784-400-10, no KD", "student_acc", "student"),
-        ("Student 784-400-10, KD", "student_kd_acc", "student_kd"))
-
-
-def table1(records: runs.Records) -> pd.DataFrame:
-    """Table 1: the paper's accuracies beside this build's."""
-    return report.comparison_table(
-        report.comparison_row(label, paper.TABLE1[ref], report.metric(records[name]))
-        for label, ref, name in ROWS)
-
-
-def sweep_table(records: runs.Records) -> pd.DataFrame:
-    """KD student accuracy (%) on the first seed for each temperature (rows) × α (columns)."""
-    rows = [{"temperature": r["spec"]["kd"]["temperature"], "alpha": r["spec"]["kd"]["alpha"],
-             "test acc (%)": 100 * r["metrics"]["test_acc"]}
-            for r in records.get("student_kd_sweep", [])]
-    frame = pd.DataFrame(rows, columns=["temperature", "alpha", "test acc (%)"])
-    return frame.pivot(index="temperature", columns="alpha", values="test acc (%)").round(2)
-
-
-def trials_table(records: runs.Records) -> pd.DataFrame:
-    """The teacher recipes tried on the first seed: the one kept and the one set aside."""
-    rows = []
-    for name, what in (("teacher", "kept"), ("teacher_trial", "tried first, set aside")):
-        for r in records.get(name, [])[:1]:
-            spec = r["spec"]
-            rows.append({"teacher recipe": what, "dropout": spec["dropout"],
-                         "jitter (pixels)": spec["recipe"]["jitter"],
-                         "epochs": spec["recipe"]["epochs"], "seed": spec["seed"],
-                         "test acc (%)": round(100 * r["metrics"]["test_acc"], 2)})
-    return pd.DataFrame(rows).set_index("teacher recipe")
-
-
-def provenance(records: runs.Records) -> pd.DataFrame:
-    return runs.provenance(records, {
-        "test acc (%)": lambda r: round(100 * r["metrics"]["test_acc"], 2)})
+#: Chapter 1, declared.
+CHAPTER = Chapter(name=NAME, title="Vanilla distillation on MNIST (Table 1)", params=Params,
+                  plan=plan, page="kdlib.pages.vanilla_kd",
+                  tiny={"train_size": 600, "teacher_epochs": 1, "student_epochs": 1})

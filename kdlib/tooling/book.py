@@ -9,7 +9,6 @@ execution off, so the HTML shows exactly the outputs papermill produced.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ def check_profile(profile: str | Path) -> dict[str, config.Common]:
     import papermill
 
     chapters = registry.load_profile(profile)
-    missing = [c for c in registry.REGISTRY if c not in chapters]
+    missing = [c for c in registry.names() if c not in chapters]
     if missing:
         raise config.ProfileError(f"profile {profile!r} has no parameters for {missing}")
     for chapter, cfg in chapters.items():
@@ -52,6 +51,42 @@ def check_profile(profile: str | Path) -> dict[str, config.Common]:
                 f"{nb.name}: parameters cell and kdlib.config disagree; only in the notebook: "
                 f"{sorted(declared - wanted)}, only in the profile: {sorted(wanted - declared)}")
     return chapters
+
+
+def parameters_cell(chapter: str) -> str:
+    """The source of `chapter`'s ``parameters`` cell: every parameter at its one default, the
+    dataclass's (papermill's contract; ``python -m kdlib sync-notebooks`` writes it)."""
+    cfg = registry.params_class(chapter)()
+    lines = ["# Parameters (papermill overrides these; the defaults are the chapter's "
+             "dataclass's,", "# written here by `python -m kdlib sync-notebooks`)."]
+    lines += [f"{k} = {v!r}" for k, v in config.as_dict(cfg).items()]
+    return "\n".join(lines)
+
+
+def _parameters_cell(nb) -> object:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise config.ProfileError("a chapter notebook needs exactly one cell tagged "
+                                  "'parameters'")
+    return cells[0]
+
+
+def sync_notebooks() -> list[Path]:
+    """Rewrite every chapter notebook's ``parameters`` cell from its chapter's defaults;
+    return the notebooks that changed."""
+    import nbformat
+
+    changed = []
+    for chapter in registry.names():
+        path = notebook_path(chapter)
+        nb = nbformat.read(path, as_version=4)
+        cell = _parameters_cell(nb)
+        text = parameters_cell(chapter)
+        if cell.source != text:
+            cell.source = text
+            nbformat.write(nb, path)
+            changed.append(path)
+    return changed
 
 
 def parameters_yaml(profile: str | Path, chapter: str) -> str:
@@ -71,8 +106,8 @@ def stage(profile_name: str) -> Path:
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(paths.REPO / name, site / name)
+    shutil.copy2(paths.REPO / "_config.yml", site / "_config.yml")
+    write_toc(site)
     shutil.copytree(paths.REPO / "book", site / "book")
     (site / "book" / "chapters").mkdir(exist_ok=True)
     write_benchmarks_page(site)
@@ -80,39 +115,28 @@ def stage(profile_name: str) -> Path:
 
 
 def write_benchmarks_page(site: Path) -> None:
-    """The appendix page ``book/benchmarks.md``: the committed benchmark tables
-    (``benchmarks/results/latest.md`` with the machine it ran on, ``parity.md`` and the
-    GPU's ``gpu.md``) and the cost of the ``paper`` profile (:mod:`kdlib.tooling.costs`)."""
-    from kdlib.tooling import costs  # imports the chapter modules: only when a book is staged
+    """The appendix page ``book/benchmarks.md``: the committed benchmark tables (read by
+    :mod:`kdlib.tooling.measured`) and the cost of the ``paper`` profile
+    (:mod:`kdlib.tooling.costs`)."""
+    from kdlib.tooling import costs, measured  # costs plans every chapter: only when staging
 
-    folder = paths.REPO / "benchmarks" / "results"
-    measured = (folder / "latest.md").read_text() if (folder / "latest.md").is_file() else (
+    measured_cpu = measured.markdown("latest.md", (
         "No benchmark result is committed yet. On an otherwise idle machine run `make bench` "
         "(or `python -m benchmarks.run`), which writes `benchmarks/results/latest.md` and "
-        "`latest.json`; commit them and build the book again.")
-    parity = (folder / "parity.md").read_text() if (folder / "parity.md").is_file() else (
-        "Not measured yet: run `python -m benchmarks.parity` on an idle machine.")
-    gpu = (folder / "gpu.md").read_text() if (folder / "gpu.md").is_file() else (
+        "`latest.json`; commit them and build the book again."))
+    parity = measured.markdown("parity.md", "Not measured yet: run `python -m benchmarks.parity` "
+                                            "on an idle machine.")
+    gpu = measured.markdown("gpu.md", (
         "Not measured yet: run `python -m benchmarks.gpu` on a machine with a CUDA GPU; the "
-        "cost below then takes its throughput from `benchmarks/results/gpu.json`.")
-    from benchmarks import gpu as gpu_bench
-
+        "cost below then takes its throughput from `benchmarks/results/gpu.json`."))
     gpu += ("\n\nEvery committed run (lent machines of the same kind differ, and a short "
             "timing moves with the host's load; the latest is the one above):\n\n"
-            + gpu_bench.runs_table(folder / "gpu-runs") + "\n")
-    cpu_rate = None
-    if (folder / "latest.json").is_file():
-        res = json.loads((folder / "latest.json").read_text())
-        cases = res["cases"]
-        if res["machine"]["device"] == "cpu" and not res.get("quick") \
-                and "kdlib_float32" in cases["mlp"]["engines"]:
-            # at the rate of the default engine, which the chapters train with on a CPU
-            fast = "kdlib_fast" if "kdlib_fast" in cases["mlp"]["engines"] else "kdlib"
-            rates = {"mlp": cases["mlp"][f"{fast}_gflops"] * 1e9,
-                     "resnet": cases["resnet18"][f"{fast}_gflops"] * 1e9}
+            + measured.gpu_runs_table() + "\n")
+    rates = measured.cpu_rates()
 
-            def cpu_rate(row: costs.Row) -> float | None:
-                return rates.get(row.family)
+    def cpu_rate(row: costs.Row) -> float | None:
+        return rates.get(row.family) if rates else None
+
     text = f"""# Speed and cost
 
 How fast `kdlib` trains beside a training loop written the textbook way, and what
@@ -121,7 +145,7 @@ over GPUs or a SLURM cluster with `python -m kdlib jobs PROFILE` (see {{doc}}`re
 
 ## The training engine, measured
 
-{measured}
+{measured_cpu}
 
 ## What the engines do to accuracy
 
@@ -133,8 +157,20 @@ over GPUs or a SLURM cluster with `python -m kdlib jobs PROFILE` (see {{doc}}`re
 
 ## What the paper profile costs
 
-{costs.cost_markdown("paper", cpu_rate=cpu_rate)}"""
+{costs.cost_markdown("paper", cpu_rate=cpu_rate if rates else None)}"""
     (site / "book" / "benchmarks.md").write_text(text)
+
+
+def write_toc(site: Path) -> None:
+    """``_toc.yml`` of the staged book: the repository's ``_toc.yml`` with its ``chapters``
+    part filled in from the registry of chapters (:mod:`kdlib.chapters`), in book order."""
+    import yaml
+
+    toc = yaml.safe_load((paths.REPO / "_toc.yml").read_text())
+    for part in toc["parts"]:
+        if part.get("caption") == "Chapters":
+            part["chapters"] = [{"file": f"book/chapters/{name}"} for name in registry.names()]
+    (site / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
 
 
 def execute(chapters: dict[str, config.Common], out_dir: Path, *,

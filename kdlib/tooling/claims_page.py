@@ -1,11 +1,11 @@
 """The "Claims at a glance" page and the intro's status table, generated from the records.
 
-Each claim of :data:`kdlib.claims.CLAIMS` is decided at every scale that has
-records: the committed ``paper`` profile (the paper's setting), the committed
-CPU stand-in (``cpu``, when the repository has that profile) and the profile the
-book is built with. The paper's setting always has a row, "not run at this scale"
-where it has no records. Nothing here is written by hand: every verdict and
-number comes from :func:`kdlib.claims.findings`.
+Each claim the chapters' pages declare (:func:`kdlib.pages.all_claims`) is decided
+at every scale that has records: the committed ``paper`` profile (the paper's
+setting), the committed CPU stand-in (``cpu``, when the repository has that
+profile) and the profile the book is built with. The paper's setting always has a
+row, "not run at this scale" where it has no records. Nothing here is written by
+hand: every verdict and number comes from :func:`kdlib.pages.findings`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from kdlib import claims, config, paths
+from kdlib import config, pages, paths
+from kdlib.pages import Finding
 
 #: How the verdict column shows each verdict.
 MARKS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",
@@ -27,17 +28,17 @@ def scales(build_profile: str) -> list[str]:
     return list(dict.fromkeys([*names, build_profile]))
 
 
-def all_findings(build_profile: str) -> list[claims.Finding]:
+def all_findings(build_profile: str) -> list[Finding]:
     """Every claim at every scale with records, plus the paper's setting always."""
     out = []
     for profile in scales(build_profile):
         try:
-            found = claims.findings(profile)
+            found = pages.findings(profile)
         except config.ProfileError:  # a profile without some chapter: nothing to decide
             continue
         out += [f for f in found if profile == "paper" or (
             f.claim.fixed_scale is None and f.decision.verdict != "not run at this scale")]
-    order = {c.id: i for i, c in enumerate(claims.CLAIMS)}
+    order = {c.id: i for i, c in enumerate(pages.all_claims())}
     return sorted(out, key=lambda f: order[f.claim.id])  # stable: scales in order
 
 
@@ -49,7 +50,7 @@ def _link(chapter: str) -> str:
     return f"{{doc}}`{chapter.split('_', 1)[0]} <chapters/{chapter}>`"
 
 
-def table(found: Sequence[claims.Finding]) -> str:
+def table(found: Sequence[Finding]) -> str:
     """The claims table in Markdown: claim, paper, scale, ours, verdict, where."""
     lines = ["| claim | paper | scale | ours | verdict | chapter |", "|---|---|---|---|---|---|"]
     for f in found:
@@ -62,7 +63,7 @@ def table(found: Sequence[claims.Finding]) -> str:
     return "\n".join(lines)
 
 
-def tests(found: Sequence[claims.Finding]) -> str:
+def tests(found: Sequence[Finding]) -> str:
     """How each verdict was decided: the rule and its inputs, and where the records are."""
     lines = ["| claim | scale | rule | its inputs | records |", "|---|---|---|---|---|"]
     for f in found:
@@ -73,7 +74,7 @@ def tests(found: Sequence[claims.Finding]) -> str:
     return "\n".join(lines)
 
 
-def counts(found: Sequence[claims.Finding]) -> str:
+def counts(found: Sequence[Finding]) -> str:
     """One line: how many claims got each verdict, at each scale."""
     by_scale: dict[str, dict[str, int]] = {}
     for f in found:
@@ -86,7 +87,7 @@ def counts(found: Sequence[claims.Finding]) -> str:
     return "; ".join(parts) + "."
 
 
-def write(site: Path, build_profile: str) -> list[claims.Finding]:
+def write(site: Path, build_profile: str) -> list[Finding]:
     """Write ``book/claims.md`` and ``book/status.md`` (included by the intro)."""
     found = all_findings(build_profile)
     rules = "\n".join(f"- {MARKS[v]}: {why}" for v, why in (
@@ -116,8 +117,8 @@ In this build: {counts(found)}
 
 {tests(found)}
 
-The claims and their tests are declared in `kdlib/claims.py`; the rules in
-`kdlib/verdicts.py`.
+Each chapter's claims are declared on its page (`kdlib/pages/`), from the rules of
+`kdlib/claims.py`; the tests are in `kdlib/verdicts.py`.
 """
     (site / "book" / "claims.md").write_text(page)
     status = ["| claim | verdict, scale |", "|---|---|"]

@@ -13,8 +13,13 @@
   tiny CIFAR-10 folder in scratch folders (:mod:`kdlib.tooling.shape`): what CI runs so that
   no paper-only code path breaks unnoticed.
 - ``jobs PROFILE --workers N [--executor local|slurm] [--chapters ...] [--dry-run]``:
-  train the independent runs of PROFILE in parallel (see :mod:`kdlib.jobs`), so
+  train the independent runs of PROFILE in parallel (see :mod:`kdlib.tooling.jobs`), so
   that ``book PROFILE`` afterwards finds them cached.
+- ``verify PROFILE [--workers N]``: re-make a sample of PROFILE's committed records (one
+  per chapter and record name) with today's code, compare every metric, and stamp the
+  profile as verified when all are identical (:mod:`kdlib.verify`).
+- ``sync-notebooks``: write each notebook's ``parameters`` cell from its chapter's
+  parameter defaults (the one place a default is set).
 
 PROFILE is a name from ``profiles/`` (smoke, quick, paper) or a path to a YAML file.
 """
@@ -25,7 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kdlib import config, data, paths, results
+from kdlib import config, data, paths, results, verify
 from kdlib.tooling import book, browser, costs, jobs, shape
 
 
@@ -62,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
     p.add_argument("--partition", help="SLURM partition")
     p.add_argument("--timeout-min", type=int, default=240, help="SLURM time limit per run")
+    p = sub.add_parser("verify", help="re-run a sample of a profile's committed records and "
+                                      "compare every metric")
+    p.add_argument("profile")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    sub.add_parser("sync-notebooks", help="write the notebooks' parameters cells from the "
+                                          "chapters' defaults")
     args = parser.parse_args(argv)
 
     try:
@@ -107,8 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"paper-shape: {len(times)} chapters in {sum(times.values()):.0f} s")
         elif args.cmd == "jobs":
             return run_jobs(args)
+        elif args.cmd == "verify":
+            return run_verify(args)
+        elif args.cmd == "sync-notebooks":
+            for path in book.sync_notebooks():
+                print(f"rewrote the parameters cell of {path}")
     except (config.ProfileError, data.DatasetUnavailableError, book.BookError,
-            results.DirtyTreeError) as err:
+            results.DirtyTreeError, results.DamagedRecordError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -116,6 +132,23 @@ def main(argv: list[str] | None = None) -> int:
               "resume file; run the same command again to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """``kdlib verify``: re-make the sample, print each comparison, write the stamp."""
+    checked = jobs.verify(args.profile, workers=args.workers)
+    for c in checked:
+        state = "identical" if not c.differences else f"DIFFERS ({len(c.differences)})"
+        added = f"; new metrics: {', '.join(c.added)}" if c.added else ""
+        print(f"[verify] {c.record}: {state}{added}")
+        for line in c.differences[:10]:
+            print(f"    {line}")
+    same = all(not c.differences for c in checked)
+    name = config.profile_path(args.profile).stem
+    print(f"[verify] {name}: {sum(not c.differences for c in checked)} of "
+          f"{len(checked)} records identical; stamp written to {verify.stamp_path(name)}"
+          + ("" if same else " (not verified)"))
+    return 0 if same else 1
 
 
 def run_jobs(args: argparse.Namespace) -> int:

@@ -1,12 +1,14 @@
 """What a profile costs: FLOPs per chapter and run, in hours on one measured GPU.
 
-The FLOPs come from the runs each chapter plans (:attr:`kdlib.runs.Run.flops`
-and ``eval_flops``, conventions in :func:`kdlib.runs.train_flops`). A network
-that several runs share (a teacher, the ResNet18 baseline of Tables 3 and 4) is
-counted once, for the first run that trains it.
+Each run says what it computes (:class:`kdlib.runs.Work`): the network it trains
+and on how many images, its PGD steps, its teacher, its evaluation and the
+AutoAttack it runs. This module prices that work in FLOPs (:func:`train_flops`,
+:func:`eval_flops`, :func:`autoattack_forwards`). A network that several runs
+share (a teacher, the ResNet18 baseline of Tables 3 and 4) is counted once, for
+the first run that trains it.
 
-Hours divide the FLOPs by one rate (:func:`gpu_rate`): the FLOP rate of kdlib's
-ResNet18 CIFAR training in bf16 as ``python -m benchmarks.gpu`` measured it on a GPU
+Hours divide the FLOPs by one rate (:func:`kdlib.tooling.measured.gpu_rate`): the FLOP
+rate of kdlib's ResNet18 CIFAR training in bf16 as ``python -m benchmarks.gpu`` measured it on a GPU
 (``benchmarks/results/gpu.json``), or, where no such file is committed, the assumed
 :data:`ASSUMED_IMAGES_PER_S` on one H100. Small MLPs reach far less of a GPU (kernel
 launches dominate), but their rows take minutes either way.
@@ -14,50 +16,71 @@ launches dominate), but their rows take minutes either way.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdlib import chapters, models, paths, runs
+from kdlib import chapters, models, paper, runs
+from kdlib.tooling import measured
 
-#: The throughput assumed where no GPU has measured it: ResNet18 CIFAR training images per
-#: second, bf16, one H100 (the speed target set for kdlib's engine).
-ASSUMED_IMAGES_PER_S = 20_000
-#: What ``python -m benchmarks.gpu`` measured, when committed.
-GPU_RESULTS = paths.REPO / "benchmarks" / "results" / "gpu.json"
+# --- pricing a run's work ------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class GpuRate:
-    """ResNet18 CIFAR training images per second in bf16 on `gpu`; `source` says whether
-    it was measured (by which command, where and when) or assumed."""
-
-    images_per_s: float
-    gpu: str
-    measured: bool
-    source: str
+def forward_flops(macs: float, images: float) -> float:
+    """FLOPs of forward passes over `images`: 2 per multiply-accumulate (biases ignored)."""
+    return 2 * macs * images
 
 
-def gpu_rate(path: Path | None = None) -> GpuRate:
-    """The measured rate from `path` (default :data:`GPU_RESULTS`) if it exists, else the
-    assumed one. The measured rate is that of one full epoch of chapter 4's baseline in the
-    paper setting (50,000 images through the chapter's code), where the file has it, else
-    that of the short ResNet18 throughput case."""
-    path = path or GPU_RESULTS
-    if not path.is_file():
-        return GpuRate(ASSUMED_IMAGES_PER_S, "H100", False,
-                       "an assumption (the engine's speed target), not a measurement")
-    res = json.loads(path.read_text())
-    epoch = res["cases"].get("chapter4_epoch", {}).get("methods", {}).get("baseline")
-    rate = epoch["images_per_s"] if epoch else res["cases"]["resnet18"]["kdlib_images_per_s"]
-    what = ("one epoch of chapter 4's baseline in the paper setting" if epoch
-            else "ResNet18 training at batch 128, width 64")
-    gpu = res["machine"]["gpu"].removeprefix("NVIDIA ")
-    return GpuRate(rate, gpu, True,
-                   f"measured by `python -m benchmarks.gpu` on one {gpu} "
-                   f"({res['created_utc'][:10]}, commit {(res['git_commit'] or '?')[:7]}; "
-                   f"{what})")
+def train_flops(work: runs.Work) -> float:
+    """FLOPs of a run's training: 3 forward passes per trained image (the backward pass is
+    about twice the forward), k + 1 such steps for PGD-k adversarial training (each attack
+    step is a forward and a backward pass to the input), a frozen teacher's forward pass,
+    and the run's extra multiply-accumulates (early stopping, logits computed once)."""
+    per_image = 3 * work.macs * (work.attack_steps + 1) + work.teacher_macs
+    return forward_flops(per_image, work.trained_images) + 2 * work.extra_train_macs
+
+
+#: Each AutoAttack attack as pyautoattack 0.2.0 runs it in a custom selection (its defaults):
+#: ``(passes, forward-pass equivalents per pass and image)``. A pass is a restart or a
+#: target class of 100 iterations with a gradient (3 forward passes each); Square's one
+#: pass is 5,000 queries (1 each). The standard version runs APGD-CE with one restart.
+AA_COST = {"apgd-ce": (5, 300), "apgd-dlr": (5, 300), "apgd-t": (9, 300), "fab-t": (9, 300),
+           "fab": (5, 300), "square": (1, 5000)}
+AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
+
+
+def autoattack_forwards(clean: float, robust: float, attacks: Sequence[str] = ()) -> float:
+    """Forward-pass equivalents per test image of AutoAttack with `attacks` (estimate;
+    empty: the standard version).
+
+    The first pass of the first attack runs on the correctly classified points (fraction
+    `clean`); every later pass runs on the points still robust, taken as the final robust
+    fraction `robust`.
+    """
+    names = tuple(attacks) or AA_STANDARD
+    total = 0.0
+    for i, name in enumerate(names):
+        passes, per_pass = AA_COST[name]
+        if not attacks and name == "apgd-ce":
+            passes = 1
+        total += (clean if i == 0 else robust) * per_pass + robust * (passes - 1) * per_pass
+    return total
+
+
+def _paper_accuracies() -> tuple[float, float]:
+    """The mean clean and AutoAttack accuracy of the paper's Table 5: what the estimate of
+    AutoAttack's cost assumes."""
+    rows = paper.TABLE5.values()
+    return (sum(v[0] for v in rows) / len(rows), sum(v[1] for v in rows) / len(rows))
+
+
+def eval_flops(work: runs.Work) -> float:
+    """FLOPs of a run's evaluation: its forward passes, AutoAttack and Square alone, at the
+    paper's Table 5 accuracies."""
+    clean, robust = _paper_accuracies()
+    passes = (work.forwards
+              + work.autoattack_images * autoattack_forwards(clean, robust, work.autoattack)
+              + work.square_images * robust * AA_COST["square"][1])
+    return forward_flops(work.macs, passes)
 
 
 @dataclass(frozen=True)
@@ -69,14 +92,14 @@ class Row:
     runs: int
     flops: float
     note: str = ""
-    family: str = "resnet"  # "mlp" or "resnet": which measured CPU rate applies
+    family: str = "resnet"  # "mlp", "cnn" or "resnet": which measured CPU rate applies
 
 
 def achieved_flops(images_per_s: float | None = None) -> float:
     """FLOP/s that ResNet18 CIFAR training at `images_per_s` (default: :func:`gpu_rate`'s)
     amounts to (3 forward passes per image, 2 FLOPs per multiply-accumulate)."""
     if images_per_s is None:
-        images_per_s = gpu_rate().images_per_s
+        images_per_s = measured.gpu_rate().images_per_s
     macs = models.count_cost(models.resnet18(), (3, 32, 32)).macs
     return images_per_s * 6 * macs
 
@@ -91,15 +114,15 @@ def rows(profile: str | Path = "paper") -> list[Row]:
     cfgs = chapters.load_profile(profile)
     for run in runs.unique(r for c, cfg in cfgs.items() for r in chapters.plan(c, cfg)):
         key = (run.chapter, run.name)
-        flops = run.eval_flops
+        flops = eval_flops(run.work)
         if run.trains is None or run.trains not in trained:
-            flops += run.flops
+            flops += train_flops(run.work)
             if run.trains is not None:
                 trained[run.trains] = run.chapter
         else:
             notes.setdefault(key, set()).add(f"network trained by {trained[run.trains]}")
         grouped.setdefault(key, []).append(flops)
-        family[key] = run.family
+        family[key] = run.work.family
     return [Row(chapter, name, len(f), sum(f), "; ".join(sorted(notes.get((chapter, name), ()))),
                 family[(chapter, name)])
             for (chapter, name), f in grouped.items()]
@@ -117,7 +140,7 @@ def cost_markdown(profile: str | Path = "paper", *, chapters: set[str] | None = 
     """The cost table of `profile` (of `chapters` only, when given) in Markdown, with its
     assumption. `cpu_rate(row)` may give a measured FLOP/s for a row's family, which adds
     a column of hours at that rate."""
-    gpu = gpu_rate()
+    gpu = measured.gpu_rate()
     rate = achieved_flops(gpu.images_per_s)
     table = [r for r in rows(profile) if chapters is None or r.chapter in chapters]
     head = f"| chapter | runs of | how many | PFLOP total | {gpu.gpu} hours |"
@@ -145,3 +168,10 @@ def cost_markdown(profile: str | Path = "paper", *, chapters: set[str] | None = 
         f"trained image, a teacher's forward pass where one is used, k + 1 such steps for "
         f"PGD-k training, and the evaluation (AutoAttack estimated at the paper's Table 5 "
         f"accuracies). A network shared between runs is counted once.", ""])
+
+
+def show(profile: str | Path, chapter: str) -> None:
+    """Display the cost table of `profile` for one chapter (a notebook cell)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(cost_markdown(profile, chapters={chapter})))

@@ -5,8 +5,9 @@ breaks only at full width, a teacher checkpoint of ResNet50, AutoAttack over man
 chunks or a figure that assumes MNIST would cost them that day. :func:`profile`
 derives a profile from ``paper`` that keeps every setting (data set, architectures
 at full width, methods, losses, attacks and their budgets, AutoAttack's version)
-and shrinks only the amount of work (:data:`WORK`): one seed, a few steps, a
-handful of evaluation points. :func:`run` executes every chapter notebook with it
+and shrinks only the amount of work: one seed, a few steps, a
+handful of evaluation points: each chapter's :attr:`kdlib.chapters.Chapter.tiny`.
+:func:`run` executes every chapter notebook with it
 on a tiny CIFAR-10 folder written in the genuine pickle format, in scratch
 folders; CI runs it (``make paper-shape``).
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
@@ -25,37 +25,22 @@ from kdlib import chapters, config, data, paths
 
 NAME = "paper-shape"
 
-#: The settings that only set the amount of work, and their values here; everything else
-#: is the `paper` profile's. ResNet chapters: two epochs of two steps (so the warm-up and
-#: the step schedule both act); chapter 6 evaluates one image at a time, so AutoAttack runs
-#: over two chunks. (A point an untrained network gets right and cannot lose costs
-#: AutoAttack's full budget, a minute or more at full width on a CPU: hence so few points.)
-WORK: dict[str, dict[str, Any]] = {
-    "01_vanilla_kd": {"train_size": 600, "teacher_epochs": 1, "student_epochs": 1},
-    "02_omitted_digit": {"train_size": 600, "teacher_epochs": 1, "student_epochs": 1},
-    "03_reversed_kd": {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2,
-                       "grad_every": 1},
-    "04_teacher_free": {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2,
-                        "grad_every": 1},
-    "05_gradients": {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2,
-                     "grad_every": 1},
-    "06_adversarial_tfkd": {"train_size": 48, "val_size": 16, "test_size": 16,
-                            "batch_size": 16, "epochs": 2, "aa_size": 2, "square_size": 1,
-                            "eval_batch": 1, "audit_size": 2, "audit_steps": 5,
-                            "audit_restarts": 2},
-}
 #: CIFAR-10 images of the stand-in folder: training (every chapter draws its subset from
 #: them) and test.
 CIFAR_SIZES = (64, 32)
 
 
 def profile(folder: Path, source: str = "paper") -> Path:
-    """Write ``<folder>/paper-shape.yaml``: `source`'s settings with :data:`WORK` applied."""
-    _, raw = config.read_profile(source)
+    """Write ``<folder>/paper-shape.yaml``: `source`'s settings with every chapter's
+    :attr:`~kdlib.chapters.Chapter.tiny` applied (ResNet chapters: two epochs of two steps, so
+    the warm-up and the step schedule both act; chapter 6 evaluates one image at a time, so
+    AutoAttack runs over two chunks; a point an untrained network gets right and cannot lose
+    costs AutoAttack's full budget, a minute or more at full width on a CPU: hence so few)."""
     out = {}
-    for chapter, params in raw.items():
+    for chapter, params in config.read(source).chapters.items():
         params = {k: v for k, v in params.items() if k != "profile"}
-        out[chapter] = {**params, "seeds": params["seeds"][:1], **WORK.get(chapter, {})}
+        tiny = dict(chapters.get(chapter).tiny)
+        out[chapter] = {**params, "seeds": params["seeds"][:1], **tiny}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{NAME}.yaml"
     path.write_text(yaml.safe_dump({"description": f"`{source}` at full shape, tiny size",

@@ -1,0 +1,231 @@
+"""What each chapter's page shows beside its records: claims, tables, figures and prose.
+
+One module per page (``vanilla_kd``, ``omitted_digit``, ``reversed_kd``,
+``teacher_free``, ``gradients``, ``adversarial``), named by its chapter's
+:attr:`kdlib.chapters.Chapter.page`. A page module declares the claims its chapter
+decides (``CLAIMS``), says in words what scale a parameter set is (``scale(cfg)``)
+and what setting a page was built with (``setting(cfg)``), and draws the chapter's
+tables and figures from records. Nothing here computes or changes a record, so no
+edit here makes a record stale (:mod:`kdlib.verify`).
+
+This module holds what every page does the same way, so that a notebook cell is one
+call: :func:`start` (validate the notebook's parameters, say the setting, list them),
+:func:`records` (run or load the chapter's runs), :func:`show_claims` (the claims
+decided at this page's scale), :func:`show_committed` (every committed profile's
+records of this chapter, disclosed with their scale, staleness and warnings) and
+:func:`findings` (every claim at a profile, for the claims page).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+from kdlib import chapters, claims, config, paths, report, runs, verdicts, verify
+from kdlib.claims import Claim
+from kdlib.verdicts import Decision
+
+
+def page(chapter: str) -> ModuleType:
+    """The page module of `chapter`."""
+    return importlib.import_module(chapters.get(chapter).page)
+
+
+# --- claims decided at a profile ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Finding:
+    """A claim decided at one profile."""
+
+    claim: Claim
+    profile: str
+    scale: str
+    decision: Decision
+    stale: tuple[str, ...] = ()  # commits of records made by code that has changed since
+
+
+def all_claims() -> list[Claim]:
+    """Every claim of the paper, in book order (each page's ``CLAIMS``)."""
+    return [c for ch in chapters.all_chapters() for c in page(ch.name).CLAIMS]
+
+
+def decide(claim: Claim, cfg: config.Common | None,
+           plan: Sequence[runs.Run] | None = None) -> Finding:
+    """`claim` decided from the records of its chapter under `cfg` (None: not run)."""
+    if claim.fixed_scale is not None:
+        return Finding(claim, "—", claim.fixed_scale, claim.decide({}, cfg))
+    if cfg is None:
+        return Finding(claim, "—", "—", verdicts.not_run("no such profile section"))
+    plan = plan if plan is not None else chapters.plan(claim.chapter, cfg)
+    records = runs.saved(plan)
+    scale = page(claim.chapter).scale(cfg)
+    if records is None:
+        return Finding(claim, cfg.profile, scale, verdicts.not_run())
+    return Finding(claim, cfg.profile, scale, claim.decide(records, cfg),
+                   verify.stale_records(records, claim.chapter, plan))
+
+
+def findings(profile: str) -> list[Finding]:
+    """Every claim decided at `profile` (the profile's records only, nothing is run)."""
+    cfgs = chapters.load_profile(profile)
+    plans = {c: chapters.plan(c, cfg) for c, cfg in cfgs.items()}
+    return [decide(c, cfgs.get(c.chapter), plans.get(c.chapter)) for c in all_claims()]
+
+
+def for_chapter(chapter: str, cfg: config.Common) -> list[Finding]:
+    """The claims `chapter` decides, at `cfg`'s scale."""
+    plan = chapters.plan(chapter, cfg)
+    return [decide(c, cfg, plan) for c in page(chapter).CLAIMS]
+
+
+def sentence(f: Finding, markdown: bool = True) -> str:
+    """One line for a page: the claim, its verdict and scale, and the numbers behind it."""
+    d = f.decision
+    verdict = f"**{d.verdict}**" if markdown else d.verdict
+    stale = (f" (stale: made at {', '.join(c[:7] for c in f.stale)}; this chapter's "
+             f"computation has changed since)" if f.stale else "")
+    return (f"{f.claim.id}, \"{f.claim.statement}\" (paper: {f.claim.paper}): {verdict} at "
+            f"{f.scale}{stale}. Ours: {d.ours}; {d.test}.")
+
+
+# --- what every notebook does ---------------------------------------------------------------------
+
+def _display(*objects: Any) -> None:
+    from IPython.display import display
+
+    display(*objects)
+
+
+def _markdown(text: str) -> Any:
+    from IPython.display import Markdown
+
+    return Markdown(text)
+
+
+def start(chapter: str, namespace: dict[str, Any]) -> config.Common:
+    """A notebook's first call: validate its parameters (:func:`kdlib.chapters.parameters`),
+    say what setting the page is built with, glue the profile and the number of seeds for
+    the text (``<prefix>_profile``, ``<prefix>_seeds``), and list every parameter."""
+    cfg = chapters.parameters(chapter, namespace)
+    p = page(chapter)
+    _display(_markdown(p.setting(cfg)))
+    report.glue_value(f"{p.GLUE}_profile", cfg.profile)
+    report.glue_value(f"{p.GLUE}_seeds", len(cfg.seeds))
+    _display(report.params_table(cfg))
+    return cfg
+
+
+def records(chapter: str, cfg: config.Common, progress: bool = True) -> runs.Records:
+    """Every record of the chapter under `cfg`, computing the missing ones."""
+    return runs.run_all(chapters.plan(chapter, cfg), progress)
+
+
+def show_claims(chapter: str, cfg: config.Common) -> None:
+    """Print the claims the chapter decides at `cfg`'s scale (every scale: the claims page)."""
+    for f in for_chapter(chapter, cfg):
+        print(sentence(f, markdown=False))
+
+
+def committed_profiles(*, pilots: bool = False) -> list[str]:
+    """The profiles whose records the repository commits, ``paper`` first (pilots only with
+    `pilots`)."""
+    names = []
+    for path in sorted(paths.profiles_dir().glob("*.yaml")):
+        prof = config.read(path)
+        if prof.committed and prof.pilot == pilots:
+            names.append(path.stem)
+    return sorted(names, key=lambda n: (n != "paper", n != "cpu", n))
+
+
+def show_committed(chapter: str) -> None:
+    """Every committed profile's records of this chapter: a section each, with the profile's
+    own description, the scale, whether its records are current for today's code, its
+    warnings, the page's tables of them and the claims they decide. Nothing is computed."""
+    p = page(chapter)
+    for profile in committed_profiles():
+        cfg, recs = chapters.committed(chapter, profile)
+        if cfg is None:
+            continue
+        prof = config.read(profile)
+        _display(_markdown(f"### The `{profile}` profile\n\n{prof.description}"))
+        if recs is None:
+            print(f"Its records of this chapter are not in this checkout (results/{profile}/"
+                  f"{chapters.get(chapter).record_chapter}/); `python -m kdlib jobs {profile} "
+                  f"--chapters {chapters.get(chapter).record_chapter}` makes them.")
+            continue
+        print(f"Scale: {p.scale(cfg)}.")
+        for commit in verify.stale_records(recs, chapter):
+            print(f"Made at commit {commit[:7]}; this chapter's computation has changed since "
+                  f"and the profile was not verified after it.")
+        for line in warnings(recs, getattr(p, "LABELS", {})):
+            print("Warning:", line)
+        p.show_records(recs)
+        show_claims(chapter, cfg)
+
+
+def warnings(recs: runs.Records, labels: dict[str, str]) -> list[str]:
+    """Training that collapsed to one class (:func:`kdlib.report.collapsed`)."""
+    if not any("clean_acc" in r["metrics"] for rs in recs.values() for r in rs):
+        return []
+    return report.collapsed(recs, labels)
+
+
+# --- tables shared by the pages -------------------------------------------------------------------
+
+def fmt_p(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.3g}"
+
+
+def provenance(recs: runs.Records, columns: dict | None = None) -> pd.DataFrame:
+    """One row per record: where each number came from (:func:`kdlib.runs.provenance`)."""
+    return runs.provenance(recs, columns)
+
+
+def rows_table(recs: runs.Records, methods: Sequence[Any], reference: dict[str, Any],
+               paper_runs: int, key: str = "test_acc") -> pd.DataFrame:
+    """Test accuracy (%) of every row with records, the paper's beside ours, each row with a
+    ``versus`` compared with it by Welch's test, from our runs and from the paper's own
+    mean ± std, with the smallest difference our seeds could detect with 80% power."""
+    from kdlib import stats
+
+    out = []
+    for method in methods:
+        if method.name not in recs:
+            continue
+        values = report.metric(recs[method.name], key)
+        ref = reference.get(method.paper or "")
+        paper_cell = "—" if ref is None else f"{100 * ref[0]:.2f} ± {100 * ref[1]:.2f}"
+        row = report.comparison_row(method.label, paper_cell, values)
+        row["paper: Welch p vs baseline"] = row["Welch p vs baseline"] = "—"
+        row["detectable (points)"] = "—"
+        base = method.versus
+        if base is not None and base.name in recs:
+            base_ref = reference.get(base.paper or "")
+            if ref is not None and base_ref is not None:
+                row["paper: Welch p vs baseline"] = fmt_p(stats.welch_p_from_summary(
+                    *ref, paper_runs, *base_ref, paper_runs))
+            others = report.metric(recs[base.name], key)
+            row["Welch p vs baseline"] = fmt_p(stats.welch_p(values, others))
+            spread = max(stats.summarize(values).std, stats.summarize(others).std)
+            det = stats.detectable_difference(100 * spread, min(len(values), len(others)))
+            row["detectable (points)"] = "—" if math.isnan(det) else f"{det:.2f}"
+        out.append(row)
+    return report.comparison_table(out)
+
+
+def gain_sentences(recs: runs.Records, methods: Sequence[Any], key: str = "test_acc") -> None:
+    """Print, for every row compared with another, whether it beats it (plain words)."""
+    for m in methods:
+        if m.versus is not None and m.name in recs and m.versus.name in recs:
+            print(report.gain_sentence(m.label, report.metric(recs[m.name], key),
+                                       m.versus.label, report.metric(recs[m.versus.name], key)))
+
+
+__all__ = ["Finding", "all_claims", "claims", "decide", "findings", "for_chapter", "page",
+           "records", "sentence", "show_claims", "show_committed", "start"]

@@ -1,0 +1,154 @@
+"""Are committed records still what today's code computes? Staleness, and verification.
+
+A record names the commit whose code made it. It is **current** when no code that
+computes its chapter's records has changed since that commit, or since a
+**verification** of its profile: ``python -m kdlib verify PROFILE``
+(:func:`kdlib.tooling.jobs.verify`) re-runs :func:`sample` of the profile's records
+with today's code, in scratch folders, compares every metric (:func:`compare`), and,
+when all are identical, stamps the profile as verified at today's commit
+(``results/<profile>/verified.json``). A refactor is thereby shown to be
+result-neutral by evidence, not assumed.
+
+The code that computes a chapter's records (:func:`computation_files`) is the
+library's computation (:data:`COMPUTATION`) and the modules of the functions its runs
+call (``Run.compute``), with the :mod:`kdlib.chapters` modules those import. A
+chapter's declaration (its rows, labels, plan) is not among them: what it changes
+shows in the specs, whose hashes name the records. Nor is a page
+(:mod:`kdlib.pages`): editing a table, a figure or a sentence makes nothing stale.
+
+Bit-identity of re-run metrics holds on the same kind of CPU with the same number
+of threads (the record's ``cpu_threads``); another instruction set (AVX-512 or AMX
+bf16 against AVX2) can change the last bits of a float, and through them a
+training's path. A failed verification on another CPU says that, not that the code
+changed: the stamp records the CPU it ran on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kdlib import chapters, paths, results, runs
+
+#: The library modules that compute results (the rest bookkeep or present them).
+COMPUTATION = ("data", "models", "losses", "objectives", "training", "attacks", "robustness",
+               "gradients", "checkpoints", "networks", "evaluation")
+#: Metric keys that are timings: they differ between runs and are not compared.
+TIMINGS = {"seconds"}
+STAMP = "verified.json"
+
+
+# --- which code computes a chapter -------------------------------------------------------------
+
+def _module_file(name: str) -> str:
+    return name.replace(".", "/") + ".py"
+
+
+def computation_files(chapter: str, plan: Sequence[runs.Run] | None = None) -> list[str]:
+    """The files whose code computes `chapter`'s records (see the module docstring)."""
+    import importlib
+    import sys
+
+    ch = chapters.get(chapter)
+    if plan is None:
+        plan = _default_plan(ch)
+    modules = {getattr(r.compute, "func", r.compute).__module__ for r in plan}
+    shared = set()
+    for name in modules:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        shared |= {v.__name__ for v in vars(module).values()
+                   if isinstance(v, type(module)) and v.__name__.startswith("kdlib.chapters.")
+                   and v.__name__ != "kdlib.chapters"}
+    files = {f"kdlib/{m}.py" for m in COMPUTATION}
+    files |= {_module_file(m) for m in modules | shared if m.startswith("kdlib.")}
+    return sorted(files)
+
+
+def _default_plan(ch: chapters.Chapter) -> list[runs.Run]:
+    """A plan of the chapter under its default parameters, for the compute functions."""
+    return ch.plan(ch.params())
+
+
+def last_change(files: Iterable[str]) -> str | None:
+    """The last commit that changed any of `files` (None outside git)."""
+    return results.git("log", "-1", "--format=%H", "--", *files) or None
+
+
+def at_or_after(commit: str | None, change: str | None) -> bool:
+    """Whether `commit` is `change` or one of its descendants (both full hashes)."""
+    if not commit or not change:
+        return False
+    if commit == change:
+        return True
+    return results.git("merge-base", "--is-ancestor", change, commit) is not None
+
+
+# --- the verification stamp ---------------------------------------------------------------------
+
+def stamp_path(profile: str) -> Path:
+    return paths.results_dir() / profile / STAMP
+
+
+def stamp(profile: str) -> dict[str, Any] | None:
+    """The profile's verification stamp, or None."""
+    path = stamp_path(profile)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def stale_records(records: runs.Records, chapter: str,
+                  plan: Sequence[runs.Run] | None = None) -> tuple[str, ...]:
+    """The commits of `records` whose chapter's computation has changed since they were made
+    and since their profile was last verified (empty: every record is current)."""
+    change = last_change(computation_files(chapter, plan))
+    if change is None:
+        return ()
+    verified: dict[str, str | None] = {}
+    out = []
+    for commit, profile in sorted({(r["environment"].get("git_commit"), r["profile"])
+                                   for rs in records.values() for r in rs}, key=str):
+        if profile not in verified:
+            s = stamp(profile)
+            verified[profile] = s["commit"] if s and s.get("all_identical") else None
+        if not (at_or_after(commit, change) or at_or_after(verified[profile], change)):
+            out.append(commit or "unknown")
+    return tuple(dict.fromkeys(out))
+
+
+# --- re-running a sample ------------------------------------------------------------------------
+
+def sample(profile: str) -> list[runs.Run]:
+    """The runs a verification re-makes: for every chapter of `profile` and every record
+    name, the committed record of its lowest seed (and of its first planned spec)."""
+    cfgs = chapters.load_profile(profile)
+    out: dict[tuple[str, str], runs.Run] = {}
+    for chapter, cfg in cfgs.items():
+        if chapters.get(chapter).records_of:
+            continue
+        for run in sorted(chapters.plan(chapter, cfg), key=lambda r: (r.seed or 0)):
+            if run.done:
+                out.setdefault((run.chapter, run.name), run)
+    return list(out.values())
+
+
+def compare(old: Any, new: Any, where: str = "") -> list[str]:
+    """Where two metric trees differ (timings excluded): one line per difference."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            if key in TIMINGS:
+                continue
+            if key not in new:
+                out.append(f"{where}{key}: missing in the re-run")
+            elif key in old:
+                out += compare(old[key], new[key], f"{where}{key}.")
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [f"{where.rstrip('.')}: {len(old)} items recorded, {len(new)} re-run"]
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True))
+                for d in compare(a, b, f"{where}{i}.")]
+    if old != new and not (old != old and new != new):  # NaN equals NaN here
+        return [f"{where.rstrip('.')}: recorded {old!r}, re-run {new!r}"]
+    return []

@@ -1,0 +1,138 @@
+"""One-off migration of committed records to the typed specs of kdlib.networks (issue 18).
+
+The image chapters (3, 4 and 6) used to write their specs by hand, with keys nothing read
+(``reduction``, ``teacher_input``, the threat's ``norm``, ``random_start`` and
+``attack_loss``, the evaluation's ``queries`` and ``of``) and chapter-specific layouts.
+Their records are carried to the new specs by :func:`migrate`, written independently of
+the code that now builds specs; every migrated spec must be one that today's plan makes
+(found by its hash), or the script stops and writes nothing. A
+migrated record keeps its metrics, wall time and provenance (the commit whose code
+computed it) and gains ``migrated_from``: the old spec hash and the commit that migrated
+it. ``python -m kdlib verify PROFILE`` then re-runs a sample with today's code and checks
+that every metric is identical.
+
+    python scripts/migrate_specs.py PROFILE [PROFILE ...] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+from kdlib import chapters, paths, results
+
+IMAGE_CHAPTERS = ("03_reversed_kd", "04_teacher_free", "06_adversarial_tfkd")
+
+
+def _objective(old: dict[str, Any]) -> dict[str, Any]:
+    new = {k: v for k, v in old.items() if k not in ("reduction", "teacher_input", "teacher",
+                                                     "threat", "inputs")}
+    if new["loss"] == "tf_kd_reg":
+        new.setdefault("log_space", False)
+    new["inputs"] = old.get("inputs", "clean images")
+    if "threat" in old:
+        t = old["threat"]
+        assert t["norm"] == "Linf" and t["random_start"] and t["attack_loss"] == "cross_entropy"
+        new["threat"] = {"eps": t["eps"], "step": t["pgd_step"], "steps": t["pgd_steps"],
+                         "mode": t["mode"], "ramp_epochs": t.get("ramp_epochs", 0)}
+    if "teacher" in old:
+        new["teacher"] = training(old["teacher"], batch=None)
+    return new
+
+
+def training(old: dict[str, Any], batch: int | None) -> dict[str, Any]:
+    """A training spec (a run's, or a teacher's); `batch`: the evaluation batch, which early
+    stopping used for its held-out attack."""
+    new = {k: old[k] for k in ("method", "model", "data", "recipe", "seed")}
+    new["objective"] = _objective(old["objective"])
+    if "gradients" in old:
+        new["gradients"] = old["gradients"]
+    if old.get("held_out"):
+        new["held_out"] = old["held_out"]
+    if old.get("early_stop"):
+        assert old["early_stop"]["held_out"] == old["held_out"]
+        if batch is None:  # a teacher: its early stopping ran with the same evaluation batch
+            batch = TEACHER_BATCH[0]
+        new["early_stop"] = {"batch": batch}
+    return new
+
+
+TEACHER_BATCH: list[int] = [0]
+
+
+def evaluation(old: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    aa, pgd = old["autoattack"], old["pgd"]
+    assert aa["norm"] == "Linf" and pgd["random_start"] and aa["eps"] == pgd["eps"]
+    assert old["square_only"]["queries"] == 5000  # pyautoattack's Square budget
+    new = {"precision": old["precision"], "batch": aa["chunk"],
+           "pgd": {"eps": pgd["eps"], "step": pgd["step"], "steps": pgd["steps"],
+                   "mode": "eval", "ramp_epochs": 0, "seed": pgd["seed"]},
+           "autoattack": {"version": aa["version"], "attacks": aa["attacks"],
+                          "images": aa["images"], "seed": aa["seed"]},
+           "square_only": {"images": old["square_only"]["images"]}}
+    if run["objective"]["inputs"] == "PGD examples":  # the audited rows
+        au = old["audit"]
+        assert au["transfer_from"] == "standard"
+        reference = {k: run[k] for k in ("model", "data", "recipe", "seed")}
+        reference.update(method="standard",
+                         objective={"loss": "cross_entropy", "inputs": "clean images"})
+        if run.get("held_out"):
+            reference["held_out"] = run["held_out"]
+        new["audit"] = {"images": au["images"], "steps": au["steps"],
+                        "restarts": au["restarts"], "sweep": au["sweep"],
+                        "transfer_from": reference}
+    return new
+
+
+def migrate(chapter: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The new spec of a record of `chapter` whose spec is `spec`."""
+    if chapter not in IMAGE_CHAPTERS:
+        return copy.deepcopy(spec)
+    if "evaluation" not in spec:
+        return training(spec, batch=None)
+    batch = spec["evaluation"]["autoattack"]["chunk"]
+    TEACHER_BATCH[0] = batch
+    run = training(spec, batch)
+    return {**run, "evaluation": evaluation(spec["evaluation"], run)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("profiles", nargs="+")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    commit = results.environment()["git_commit"]
+    moves: list[tuple[Path, Path, dict[str, Any]]] = []
+    for profile in args.profiles:
+        cfgs = chapters.load_profile(profile)
+        for chapter, cfg in cfgs.items():
+            if chapters.get(chapter).records_of:
+                continue
+            planned = {r.spec_hash: r for r in chapters.plan(chapter, cfg)}
+            for path in sorted((paths.results_dir() / profile / chapter).glob("*.json")):
+                record = results.load_record(path)
+                new = migrate(chapter, record["spec"])
+                run = planned.get(results.spec_hash(new))
+                if run is None or run.name != record["name"]:
+                    print(f"{path}: the migrated spec is not what today's plan makes",
+                          file=sys.stderr)
+                    return 1
+                if run.path == path:
+                    continue
+                out = {**record, "spec": new, "spec_hash": run.spec_hash,
+                       "migrated_from": {"spec_hash": record["spec_hash"], "commit": commit}}
+                moves.append((path, run.path, out))
+    for old, new, record in moves:
+        print(f"{old.relative_to(paths.results_dir())} -> {new.name}")
+        if not args.dry_run:
+            results.write_record(new, record)
+            old.unlink()
+    print(f"{len(moves)} records migrated" + (" (dry run)" if args.dry_run else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Staleness follows the code that computes a chapter, and a verification re-makes records."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from kdlib import chapters, paths, results, runs, verify
+from kdlib.tooling import cli
+
+
+def test_the_computation_of_a_chapter_is_the_library_and_its_compute_functions():
+    adversarial = verify.computation_files("06_adversarial_tfkd")
+    assert {"kdlib/losses.py", "kdlib/evaluation.py", "kdlib/networks.py",
+            "kdlib/attacks.py"} <= set(adversarial)
+    # the chapter's declaration (rows, labels, plan) and its page are not computation
+    assert "kdlib/chapters/adversarial.py" not in adversarial
+    assert not any(f.startswith("kdlib/pages/") for f in adversarial)
+    omitted = verify.computation_files("02_omitted_digit")
+    assert {"kdlib/chapters/omitted_digit.py", "kdlib/chapters/mnist.py"} <= set(omitted)
+    assert "kdlib/chapters/images.py" not in omitted
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture
+def clone(tmp_path, monkeypatch):
+    """A scratch clone of this checkout (with today's files committed), as the repository."""
+    repo = tmp_path / "repo"
+    git(paths.REPO, "worktree", "list")  # fails outside git
+    subprocess.run(["git", "clone", "-q", "--shared", str(paths.REPO), str(repo)], check=True)
+    for sub in ("kdlib", "profiles"):
+        shutil.rmtree(repo / sub)
+        shutil.copytree(paths.REPO / sub, repo / sub,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+        "-m", "today")
+    monkeypatch.setattr(paths, "REPO", repo)
+    return repo
+
+
+def edit(repo, path, old, new):
+    file = repo / path
+    text = file.read_text()
+    assert old in text
+    file.write_text(text.replace(old, new, 1))
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", f"edit {path}")
+
+
+def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
+    made = git(clone, "rev-parse", "HEAD")
+    records = {"at": [{"profile": "cpu", "environment": {"git_commit": made}}]}
+    assert verify.stale_records(records, "06_adversarial_tfkd") == ()
+    edit(clone, "kdlib/pages/adversarial.py", 'ax.set_ylabel("test accuracy (%)")',
+         'ax.set_ylabel("accuracy on test images (%)")')
+    edit(clone, "kdlib/chapters/adversarial.py", '"AT student (PGD adversarial training)"',
+         '"AT student (adversarially trained)"')
+    assert verify.stale_records(records, "06_adversarial_tfkd") == ()
+    edit(clone, "kdlib/losses.py", "    ce = F.cross_entropy(student_logits, labels)\n",
+         "    ce = F.cross_entropy(student_logits, labels)  # hard-label term\n")
+    assert verify.stale_records(records, "06_adversarial_tfkd") == (made,)
+    # a verification after the change makes the profile's records current again
+    stamp = {"profile": "cpu", "commit": git(clone, "rev-parse", "HEAD"), "all_identical": True}
+    (paths.results_dir() / "cpu").mkdir(parents=True)
+    verify.stamp_path("cpu").write_text(json.dumps(stamp))
+    assert verify.stale_records(records, "06_adversarial_tfkd") == ()
+    # a failed verification does not
+    verify.stamp_path("cpu").write_text(json.dumps({**stamp, "all_identical": False}))
+    assert verify.stale_records(records, "06_adversarial_tfkd") == (made,)
+    unknown = {"at": [{"profile": "cpu", "environment": {"git_commit": "0" * 40}}]}
+    assert verify.stale_records(unknown, "06_adversarial_tfkd") == ("0" * 40,)
+
+
+def test_compare_finds_every_difference_but_timings():
+    old = {"acc": 0.5, "history": [{"loss": 1.0, "seconds": 3.0}], "nan": float("nan")}
+    assert verify.compare(old, {**old, "history": [{"loss": 1.0, "seconds": 9.0}]}) == []
+    diff = verify.compare(old, {**old, "history": [{"loss": 1.5, "seconds": 3.0}], "new": 1})
+    assert diff == ["history.0.loss: recorded 1.0, re-run 1.5"]
+    assert verify.compare(old, {"acc": 0.5, "history": [], "nan": float("nan")}) == [
+        "history: 1 items recorded, 0 re-run"]
+    assert verify.compare(old, {"history": old["history"], "nan": 1.0}) == [
+        "acc: missing in the re-run", "nan: recorded nan, re-run 1.0"]
+
+
+TINY = {"seeds": [0, 1], "device": "cpu", "engine": "fast", "trials": False, "dataset": "mnist",
+        "train_size": 256, "batch_size": 128, "teacher_epochs": 1, "teacher_lr": 0.05,
+        "teacher_weight_decay": 0.0001, "teacher_dropout": 0.3, "teacher_jitter": 1,
+        "student_epochs": 1, "student_lr": 0.05, "temperature": 4.0, "alpha": 0.9,
+        "sweep_temperatures": [], "sweep_alphas": []}
+
+
+def test_verify_re_makes_one_record_per_name_and_stamps_the_profile(tmp_path, monkeypatch,
+                                                                   one_thread):
+    path = tmp_path / "verifytiny.yaml"
+    path.write_text(yaml.safe_dump({"description": "tiny", "chapters": {"01_vanilla_kd": TINY}}))
+    monkeypatch.setattr(results, "check_clean", lambda p: None)
+    cfg = chapters.load_profile(path)["01_vanilla_kd"]
+    plan = chapters.plan("01_vanilla_kd", cfg)
+    runs.run_all(plan, progress=False)
+    assert {(r.name, r.seed) for r in verify.sample(path)} == {
+        ("teacher", 0), ("student", 0), ("student_kd", 0)}
+    assert cli.main(["verify", str(path), "--workers", "2"]) == 0
+    stamp = verify.stamp("verifytiny")
+    assert stamp["all_identical"] and len(stamp["records"]) == 3
+    assert stamp["commit"] == results.environment()["git_commit"] and stamp["threads"] == 1
+    # a record whose metric was changed by hand is caught
+    student = next(r for r in plan if r.name == "student" and r.seed == 0)
+    record = student.load()
+    record["metrics"]["test_acc"] += 0.01
+    results.write_record(student.path, record)
+    assert cli.main(["verify", str(path)]) == 1
+    assert not verify.stamp("verifytiny")["all_identical"]
+
+
+def test_a_damaged_record_is_named_with_the_command_that_re_makes_it(tmp_path):
+    path = paths.record_file("cpu", "04_teacher_free", "baseline", "0123456789ab")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"spec": {"seed": 0}, "metr')
+    with pytest.raises(results.DamagedRecordError, match="not valid JSON") as err:
+        results.load_record(path)
+    assert str(path) in str(err.value)
+    assert "python -m kdlib jobs cpu --chapters 04_teacher_free" in str(err.value)
+    path.write_text(json.dumps({"spec": {"seed": 0}, "metrics": {}}))
+    with pytest.raises(results.DamagedRecordError, match="hashes to"):
+        results.load_record(path)
+    good = paths.record_file("cpu", "04_teacher_free", "baseline",
+                             results.spec_hash({"seed": 0}))
+    good.write_text(json.dumps({"spec": {"seed": 0}, "metrics": {"test_acc": 1.0}}))
+    assert results.load_record(good)["metrics"] == {"test_acc": 1.0}
