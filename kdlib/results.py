@@ -51,8 +51,14 @@ def git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-@cache
 def environment() -> dict[str, Any]:
+    """:func:`code_environment` and the CPU threads torch uses now (read at every call: a
+    process may change them between runs)."""
+    return {**code_environment(), "cpu_threads": torch.get_num_threads()}
+
+
+@cache
+def code_environment() -> dict[str, Any]:
     """Git commit, package versions and machine: the provenance of a record.
 
     ``git_dirty`` says whether the code (:data:`CODE`, untracked files included) differs
@@ -74,7 +80,6 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
-        "cpu_threads": torch.get_num_threads(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 

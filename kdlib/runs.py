@@ -131,13 +131,62 @@ def group(records: Iterable[Mapping[str, Any]]) -> Records:
     return out
 
 
-def run_all(plan: Sequence[Run], progress: bool = True) -> Records:
-    """Every record of `plan`, computing the missing ones in plan order."""
-    todo = sum(not r.done for r in plan)
-    if progress and todo:
-        print(f"{len(plan)} runs: {len(plan) - todo} already recorded, {todo} to compute",
-              flush=True)
-    return group(r.execute(progress) for r in plan)
+class Progress:
+    """One line per run of a plan, for a person to read: its place (run k of n), its name,
+    whether it was recorded already, how long it took, and the time left, estimated from
+    the FLOPs still to compute (`flops(run)`, :func:`kdlib.flops.run_flops`) at the rate
+    the runs computed so far reached."""
+
+    def __init__(self, plan: Sequence[Run], flops: Callable[[Run], float] | None = None,
+                 log: Callable[[str], None] = print):
+        self.plan, self.log = list(plan), log
+        self.flops = flops or (lambda run: 0.0)
+        self.todo = [r for r in self.plan if not r.done]
+        self.left = sum(self.flops(r) for r in self.todo)
+        self.done_flops, self.seconds = 0.0, 0.0
+
+    def start(self, k: int, run: Run) -> None:
+        where = f"run {k} of {len(self.plan)}: {run.label}"
+        self.log(f"{where}: recorded" if run.done else f"{where}: computing{self.eta()}")
+
+    def finish(self, run: Run, seconds: float) -> None:
+        self.log(f"  done in {seconds:.0f} s{self.eta_after(run, seconds)}")
+
+    def eta_after(self, run: Run, seconds: float) -> str:
+        """Count `run` as done in `seconds` (of this process's time) and return the estimate
+        of the time left, for a runner that reports its own lines."""
+        flops = self.flops(run)
+        self.done_flops += flops
+        self.seconds += seconds
+        self.left = max(0.0, self.left - flops)
+        return self.eta(after=True)
+
+    def eta(self, after: bool = False) -> str:
+        if not self.done_flops or not self.seconds or not self.left:
+            return ""
+        minutes = self.left / (self.done_flops / self.seconds) / 60
+        left = "under a minute" if minutes < 1 else f"about {minutes:.0f} min"
+        return f"; {left} left{' in this plan' if after else ''}"
+
+
+def run_all(plan: Sequence[Run], progress: bool = True,
+            flops: Callable[[Run], float] | None = None) -> Records:
+    """Every record of `plan`, computing the missing ones in plan order. With `progress`,
+    one line per run (:class:`Progress`) and each training's progress bar."""
+    report = Progress(plan, flops) if progress else None
+    if report is not None and report.todo:
+        report.log(f"{len(plan)} runs: {len(plan) - len(report.todo)} already recorded, "
+                   f"{len(report.todo)} to compute")
+    out = []
+    for k, run in enumerate(plan, 1):
+        computed = not run.done
+        if report is not None:
+            report.start(k, run)
+        t0 = time.perf_counter()
+        out.append(run.execute(progress))
+        if report is not None and computed:
+            report.finish(run, time.perf_counter() - t0)
+    return group(out)
 
 
 def saved(plan: Sequence[Run]) -> Records | None:

@@ -129,6 +129,18 @@ def seeded(seed: int, factory: Callable[[], nn.Module]) -> nn.Module:
     return factory()
 
 
+#: Where :func:`train` reports each finished epoch when it shows no progress bar (a worker of
+#: ``kdlib jobs`` prints one line per epoch); None: nowhere (:func:`log_epochs`).
+_epoch_log: Callable[[str], None] | None = None
+
+
+def log_epochs(log: Callable[[str], None] | None) -> None:
+    """Report every finished epoch of a training that shows no progress bar to `log`, one
+    line each (its name, epoch, loss and seconds); None stops it."""
+    global _epoch_log
+    _epoch_log = log
+
+
 def _take(y: Targets, idx: torch.Tensor) -> Targets:
     return {k: v[idx] for k, v in y.items()} if isinstance(y, dict) else y[idx]
 
@@ -242,6 +254,9 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
                 model.train()
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=epoch + 1)
+            if not progress and _epoch_log is not None:
+                _epoch_log(f"{desc}: epoch {epoch + 1}/{recipe.epochs}, loss {row['loss']:.4f}, "
+                           f"{row['seconds']:.0f} s")
             if checkpoint is not None:
                 state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                          "scheduler": sched.state_dict(), "generator": gen.get_state(),

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import chapters, claims, config, paths, report, runs, verdicts, verify
+from kdlib import chapters, claims, config, flops, paths, report, runs, verdicts, verify
 from kdlib.claims import Claim
 from kdlib.verdicts import Decision
 
@@ -122,8 +122,10 @@ def start(chapter: str, namespace: dict[str, Any]) -> config.Common:
 
 
 def records(chapter: str, cfg: config.Common, progress: bool = True) -> runs.Records:
-    """Every record of the chapter under `cfg`, computing the missing ones."""
-    return runs.run_all(chapters.plan(chapter, cfg), progress)
+    """Every record of the chapter under `cfg`, computing the missing ones, with a line per
+    run and an estimate of the time left (:class:`kdlib.runs.Progress`)."""
+    return runs.run_all(chapters.plan(chapter, cfg), progress,
+                        flops=lambda run: flops.run_flops(run.work))
 
 
 def show_claims(chapter: str, cfg: config.Common) -> None:

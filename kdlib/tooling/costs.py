@@ -2,10 +2,10 @@
 
 Each run says what it computes (:class:`kdlib.runs.Work`): the network it trains
 and on how many images, its PGD steps, its teacher, its evaluation and the
-AutoAttack it runs. This module prices that work in FLOPs (:func:`train_flops`,
-:func:`eval_flops`, :func:`autoattack_forwards`). A network that several runs
-share (a teacher, the ResNet18 baseline of Tables 3 and 4) is counted once, for
-the first run that trains it.
+AutoAttack it runs. :mod:`kdlib.flops` prices that work in FLOPs (``train_flops``,
+``eval_flops``, ``autoattack_forwards``); this module adds them up per chapter and
+row and turns them into hours. A network that several runs share (a teacher, the
+ResNet18 baseline of Tables 3 and 4) is counted once, for the first run that trains it.
 
 Hours divide the FLOPs by one rate (:func:`kdlib.tooling.measured.gpu_rate`): the FLOP
 rate of kdlib's ResNet18 CIFAR training in bf16 as ``python -m benchmarks.gpu`` measured it on a GPU
@@ -16,71 +16,19 @@ launches dominate), but their rows take minutes either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdlib import chapters, models, paper, runs
+from kdlib import chapters, models, runs
+from kdlib.flops import (  # noqa: F401  (the cost model's conventions, priced here)
+    AA_COST,
+    autoattack_forwards,
+    eval_flops,
+    forward_flops,
+    train_flops,
+)
 from kdlib.tooling import measured
-
-# --- pricing a run's work ------------------------------------------------------------------------
-
-def forward_flops(macs: float, images: float) -> float:
-    """FLOPs of forward passes over `images`: 2 per multiply-accumulate (biases ignored)."""
-    return 2 * macs * images
-
-
-def train_flops(work: runs.Work) -> float:
-    """FLOPs of a run's training: 3 forward passes per trained image (the backward pass is
-    about twice the forward), k + 1 such steps for PGD-k adversarial training (each attack
-    step is a forward and a backward pass to the input), a frozen teacher's forward pass,
-    and the run's extra multiply-accumulates (early stopping, logits computed once)."""
-    per_image = 3 * work.macs * (work.attack_steps + 1) + work.teacher_macs
-    return forward_flops(per_image, work.trained_images) + 2 * work.extra_train_macs
-
-
-#: Each AutoAttack attack as pyautoattack 0.2.0 runs it in a custom selection (its defaults):
-#: ``(passes, forward-pass equivalents per pass and image)``. A pass is a restart or a
-#: target class of 100 iterations with a gradient (3 forward passes each); Square's one
-#: pass is 5,000 queries (1 each). The standard version runs APGD-CE with one restart.
-AA_COST = {"apgd-ce": (5, 300), "apgd-dlr": (5, 300), "apgd-t": (9, 300), "fab-t": (9, 300),
-           "fab": (5, 300), "square": (1, 5000)}
-AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
-
-
-def autoattack_forwards(clean: float, robust: float, attacks: Sequence[str] = ()) -> float:
-    """Forward-pass equivalents per test image of AutoAttack with `attacks` (estimate;
-    empty: the standard version).
-
-    The first pass of the first attack runs on the correctly classified points (fraction
-    `clean`); every later pass runs on the points still robust, taken as the final robust
-    fraction `robust`.
-    """
-    names = tuple(attacks) or AA_STANDARD
-    total = 0.0
-    for i, name in enumerate(names):
-        passes, per_pass = AA_COST[name]
-        if not attacks and name == "apgd-ce":
-            passes = 1
-        total += (clean if i == 0 else robust) * per_pass + robust * (passes - 1) * per_pass
-    return total
-
-
-def _paper_accuracies() -> tuple[float, float]:
-    """The mean clean and AutoAttack accuracy of the paper's Table 5: what the estimate of
-    AutoAttack's cost assumes."""
-    rows = paper.TABLE5.values()
-    return (sum(v[0] for v in rows) / len(rows), sum(v[1] for v in rows) / len(rows))
-
-
-def eval_flops(work: runs.Work) -> float:
-    """FLOPs of a run's evaluation: its forward passes, AutoAttack and Square alone, at the
-    paper's Table 5 accuracies."""
-    clean, robust = _paper_accuracies()
-    passes = (work.forwards
-              + work.autoattack_images * autoattack_forwards(clean, robust, work.autoattack)
-              + work.square_images * robust * AA_COST["square"][1])
-    return forward_flops(work.macs, passes)
 
 
 @dataclass(frozen=True)

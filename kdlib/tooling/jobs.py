@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kdlib import chapters as registry
-from kdlib import config, paths, results, runs
+from kdlib import config, flops, paths, results, runs
 from kdlib import verify as verify_
 from kdlib.runs import Run
 
@@ -98,8 +98,12 @@ def _gpu_ids() -> list[str]:
 
 
 def _init_worker(slots: Any, gpus: list[str], threads: int) -> None:
-    """Pin this worker to one GPU (before CUDA starts) or to `threads` CPU threads."""
+    """Pin this worker to one GPU (before CUDA starts) or to `threads` CPU threads, and have
+    every training it runs print a line per finished epoch."""
+    from kdlib import training
+
     slot = slots.get()
+    training.log_epochs(lambda line: print(f"[jobs pid {os.getpid()}]   {line}", flush=True))
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     else:
@@ -140,11 +144,15 @@ def run_local(jobs: Sequence[Run], workers: int, *, gpus: list[str] | None = Non
         slots.put(i)
     where = f"GPUs {gpus}" if gpus else f"CPU, {threads} threads each"
     log(f"[jobs] {len(todo)} runs on {workers} workers ({where}); {len(out.cached)} cached")
+    progress = runs.Progress(todo, lambda run: flops.run_flops(run.work), log=log)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(slots, gpus, threads)) as pool:
         futures = {pool.submit(_execute, job): job for job in todo}
-        for fut in as_completed(futures):
-            out.settle(futures[fut], fut.result, lambda seconds: f" in {seconds:.0f} s", log)
+        for k, fut in enumerate(as_completed(futures), 1):
+            job = futures[fut]
+            out.settle(job, fut.result, lambda seconds, k=k, job=job: (
+                f" ({k} of {len(todo)}) in {seconds:.0f} s"
+                + progress.eta_after(job, seconds / workers)), log)
     return out
 
 
