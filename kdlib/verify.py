@@ -3,9 +3,10 @@
 A record names the commit whose code made it. It is **current** when no code that
 computes its chapter's records has changed since that commit, or since a
 **verification** of its profile: ``python -m kdlib verify PROFILE``
-(:func:`kdlib.tooling.jobs.verify`) re-runs :func:`sample` of the profile's records
-with today's code, in scratch folders, compares every metric (:func:`compare`), and,
-when all are identical, stamps the profile as verified at today's commit
+(:mod:`kdlib.tooling.verification`) re-runs :func:`sample` of the profile's records
+with today's code, in scratch folders, compares every metric (:func:`compare`) with the
+records and, on another CPU, with what the records' own code makes there; when the code
+makes the same numbers it stamps the profile as verified at today's commit
 (``results/<profile>/verified.json``). A refactor is thereby shown to be
 result-neutral by evidence, not assumed.
 
@@ -110,7 +111,7 @@ def stale_records(records: runs.Records, chapter: str,
                                    for rs in records.values() for r in rs}, key=str):
         if profile not in verified:
             s = stamp(profile)
-            verified[profile] = s["commit"] if s and s.get("all_identical") else None
+            verified[profile] = s["commit"] if s and s.get("verified") else None
         if not (at_or_after(commit, change) or at_or_after(verified[profile], change)):
             out.append(commit or "unknown")
     return tuple(dict.fromkeys(out))

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from kdlib import config, data, paths, results, verify
-from kdlib.tooling import book, browser, costs, jobs, shape
+from kdlib.tooling import book, browser, costs, jobs, shape, verification
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,19 +136,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     """``kdlib verify``: re-make the sample, print each comparison, write the stamp."""
-    checked = jobs.verify(args.profile, workers=args.workers)
-    for c in checked:
-        state = "identical" if not c.differences else f"DIFFERS ({len(c.differences)})"
+    report = verification.verify(args.profile, workers=args.workers)
+    for c in report.checked:
+        state = "identical" if c.identical else f"differs from the record ({len(c.differences)})"
+        if c.same_as_code is not None:
+            state += (f"; identical to what its own code ({c.code_commit[:7]}) makes on this "
+                      f"CPU" if c.same_as_code else
+                      f"; DIFFERS from what its own code ({c.code_commit[:7]}) makes here")
         added = f"; new metrics: {', '.join(c.added)}" if c.added else ""
         print(f"[verify] {c.record}: {state}{added}")
-        for line in c.differences[:10]:
+        for line in (c.code_differences or c.differences)[:10]:
             print(f"    {line}")
-    same = all(not c.differences for c in checked)
-    name = config.profile_path(args.profile).stem
-    print(f"[verify] {name}: {sum(not c.differences for c in checked)} of "
-          f"{len(checked)} records identical; stamp written to {verify.stamp_path(name)}"
-          + ("" if same else " (not verified)"))
-    return 0 if same else 1
+    print(f"[verify] {report.profile}: {'verified' if report.verified else 'NOT verified'} "
+          f"({sum(c.identical for c in report.checked)} of {len(report.checked)} identical to "
+          f"the records); stamp written to {verify.stamp_path(report.profile)}")
+    return 0 if report.verified else 1
 
 
 def run_jobs(args: argparse.Namespace) -> int:

@@ -21,10 +21,7 @@ finds every record cached and only renders.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,7 +32,6 @@ from typing import Any
 
 from kdlib import chapters as registry
 from kdlib import config, flops, paths, results, runs
-from kdlib import verify as verify_
 from kdlib.runs import Run
 
 
@@ -195,72 +191,3 @@ def run_slurm(jobs: Sequence[Run], *, folder: Path | None = None, partition: str
     for job, handle in zip(todo, handles, strict=True):
         out.settle(job, handle.result, lambda _, h=handle: f" (job {h.job_id})", log)
     return out
-
-
-# --- verification: re-make a sample of committed records -----------------------------------
-
-@dataclass(frozen=True)
-class Checked:
-    """One re-made record against the committed one."""
-
-    record: str
-    differences: tuple[str, ...]
-    added: tuple[str, ...]  # metrics the re-run has and the record lacks (newer code)
-    seconds: float
-
-
-def verify(profile: str | Path, *, workers: int = 1, log=print) -> list[Checked]:
-    """Re-make :func:`kdlib.verify.sample` of `profile` with today's code and compare every
-    metric (:func:`kdlib.verify.compare`); write the stamp (:mod:`kdlib.verify`).
-
-    The runs execute through :func:`run_local`, in scratch result and
-    checkpoint folders, with as many threads per worker as the committed records had.
-    The stamp is written to ``results/<profile>/verified.json`` in every case; only
-    ``all_identical: true`` makes the profile's records current.
-    """
-    chosen = verify_.sample(profile)
-    profile = config.profile_path(profile).stem  # a path to a profile file names it too
-    results.check_clean(profile)  # a stamp must name the code that verified
-    if not chosen:
-        raise config.ProfileError(f"profile {profile!r} has no committed records to verify")
-    committed = {r.label: r.load() for r in chosen}
-    threads = max(rec["environment"].get("cpu_threads") or 1 for rec in committed.values())
-    scratch = Path(tempfile.mkdtemp(prefix=f"kdlib-verify-{profile}-"))
-    saved = {k: os.environ.get(k) for k in ("KDLIB_RESULTS", "KDLIB_CHECKPOINTS")}
-    os.environ.update(KDLIB_RESULTS=str(scratch / "results"),
-                      KDLIB_CHECKPOINTS=str(scratch / "cache" / "models"))
-    try:
-        log(f"[verify] {profile}: re-making {len(chosen)} records with {workers} worker(s), "
-            f"{threads} thread(s) each, in {scratch}")
-        outcome = run_local(chosen, workers, threads=threads, log=log)
-        checked = []
-        for run in chosen:
-            old = committed[run.label]
-            label = f"{run.chapter}/{run.path.name}"
-            if not run.done:
-                checked.append(Checked(label, ("the re-run failed",), (), 0.0))
-                continue
-            new = run.load()
-            diff = tuple(verify_.compare(old["metrics"], new["metrics"]))
-            added = tuple(sorted(set(new["metrics"]) - set(old["metrics"])))
-            checked.append(Checked(label, diff, added, new["wall_time_s"]))
-        if outcome.failed:
-            log(f"[verify] {len(outcome.failed)} run(s) failed")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(scratch, ignore_errors=True)
-    env = results.environment()
-    record = {"profile": profile, "commit": env["git_commit"],
-              "verified_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "cpu": results.cpu_model(), "threads": threads, "workers": workers,
-              "all_identical": all(not c.differences for c in checked),
-              "records": [{"record": c.record, "identical": not c.differences,
-                           "differences": list(c.differences[:20]),
-                           "metrics_added": list(c.added), "wall_time_s": c.seconds}
-                          for c in checked]}
-    results.write_record(verify_.stamp_path(profile), record)
-    return checked

@@ -1,0 +1,228 @@
+"""``kdlib verify``: re-make a sample of a profile's committed records and compare every metric.
+
+:func:`verify` re-makes :func:`kdlib.verify.sample` (one record per chapter and record
+name, its lowest seed) with today's code, in scratch folders, with as many threads per
+worker as the records were made with, and compares every metric with the committed
+record (:func:`kdlib.verify.compare`; timings excepted).
+
+Bit-identity with a committed record holds on the kind of CPU that made it. On another
+kind (other vector or matrix units) the last bits of a float differ, and a training's
+path with them, whatever the code. So where a re-made record differs, the same sample
+is re-made a second time by *the records' own code*: the commit each record names,
+checked out in a temporary git worktree and run through that commit's own
+``kdlib.tooling.jobs``. If today's code and the records' code make identical records on
+this CPU, the change between them is shown to be result-neutral, and the committed
+numbers differ only by the CPU. The stamp (``results/<profile>/verified.json``) says
+which comparison held (``identical_to_records``, ``identical_to_records_code``), on which
+CPU; ``verified`` is true when either did, and only then are the profile's records
+current again (:func:`kdlib.verify.stale_records`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdlib import config, paths, results, runs
+from kdlib import verify as verify_
+from kdlib.tooling import jobs
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One re-made record against the committed one (and against the records' code)."""
+
+    record: str
+    differences: tuple[str, ...]
+    added: tuple[str, ...]  # metrics the re-run has and the record lacks (newer code)
+    seconds: float
+    code_commit: str | None = None  # the records' code, when it re-made the record too
+    code_differences: tuple[str, ...] | None = None  # today's code against the records' code
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+    @property
+    def same_as_code(self) -> bool | None:
+        return None if self.code_differences is None else not self.code_differences
+
+
+@dataclass
+class Report:
+    """What :func:`verify` found, and the stamp it wrote."""
+
+    profile: str
+    checked: list[Checked] = field(default_factory=list)
+    stamp: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.stamp.get("verified"))
+
+
+@contextmanager
+def scratch_results(prefix: str) -> Iterator[Path]:
+    """Point ``KDLIB_RESULTS`` and ``KDLIB_CHECKPOINTS`` at a scratch folder for the block."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    saved = {k: os.environ.get(k) for k in ("KDLIB_RESULTS", "KDLIB_CHECKPOINTS")}
+    os.environ.update(KDLIB_RESULTS=str(scratch / "results"),
+                      KDLIB_CHECKPOINTS=str(scratch / "cache" / "models"))
+    try:
+        yield scratch
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remake(sample: Sequence[runs.Run], workers: int, threads: int,
+           log: Callable[[str], None]) -> dict[str, dict[str, Any] | None]:
+    """Re-make `sample` with today's code in scratch folders: label -> the new record."""
+    with scratch_results("kdlib-verify-") as scratch:
+        log(f"[verify] re-making {len(sample)} records with today's code, {workers} "
+            f"worker(s), {threads} thread(s) each, in {scratch}")
+        jobs.run_local(sample, workers, threads=threads, log=log)
+        return {r.label: (r.load() if r.done else None) for r in sample}
+
+
+#: Run inside a worktree of an older commit: re-make the runs with the given spec hashes
+#: through that commit's own job runner and print where their records went.
+DRIVER = """
+import json, sys
+from kdlib.tooling import jobs
+profile, chapters, wanted, workers = json.loads(sys.argv[1])
+planned = [r for r in jobs.plan(profile, chapters) if r.spec_hash in set(wanted)]
+missing = sorted(set(wanted) - {r.spec_hash for r in planned})
+if missing:
+    raise SystemExit(f"the code of this commit plans no run with hash {missing}")
+jobs.run_local(planned, workers)
+print("RECORDS " + json.dumps({r.spec_hash: str(r.path) for r in planned}))
+"""
+
+
+def remake_with(commit: str, profile: str, wanted: dict[str, str], workers: int,
+                log: Callable[[str], None], fallback: Path | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """Re-make the runs `wanted` (old spec hash -> chapter) of `profile` as it was at `commit`
+    (or as the file `fallback` says, when that commit has no such profile), with that
+    commit's code, in a temporary worktree and scratch folders: hash -> record."""
+    tree = Path(tempfile.mkdtemp(prefix=f"kdlib-verify-{commit[:7]}-"))
+    subprocess.run(["git", "-C", str(paths.REPO), "worktree", "add", "--detach", "--force",
+                    str(tree), commit], check=True, capture_output=True)
+    try:
+        with scratch_results("kdlib-verify-old-"):
+            env = {**os.environ, "PYTHONPATH": str(tree), "KDLIB_DATA": str(paths.data_dir())}
+            there = tree / "profiles" / f"{profile}.yaml"
+            source = str(there if there.is_file() or fallback is None else fallback)
+            arg = json.dumps([source, sorted(set(wanted.values())), sorted(wanted), workers])
+            log(f"[verify] re-making {len(wanted)} records with the code of {commit[:7]} "
+                f"(profile {profile} as it was there)")
+            done = subprocess.run([sys.executable, "-c", DRIVER, arg], cwd=tree, env=env,
+                                  capture_output=True, text=True)
+            for line in done.stdout.splitlines():
+                if not line.startswith("RECORDS "):
+                    log(f"[verify {commit[:7]}] {line}")
+            if done.returncode != 0:
+                raise RuntimeError(f"the code of {commit[:7]} failed: {done.stderr[-2000:]}")
+            where = json.loads(done.stdout.splitlines()[-1].removeprefix("RECORDS "))
+            return {h: json.loads(Path(p).read_text()) for h, p in where.items()
+                    if Path(p).is_file()}
+    finally:
+        subprocess.run(["git", "-C", str(paths.REPO), "worktree", "remove", "--force",
+                        str(tree)], capture_output=True)
+
+
+def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
+           log: Callable[[str], None] = print) -> Report:
+    """Re-make a sample of `profile`'s committed records and compare; write the stamp (see
+    the module docstring). Needs a clean tree: the stamp names the code that verified."""
+    sample = verify_.sample(profile)
+    name = config.profile_path(profile).stem
+    results.check_clean(name)
+    if not sample:
+        raise config.ProfileError(f"profile {name!r} has no committed records to verify")
+    committed = {r.label: r.load() for r in sample}
+    threads = max(rec["environment"].get("cpu_threads") or 1 for rec in committed.values())
+    remade = remake(sample, workers, threads, log)
+    report = Report(name)
+    for run in sample:
+        old, new = committed[run.label], remade[run.label]
+        label = f"{run.chapter}/{run.path.name}"
+        if new is None:
+            report.checked.append(Checked(label, ("the re-run failed",), (), 0.0))
+            continue
+        report.checked.append(Checked(
+            label, tuple(verify_.compare(old["metrics"], new["metrics"])),
+            tuple(sorted(set(new["metrics"]) - set(old["metrics"]))), new["wall_time_s"]))
+    if against_code and not all(c.identical for c in report.checked):
+        report.checked = _against_code(sample, committed, remade, report.checked, threads,
+                                       log, config.profile_path(profile))
+    report.stamp = _stamp(report, threads, workers)
+    results.write_record(verify_.stamp_path(name), report.stamp)
+    return report
+
+
+def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any]],
+                  remade: dict[str, dict[str, Any] | None], checked: list[Checked],
+                  threads: int, log: Callable[[str], None], fallback: Path) -> list[Checked]:
+    """Re-make the differing records with their own code and compare with today's re-runs."""
+    groups: dict[tuple[str, str], dict[str, str]] = {}  # (commit, profile) -> hash -> chapter
+    old_hash = {}
+    for run, c in zip(sample, checked, strict=True):
+        if c.identical or remade[run.label] is None:
+            continue
+        rec = committed[run.label]
+        commit = rec["environment"].get("git_commit")
+        if not commit or rec["environment"].get("git_dirty"):
+            continue  # no clean code to re-make it with
+        old_hash[run.label] = rec.get("migrated_from", {}).get("spec_hash", rec["spec_hash"])
+        groups.setdefault((commit, rec["profile"]), {})[old_hash[run.label]] = run.chapter
+    made: dict[tuple[str, str], dict[str, Any]] = {}
+    old_workers = max(1, (os.cpu_count() or 1) // threads)  # that code gives cores // workers
+    for (commit, profile), wanted in groups.items():
+        for h, rec in remake_with(commit, profile, wanted, old_workers, log, fallback).items():
+            made[(commit, h)] = rec
+    out = []
+    for run, c in zip(sample, checked, strict=True):
+        commit = committed[run.label]["environment"].get("git_commit")
+        theirs = made.get((commit, old_hash.get(run.label, "")))
+        if theirs is None:
+            out.append(c)
+            continue
+        diff = tuple(verify_.compare(theirs["metrics"], remade[run.label]["metrics"]))
+        out.append(Checked(c.record, c.differences, c.added, c.seconds, commit, diff))
+    return out
+
+
+def _stamp(report: Report, threads: int, workers: int) -> dict[str, Any]:
+    to_records = all(c.identical for c in report.checked)
+    to_code = all(c.same_as_code for c in report.checked if not c.identical) and all(
+        c.identical or c.same_as_code is not None for c in report.checked)
+    env = results.environment()
+    return {"profile": report.profile, "commit": env["git_commit"],
+            "verified_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "cpu": results.cpu_model(), "threads": threads, "workers": workers,
+            "identical_to_records": to_records,
+            "identical_to_records_code": None if to_records else to_code,
+            "verified": to_records or to_code,
+            "records": [{"record": c.record, "identical": c.identical,
+                         "differences": list(c.differences[:20]),
+                         "metrics_added": list(c.added), "wall_time_s": c.seconds,
+                         "records_code": c.code_commit,
+                         "identical_to_records_code": c.same_as_code,
+                         "differences_to_records_code": list((c.code_differences or ())[:20])}
+                        for c in report.checked]}
