@@ -5,7 +5,10 @@ numbers), names the chapter whose records decide it and the rows it compares, an
 carries its *rule*: a function ``(records, parameters) -> Decision``
 (:mod:`kdlib.verdicts` holds the tests). The rules here are built from rows, never
 from record names typed out: :func:`gain` ("A beats B"), :func:`alike` ("control C
-works like A") and the per-seed forms of them for derived measures.
+works like A") and :func:`per_seed_gain` for a derived measure. Each compares rows seed
+by seed (the design pairs), adds the CPU hours that the seeds it would need cost, and,
+where a run trained unstably (:mod:`kdlib.instability`), names it and adds the verdict
+without it as a sensitivity line.
 
 Which claims a chapter decides is declared on its page (:mod:`kdlib.pages`), where
 :func:`kdlib.pages.findings` decides them at a profile.
@@ -13,12 +16,13 @@ Which claims a chapter decides is declared on its page (:mod:`kdlib.pages`), whe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kdlib import report, runs, stats, verdicts
+from kdlib import instability, report, runs, stats, verdicts
 from kdlib.verdicts import Decision
 
 Records = runs.Records
@@ -47,53 +51,110 @@ class Claim:
 
 def values(records: Records, row: Row | str, key: str = "test_acc") -> list[float]:
     """`key` of every record of `row` (a row or a record name), in seed order."""
-    return report.metric(records.get(getattr(row, "name", row), []), key)
+    return report.metric(records.get(_name(row), []), key)
+
+
+def by_seed(records: Records, row: Row | str, key: str = "test_acc",
+            measure: Callable[[dict[str, Any]], float] | None = None) -> dict[int, float]:
+    """Seed -> `key` (or `measure(record)`) of every record of `row`."""
+    get = measure or (lambda r: float(r["metrics"][key]))
+    return {int(r["spec"]["seed"]): get(r) for r in records.get(_name(row), [])}
+
+
+def _name(row: Row | str) -> str:
+    return getattr(row, "name", row)
 
 
 def _has(records: Records, *rows: Row | str) -> bool:
-    return all(getattr(r, "name", r) in records for r in rows)
+    return all(_name(r) in records for r in rows)
+
+
+def unstable(records: Records, rows: Sequence[Row | str]) -> dict[int, str]:
+    """Seed -> why, for the seeds where a run of `rows` trained unstably
+    (:mod:`kdlib.instability`: a loss spike or a held-out collapse)."""
+    out: dict[int, list[str]] = {}
+    for row in rows:
+        for r in records.get(_name(row), []):
+            flags = instability.flags(r["metrics"].get("history") or [])
+            if flags:
+                out.setdefault(int(r["spec"]["seed"]), []).append(
+                    f"`{_name(row)}` seed {r['spec']['seed']}: {flags[0].detail}")
+    return {seed: "; ".join(why) for seed, why in out.items()}
+
+
+def _drop(records: Records, seeds: set[int]) -> Records:
+    return {name: [r for r in rs if int(r["spec"]["seed"]) not in seeds]
+            for name, rs in records.items()}
+
+
+def hours(records: Records, rows: Sequence[Row | str], seeds: int | None) -> float:
+    """CPU hours (one core a run, as the records ran) of `seeds` seeds of `rows`, at their
+    records' mean wall time."""
+    if not seeds:
+        return math.nan
+    per_seed = 0.0
+    for row in rows:
+        times = [r["wall_time_s"] for r in records.get(_name(row), []) if "wall_time_s" in r]
+        per_seed += sum(times) / len(times) if times else 0.0
+    return seeds * per_seed / 3600
+
+
+def _checked(rule: Callable[[Records], Decision], rows: Sequence[Row | str]
+             ) -> Callable[[Records, Any], Decision]:
+    """`rule` with the CPU hours its seeds would need, and, when a run of `rows` trained
+    unstably, the flagged seeds named and the rule again without them (a sensitivity
+    line): the flagged runs stay in the verdict."""
+    def decide(records: Records, cfg: Any) -> Decision:
+        if not _has(records, *rows):
+            return verdicts.not_run(f"no `{'` or `'.join(_name(r) for r in rows)}` records")
+        decision = rule(records)
+        if decision.seeds_needed:
+            decision = dataclasses.replace(
+                decision, hours_needed=hours(records, rows, decision.seeds_needed))
+        flagged = unstable(records, rows)
+        if flagged:
+            decision = verdicts.without(decision, "unstable training: " + "; ".join(
+                flagged.values()), rule(_drop(records, set(flagged))))
+        return decision
+    return decide
 
 
 def gain(treated: Row | str, baseline: Row | str, claimed: float,
          key: str = "test_acc") -> Rule:
-    """"`treated` beats `baseline`" on `key` (:func:`kdlib.verdicts.gain`); `claimed` is the
-    paper's difference in points."""
-    def decide(records: Records, cfg: Any) -> Decision:
-        if not _has(records, treated, baseline):
-            return verdicts.not_run(f"no `{getattr(treated, 'name', treated)}` or "
-                                    f"`{getattr(baseline, 'name', baseline)}` records")
-        return verdicts.gain(values(records, treated, key), values(records, baseline, key),
-                             claimed)
-    return decide
+    """"`treated` beats `baseline`" on `key` (:func:`kdlib.verdicts.gain`, paired over
+    seeds); `claimed` is the paper's difference in points."""
+    return _checked(lambda records: verdicts.gain(by_seed(records, treated, key),
+                                                  by_seed(records, baseline, key), claimed),
+                    (treated, baseline))
 
 
 def alike(control: Row, like: Row, base: Row, key: str = "test_acc") -> Rule:
-    """"`control` (label smoothing) works like `like` (a distilled row)", at the resolution
-    of `like`'s effect over `base` (:func:`kdlib.verdicts.alike`)."""
-    def decide(records: Records, cfg: Any) -> Decision:
-        if not _has(records, control, like, base):
-            return verdicts.not_run(f"no `{control.name}` control at this scale")
-        effect = 100 * (stats.summarize(values(records, like, key)).mean
-                        - stats.summarize(values(records, base, key)).mean)
-        return verdicts.alike(values(records, control, key), values(records, like, key), effect)
-    return decide
+    """"`control` (label smoothing) works like `like` (a distilled row)", as the explanation
+    of `like`'s gain over `base` (:func:`kdlib.verdicts.alike`: the gain must be there, then
+    an equivalence test with a margin of half of it)."""
+    return _checked(lambda records: verdicts.alike(by_seed(records, control, key),
+                                                   by_seed(records, like, key),
+                                                   by_seed(records, base, key)),
+                    (control, like, base))
 
 
-def per_seed_gain(treated: Row, baseline: Row,
-                  measure: Callable[[dict[str, Any]], float]) -> Rule:
-    """"`treated` has a larger `measure` than `baseline`": `measure` of each seed's record,
-    both divided by the baseline's mean so that the rule sees ratios."""
+def per_seed_gain(treated: Row, baseline: Row, measure: Callable[[dict[str, Any]], float],
+                  claimed: float) -> Rule:
+    """"`treated` has a larger `measure` than `baseline` by `claimed`": `measure` of each
+    seed's record, both divided by the baseline's mean, so that the rule sees ratios and
+    `claimed` is a relative size (0.10: ten per cent larger)."""
+    def rule(records: Records) -> Decision:
+        base = by_seed(records, baseline, measure=measure)
+        mean = stats.summarize(list(base.values())).mean
+        ours = by_seed(records, treated, measure=measure)
+        return verdicts.gain({s: v / mean for s, v in ours.items()},
+                             {s: v / mean for s, v in base.items()}, claimed, scale=1.0)
+
     def decide(records: Records, cfg: Any) -> Decision:
-        if not _has(records, treated, baseline):
-            return verdicts.not_run()
         try:
-            base = [measure(r) for r in records[baseline.name]]
-            ours = [measure(r) for r in records[treated.name]]
+            return _checked(rule, (treated, baseline))(records, cfg)
         except (KeyError, TypeError):
             return verdicts.not_run("no gradient samples recorded")
-        mean = stats.summarize(base).mean
-        return verdicts.gain([v / mean for v in ours], [v / mean for v in base], math.nan,
-                             scale=1.0)
     return decide
 
 

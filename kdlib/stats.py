@@ -294,3 +294,61 @@ def tost_paired(a: Sequence[float], b: Sequence[float], margin: float,
     p = float(ttost_paired(np.asarray(a), np.asarray(b), -margin, margin)[0])
     half = _st.t.ppf(1 - alpha, pr.n - 1) * pr.sd / math.sqrt(pr.n)
     return Equivalence(margin, pr.mean, pr.mean - half, pr.mean + half, p, p < alpha)
+
+
+def tost_power(margin: float, sd: float, n: float, alpha: float = 0.05,
+               difference: float = 0.0) -> float:
+    """Power of the paired TOST at level `alpha` over `n` pairs to show equivalence within
+    ± `margin`, when the true mean difference is `difference` and the per-seed differences
+    have std `sd`.
+
+    Exact, by one integral over the sample std: equivalence is shown when
+    ``|mean| < margin - t·s/√n`` (``t`` the one-sided ``1 - alpha`` quantile with n - 1
+    degrees of freedom), with the mean normal and ``s²·(n-1)/sd²`` chi-square, independent
+    (the formula behind Chow, Shao and Wang's sample sizes for paired equivalence). NaN for
+    fewer than two pairs or an `sd` that is not positive.
+    """
+    if n < 2 or not sd > 0 or not margin > 0:
+        return math.nan
+    from scipy.integrate import quad
+
+    df = n - 1
+    t = _st.t.ppf(1 - alpha, df)
+    se = sd / math.sqrt(n)
+
+    def given(s: float) -> float:  # P(equivalence shown | sample std s)
+        half = margin - t * s / math.sqrt(n)
+        if half <= 0:
+            return 0.0
+        return float(_st.norm.cdf((half - difference) / se) - _st.norm.cdf((-half - difference)
+                                                                           / se))
+
+    # s = sd·sqrt(X/df), X ~ chi²(df): integrate over X
+    upper = df * (margin * math.sqrt(n) / (t * sd)) ** 2  # beyond it no equivalence is shown
+    value, _ = quad(lambda x: given(sd * math.sqrt(x / df)) * _st.chi2.pdf(x, df), 0, upper,
+                    limit=200)
+    return float(min(1.0, max(0.0, value)))
+
+
+def tost_seeds_needed(margin: float, sd: float, alpha: float = 0.05, power: float = 0.8,
+                      difference: float = 0.0) -> int:
+    """The smallest number of pairs (at least 2) whose TOST shows equivalence within ±
+    `margin` with `power` when the true difference is `difference` (:func:`tost_power`).
+
+    Raises ValueError when `margin` or `sd` is not positive, or ``|difference| >= margin``.
+    """
+    if not margin > 0 or not sd > 0:
+        raise ValueError(f"margin and sd must be positive, got {margin} and {sd}")
+    if abs(difference) >= margin:
+        raise ValueError("a true difference at or beyond the margin is never equivalent")
+    n = 2
+    while tost_power(margin, sd, n, alpha, difference) < power:
+        n = n * 2 if n < 64 else n + 64
+    lo = max(2, n // 2)
+    while lo < n:  # the smallest n in (lo, n] that reaches `power`
+        mid = (lo + n) // 2
+        if tost_power(margin, sd, mid, alpha, difference) >= power:
+            n = mid
+        else:
+            lo = mid + 1
+    return n

@@ -1,50 +1,82 @@
 """Deciding a claim from runs over seeds: a small fixed set of verdicts and the rules for each.
 
-Every verdict comes with the numbers behind it, so a page can print the rule's
-inputs beside its outcome. The rules:
+The unit of replication is the training run (a seed). Runs of one seed share their
+initial weights, batch order, augmentation and PGD start noise (the design pairs:
+``tests/test_pairing.py`` proves it), so two rows run on the same seeds are compared
+seed by seed: a paired t-test on the per-seed differences (:func:`kdlib.stats.paired`),
+with Welch's unpaired test beside it. Rows without common seeds fall back to Welch.
 
-- :func:`gain`, "A is better than B": Welch's two-sided test on the per-seed values.
-  A significant difference (p < 0.05) in the claimed direction reproduces the claim,
-  in the other direction refutes it. Without one, the smallest difference the seeds
-  could detect with 80% power (:func:`kdlib.stats.detectable_difference`) decides:
-  if it is no larger than the gain the paper reports, a gain of that size would have
-  been found, so the claim is *not reproduced*; otherwise the run is *inconclusive
-  at this power*.
-- :func:`near`, "the value is about X": the mean lies within a stated tolerance of
-  the paper's value.
-- :func:`alike`, "A works like B" (the label-smoothing readings): not significantly
-  different (p ≥ 0.05) while the seeds could have detected a difference as large as
-  the effect being explained, *reproduced*; significantly different, *not
-  reproduced*; otherwise inconclusive.
+- :func:`gain`, "A is better than B by about the paper's δ": a significant difference
+  (p < 0.05) in the claimed direction reproduces the claim, in the other direction refutes
+  it. Without one, the power of the test used to detect the paper's δ decides: at 80% or
+  more, a gain of that size would have been found, so the claim is *not reproduced*;
+  below, the run is *inconclusive at this power*, and the decision says how many seeds
+  would give 80% power.
+- :func:`near`, "the value is about X": the mean lies within a stated tolerance.
+- :func:`alike`, "the gain of A over B is C's (label smoothing's)", in two steps. First
+  the effect to explain (A over B) must be established at this scale, in the paper's
+  direction; else there is *nothing to explain at this scale*. Then an equivalence test
+  (TOST, :func:`kdlib.stats.tost_paired`) with a margin of half that effect decides:
+  equivalent, *reproduced*; the 90% interval of the difference wholly outside the margin,
+  *not reproduced*; else inconclusive, with the seeds an equivalence test would need.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from kdlib import stats
 
 Verdict = Literal["reproduced", "not reproduced", "inconclusive at this power",
-                  "not run at this scale"]
+                  "nothing to explain at this scale", "not run at this scale"]
 VERDICTS: tuple[Verdict, ...] = ("reproduced", "not reproduced", "inconclusive at this power",
-                                 "not run at this scale")
+                                 "nothing to explain at this scale", "not run at this scale")
 #: Significance level of every test.
 ALPHA = 0.05
+#: The power a design must have before a null result refutes a claim.
+POWER = 0.8
+#: The equivalence margin of a reading, as a share of the effect it explains.
+MARGIN_SHARE = 0.5
+
+#: Per-seed values of one row: seed -> value.
+BySeed = Mapping[int, float]
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A verdict and the numbers it rests on (in the units of the values, e.g. points)."""
+    """A verdict and the numbers it rests on (in the units of the values times the rule's
+    scale, e.g. points).
+
+    `difference` is the effect (the paired mean difference where the design pairs), with
+    its 95% interval `ci`; `p` the deciding test's p-value and `welch_p` Welch's beside it;
+    `power` the power of the test used to detect the paper's effect (`claimed`);
+    `detectable` the smallest effect it detects with 80% power; `seeds_needed` how many
+    seeds would give 80% power where the verdict is inconclusive; `notes` lines a page
+    prints below the verdict (unstable runs and the result without them).
+    """
 
     verdict: Verdict
-    ours: str  # the measured quantity, "mean ± std (n = k)"
+    ours: str  # the measured quantity, "+0.79 (89.14 ± 0.50 (n = 3) vs ...)"
     test: str  # the rule's inputs, in words
     difference: float = math.nan
     p: float = math.nan
     detectable: float = math.nan
+    ci: tuple[float, float] = (math.nan, math.nan)
+    welch_p: float = math.nan
+    power: float = math.nan
+    claimed: float = math.nan
+    paired: bool = False
+    n: int = 0
+    seeds_needed: int | None = None
+    hours_needed: float = math.nan  # CPU hours (one core a run) of `seeds_needed` seeds
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict in ("reproduced", "not reproduced")
 
 
 def describe(values: Sequence[float], scale: float = 100.0) -> str:
@@ -57,34 +89,94 @@ def not_run(what: str = "no records at this scale") -> Decision:
     return Decision("not run at this scale", "—", what)
 
 
-def _difference(a: Sequence[float], b: Sequence[float], scale: float
-                ) -> tuple[float, float, float]:
-    sa, sb = stats.summarize(a), stats.summarize(b)
+@dataclass(frozen=True)
+class Comparison:
+    """Two rows compared on their common seeds when they have the same seeds (paired), or
+    as two samples (Welch). Values are in the units of the values times `scale`."""
+
+    paired: bool
+    n: int
+    difference: float
+    ci: tuple[float, float]
+    p: float
+    welch_p: float
+    sd: float  # of the per-seed differences (paired), or the two stds averaged (Welch)
+    sd_a: float
+    sd_b: float
+    n_a: int
+    n_b: int
+
+    def power(self, effect: float) -> float:
+        if math.isnan(effect):
+            return math.nan
+        if self.paired:
+            return stats.paired_power(effect, self.sd, self.n)
+        return stats.welch_power(effect, self.sd_a, self.sd_b, self.n_a, self.n_b)
+
+    def detectable(self) -> float:
+        if self.paired:
+            return stats.paired_detectable(self.sd, self.n)
+        if math.isnan(self.sd_a) or math.isnan(self.sd_b):
+            return math.nan
+        return stats.welch_detectable(self.sd_a, self.sd_b, self.n_a, self.n_b)
+
+    def seeds_needed(self, effect: float) -> int | None:
+        if math.isnan(effect) or effect == 0:
+            return None
+        try:
+            if self.paired:
+                return stats.paired_seeds_needed(effect, self.sd)
+            return stats.welch_seeds_needed(effect, self.sd_a, self.sd_b)
+        except ValueError:  # no spread to plan with
+            return None
+
+    def in_words(self) -> str:
+        if self.paired:
+            return (f"paired t-test over {self.n} seeds: p = {self.p:.3g}, 95% CI "
+                    f"[{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]; Welch p = {self.welch_p:.3g}")
+        return f"Welch p = {self.welch_p:.3g} (the rows share no seeds to pair)"
+
+
+def compare(a: BySeed, b: BySeed, scale: float = 100.0) -> Comparison:
+    """Row `a` against row `b`: paired over their seeds when both ran the same seeds."""
+    va, vb = [float(v) for v in a.values()], [float(v) for v in b.values()]
+    sa, sb = stats.summarize(va), stats.summarize(vb)
+    welch = stats.welch_p(va, vb)
+    if set(a) == set(b) and len(a) >= 2:
+        seeds = sorted(a)
+        pr = stats.paired([a[s] for s in seeds], [b[s] for s in seeds])
+        return Comparison(True, pr.n, pr.mean * scale, (pr.ci_low * scale, pr.ci_high * scale),
+                          pr.p, welch, pr.sd * scale, sa.std * scale, sb.std * scale, sa.n,
+                          sb.n)
     d = (sa.mean - sb.mean) * scale
-    p = stats.welch_p(a, b)
-    std = max(sa.std, sb.std) * scale if min(sa.n, sb.n) > 1 else math.nan
-    return d, p, stats.detectable_difference(std, min(sa.n, sb.n))
+    return Comparison(False, min(sa.n, sb.n), d, (math.nan, math.nan), welch, welch,
+                      math.nan, sa.std * scale, sb.std * scale, sa.n, sb.n)
 
 
-def gain(treated: Sequence[float], baseline: Sequence[float], claimed: float, *,
+def gain(treated: BySeed, baseline: BySeed, claimed: float, *,
          scale: float = 100.0) -> Decision:
-    """Is `treated` better than `baseline`, as the paper claims by `claimed` (in the units
-    of the values times `scale`, e.g. points)? See the module docstring."""
-    d, p, det = _difference(treated, baseline, scale)
-    ours = f"{d:+.2f} ({describe(treated, scale)} vs {describe(baseline, scale)})"
-    test = f"Welch p = {p:.3g}; detectable with 80% power: {det:.2f}"
+    """Is `treated` better than `baseline`, as the paper claims by `claimed` (in the units of
+    the values times `scale`, e.g. points)? See the module docstring."""
+    c = compare(treated, baseline, scale)
+    ours = (f"{c.difference:+.2f} ({describe(list(treated.values()), scale)} vs "
+            f"{describe(list(baseline.values()), scale)})")
+    power, det = c.power(claimed), c.detectable()
+    test = c.in_words() + f"; detectable with 80% power: {det:.2f}"
     if not math.isnan(claimed):
-        test += f"; paper: {claimed:+.2f}"
-    if math.isnan(p):
-        verdict: Verdict = "inconclusive at this power"
-        test = "one seed or no spread: no test"
-    elif p < ALPHA:
-        verdict = "reproduced" if d > 0 else "not reproduced"
-    elif det <= abs(claimed):
-        verdict = "not reproduced"
-    else:
-        verdict = "inconclusive at this power"
-    return Decision(verdict, ours, test, d, p, det)
+        test += f"; paper: {claimed:+.2f}, power to detect it {power:.0%}" if not \
+            math.isnan(power) else f"; paper: {claimed:+.2f}"
+    common = dict(difference=c.difference, p=c.p, detectable=det, ci=c.ci, welch_p=c.welch_p,
+                  power=power, claimed=claimed, paired=c.paired, n=c.n)
+    if math.isnan(c.p):
+        return Decision("inconclusive at this power", ours, "one seed or no spread: no test",
+                        **common)
+    if c.p < ALPHA:
+        return Decision("reproduced" if c.difference > 0 else "not reproduced", ours, test,
+                        **common)
+    if not math.isnan(power) and power >= POWER:
+        return Decision("not reproduced", ours, test, **common)
+    return Decision("inconclusive at this power", ours, test, **common,
+                    seeds_needed=c.seeds_needed(claimed))
 
 
 def near(values: Sequence[float], paper: float, tolerance: float, *,
@@ -94,23 +186,51 @@ def near(values: Sequence[float], paper: float, tolerance: float, *,
     d = s.mean * scale - paper * scale
     verdict: Verdict = "reproduced" if abs(d) <= tolerance else "not reproduced"
     return Decision(verdict, describe(values, scale),
-                    f"|ours − paper| = {abs(d):.2f}, tolerance {tolerance:g}", d)
+                    f"|ours − paper| = {abs(d):.2f}, tolerance {tolerance:g}", d, n=s.n)
 
 
-def alike(a: Sequence[float], b: Sequence[float], effect: float, *,
-          scale: float = 100.0) -> Decision:
-    """Does `a` behave like `b`, at the resolution of `effect` (the size of what `b` is
-    said to explain, times `scale`)? See the module docstring."""
-    d, p, det = _difference(a, b, scale)
-    ours = f"{d:+.2f} ({describe(a, scale)} vs {describe(b, scale)})"
-    test = (f"Welch p = {p:.3g}; detectable with 80% power: {det:.2f}; effect explained: "
-            f"{effect:.2f}")
-    if math.isnan(p):
-        verdict: Verdict = "inconclusive at this power"
-    elif p < ALPHA:
-        verdict = "not reproduced"
-    elif det <= abs(effect):
-        verdict = "reproduced"
-    else:
-        verdict = "inconclusive at this power"
-    return Decision(verdict, ours, test, d, p, det)
+def alike(control: BySeed, like: BySeed, base: BySeed, *, scale: float = 100.0,
+          direction: int = 1) -> Decision:
+    """Does `control` work like `like`, as a reading of `like`'s effect over `base` (whose
+    sign the paper claims is `direction`) says? See the module docstring."""
+    effect = compare(like, base, scale)
+    established = (not math.isnan(effect.p) and effect.p < ALPHA
+                   and effect.difference * direction > 0)
+    c = compare(control, like, scale)
+    ours = (f"{c.difference:+.2f} ({describe(list(control.values()), scale)} vs "
+            f"{describe(list(like.values()), scale)})")
+    effect_words = (f"effect to explain {effect.difference:+.2f} (p = {effect.p:.3g}"
+                    f"{', paired' if effect.paired else ', Welch'})")
+    common = dict(difference=c.difference, p=c.p, ci=c.ci, welch_p=c.welch_p,
+                  paired=c.paired, n=c.n)
+    if not established:
+        return Decision("nothing to explain at this scale", ours,
+                        f"{effect_words}: not established in the paper's direction, so "
+                        f"there is no gain here for the control to explain", **common,
+                        seeds_needed=effect.seeds_needed(direction * abs(effect.difference))
+                        if not math.isnan(effect.difference) and effect.difference *
+                        direction > 0 else None)
+    margin = MARGIN_SHARE * abs(effect.difference)
+    if not c.paired or c.n < 2:
+        return Decision("inconclusive at this power", ours,
+                        f"{effect_words}; no paired seeds for an equivalence test", **common)
+    seeds = sorted(control)
+    eq = stats.tost_paired([control[s] * scale for s in seeds], [like[s] * scale for s in seeds],
+                           margin)
+    test = (f"{effect_words}; TOST within ±{margin:.2f} (half the effect): p = {eq.p:.3g}, "
+            f"90% CI [{eq.ci_low:+.2f}, {eq.ci_high:+.2f}]")
+    common = {**common, "p": eq.p, "detectable": margin}
+    if eq.equivalent:
+        return Decision("reproduced", ours, test, **common)
+    if eq.ci_low > margin or eq.ci_high < -margin:
+        return Decision("not reproduced", ours, test, **common)
+    needed = (stats.tost_seeds_needed(margin, c.sd) if c.sd > 0 else None)
+    return Decision("inconclusive at this power", ours, test, **common, seeds_needed=needed)
+
+
+def without(decision: Decision, why: str, again: Decision) -> Decision:
+    """`decision` with a sensitivity note: what the rule says on the runs left after
+    leaving out some (`why`), which the page prints below the verdict."""
+    note = (f"{why}; without it: {again.ours}, {again.verdict}"
+            + (f" (p = {again.p:.3g})" if not math.isnan(again.p) else ""))
+    return replace(decision, notes=(*decision.notes, note))

@@ -611,3 +611,38 @@ def test_tost_refuses_a_margin_that_is_not_positive_and_unpaired_samples():
         stats.tost_paired([1.0, 2.0], [1.0], 0.5)
     with pytest.raises(ValueError, match="got 0 and 0$"):
         stats.tost_paired([], [], 0.5)
+
+
+def test_tost_power_matches_a_simulation_and_the_normal_approximation():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for n, margin, diff in ((5, 1.0, 0.0), (10, 1.0, 0.0), (12, 0.8, 0.2)):
+        x = rng.normal(diff, 1.0, (200_000, n))
+        m, s = x.mean(1), x.std(1, ddof=1)
+        t = st.t.ppf(0.95, n - 1)
+        simulated = float(np.mean(np.abs(m) < margin - t * s / np.sqrt(n)))
+        assert stats.tost_power(margin, 1.0, n, difference=diff) == pytest.approx(simulated,
+                                                                                abs=0.004)
+    # Chow, Shao & Wang's normal approximation for paired equivalence at δ = 0:
+    # n = (z_{1-α} + z_{1-β/2})² σ² / margin², 34.3 for σ/margin = 2; the t-test needs a
+    # few more
+    approx = (st.norm.ppf(0.95) + st.norm.ppf(0.9)) ** 2 * 4
+    assert approx == pytest.approx(34.26, abs=0.01)
+    n = stats.tost_seeds_needed(0.5, 1.0)
+    assert n == 36
+    assert stats.tost_power(0.5, 1.0, n) >= 0.8 > stats.tost_power(0.5, 1.0, n - 1)
+    assert stats.tost_seeds_needed(0.5, 1.0, power=0.9) > n
+    assert stats.tost_seeds_needed(0.5, 1.0, alpha=0.1) < n
+    assert stats.tost_seeds_needed(0.5, 1.0, difference=0.1) > n
+    assert stats.tost_power(0.5, 1.0, 36, alpha=0.05) > stats.tost_power(0.5, 1.0, 36,
+                                                                         alpha=0.01)
+    assert math.isnan(stats.tost_power(0.5, 1.0, 1))
+    assert math.isnan(stats.tost_power(0.5, 0, 9))
+    assert math.isnan(stats.tost_power(0.0, 1.0, 9))
+    for bad in ((0.0, 1.0), (0.5, 0.0)):
+        with pytest.raises(ValueError, match="positive"):
+            stats.tost_seeds_needed(*bad)
+    with pytest.raises(ValueError, match="never equivalent"):
+        stats.tost_seeds_needed(0.5, 1.0, difference=0.5)
+    assert stats.tost_power(0.01, 1.0, 2) < 1e-4  # a margin far inside the noise: hopeless

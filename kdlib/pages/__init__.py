@@ -85,13 +85,21 @@ def for_chapter(chapter: str, cfg: config.Common) -> list[Finding]:
 
 
 def sentence(f: Finding, markdown: bool = True) -> str:
-    """One line for a page: the claim, its verdict and scale, and the numbers behind it."""
+    """One line for a page: the claim, its verdict and scale, the numbers behind it, what
+    an undecided claim would need, and any sensitivity note."""
     d = f.decision
     verdict = f"**{d.verdict}**" if markdown else d.verdict
     stale = (f" (stale: made at {', '.join(c[:7] for c in f.stale)}; this chapter's "
              f"computation has changed since)" if f.stale else "")
-    return (f"{f.claim.id}, \"{f.claim.statement}\" (paper: {f.claim.paper}): {verdict} at "
+    line = (f"{f.claim.id}, \"{f.claim.statement}\" (paper: {f.claim.paper}): {verdict} at "
             f"{f.scale}{stale}. Ours: {d.ours}; {d.test}.")
+    if d.seeds_needed:
+        line += (f" Deciding it would take {d.seeds_needed} seeds"
+                 + (f" (about {d.hours_needed:.1f} CPU hours, one core a run)"
+                    if not math.isnan(d.hours_needed) else "") + ".")
+    for note in d.notes:
+        line += f" Sensitivity: {note}."
+    return line
 
 
 # --- what every notebook does ---------------------------------------------------------------------

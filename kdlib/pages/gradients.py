@@ -25,21 +25,27 @@ def mean_gradient(record: dict[str, Any]) -> float:
     return sum(values) / len(values)
 
 
+#: Figure 2 gives no numbers; "significantly larger" is stated here as 10% larger than the
+#: baseline's (a ratio of 1.10), the size the claims are tested for.
+STATED = 0.10
+
 CLAIMS = (
     Claim("F2 (reg)", NAME,
           "Tf-KD-reg models have significantly larger average gradients than the baseline.",
-          "Figure 2 (no numbers)", "mean |gradient| over layers, per seed, vs baseline (Welch)",
-          claims.per_seed_gain(TF_KD_REG_OFFICIAL, BASELINE, mean_gradient)),
+          f"Figure 2 (no numbers; tested for +{STATED:.0%})",
+          "mean |gradient| over layers, per seed, relative to the baseline's mean (paired)",
+          claims.per_seed_gain(TF_KD_REG_OFFICIAL, BASELINE, mean_gradient, STATED)),
     Claim("F2 (self)", NAME,
           "Tf-KD-self models have significantly larger average gradients than the baseline.",
-          "Figure 2 (no numbers)", "mean |gradient| over layers, per seed, vs baseline (Welch)",
-          claims.per_seed_gain(TF_KD_SELF, BASELINE, mean_gradient)),
+          f"Figure 2 (no numbers; tested for +{STATED:.0%})",
+          "mean |gradient| over layers, per seed, relative to the baseline's mean (paired)",
+          claims.per_seed_gain(TF_KD_SELF, BASELINE, mean_gradient, STATED)),
     Claim("F2, reading", NAME,
           "KD mitigates vanishing gradients: the early layers get relatively larger gradients.",
-          "Figure 2 (no numbers)",
+          f"Figure 2 (no numbers; tested for +{STATED:.0%})",
           "early layers' mean |gradient| over the last layer's, per seed, Tf-KD-reg (official "
-          "form) vs baseline (Welch)",
-          claims.per_seed_gain(TF_KD_REG_OFFICIAL, BASELINE, lambda r: depth_ratio(r))),
+          "form) relative to the baseline's (paired)",
+          claims.per_seed_gain(TF_KD_REG_OFFICIAL, BASELINE, lambda r: depth_ratio(r), STATED)),
 )
 
 
