@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env data unit smoke-book nbval browser-check paper-shape lint bench mutation clean
+.PHONY: book test env data unit smoke-book nbval browser-check paper-shape slurm-check lint bench mutation clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=..." >&2; exit 1; }
@@ -54,8 +54,17 @@ browser-check: smoke-book
 paper-shape: env data
 	$(PY) -m kdlib paper-shape
 
-## test: lint, unit tests, the smoke book, nbval on its executed notebooks, the paper shape
-test: lint unit nbval browser-check paper-shape
+## slurm-check: the SLURM executor for real: a one-node SLURM cluster on this machine
+## (scripts/slurm_cluster.sh start: as root on Debian it installs slurm-wlm and munge, starts
+## munged, slurmctld and slurmd, and fails with the reason if the node does not come up), the
+## smoke profile's runs as one SLURM array and with the local executor, every record compared
+slurm-check: env data
+	bash scripts/slurm_cluster.sh start
+	$(PY) scripts/slurm_check.py
+
+## test: lint, unit tests, the smoke book, nbval on its executed notebooks, the paper shape,
+## the SLURM executor on a one-node cluster
+test: lint unit nbval browser-check paper-shape slurm-check
 
 bench: env
 	$(PY) -m benchmarks.run

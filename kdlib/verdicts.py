@@ -185,8 +185,9 @@ def near(values: Sequence[float], paper: float, tolerance: float, *,
     s = stats.summarize(values)
     d = s.mean * scale - paper * scale
     verdict: Verdict = "reproduced" if abs(d) <= tolerance else "not reproduced"
+    ci = ((s.ci_low - paper) * scale, (s.ci_high - paper) * scale)
     return Decision(verdict, describe(values, scale),
-                    f"|ours − paper| = {abs(d):.2f}, tolerance {tolerance:g}", d, n=s.n)
+                    f"|ours − paper| = {abs(d):.2f}, tolerance {tolerance:g}", d, n=s.n, ci=ci)
 
 
 def alike(control: BySeed, like: BySeed, base: BySeed, *, scale: float = 100.0,

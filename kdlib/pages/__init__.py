@@ -137,9 +137,19 @@ def records(chapter: str, cfg: config.Common, progress: bool = True) -> runs.Rec
 
 
 def show_claims(chapter: str, cfg: config.Common) -> None:
-    """Print the claims the chapter decides at `cfg`'s scale (every scale: the claims page)."""
-    for f in for_chapter(chapter, cfg):
+    """Print the claims the chapter decides at `cfg`'s scale (every scale: the claims page),
+    and draw them as a forest plot (:mod:`kdlib.pages.forest`)."""
+    from kdlib.pages import forest
+
+    found = for_chapter(chapter, cfg)
+    for f in found:
         print(sentence(f, markdown=False))
+    fig = forest.figure(found, f"The claims of this chapter at {cfg.profile!r}")
+    if fig is not None:
+        import matplotlib.pyplot as plt
+
+        _display(fig)
+        plt.close(fig)
 
 
 def committed_profiles(*, pilots: bool = False) -> list[str]:
@@ -186,6 +196,62 @@ def warnings(recs: runs.Records, labels: dict[str, str]) -> list[str]:
     return report.collapsed(recs, labels)
 
 
+# --- provenance under every table and figure --------------------------------------------------
+
+def provenance_line(records: runs.Records, chapter: str) -> str:
+    """Where a table's or a figure's numbers come from, in one line of plain text: the
+    profile, the number of runs and seeds, the commits that made them and whether they are
+    current for today's code (:func:`kdlib.verify.stale_records`), and the command that
+    re-makes them."""
+    recs = [r for rs in records.values() for r in rs]
+    if not recs:
+        return "No records."
+    profiles = sorted({r["profile"] for r in recs})
+    seeds = sorted({r["spec"].get("seed") for r in recs}, key=str)
+    commits = sorted({(r["environment"].get("git_commit") or "?")[:7] for r in recs})
+    record_chapter = chapters.get(chapter).record_chapter
+    stale = verify.stale_records(records, record_chapter)
+    state = ("stale for today's code (made at " + ", ".join(c[:7] for c in stale)
+             + "; `python -m kdlib verify` checks by re-running a sample)" if stale
+             else "current for today's code")
+    profile = profiles[0]
+    return (f"Records: profile {', '.join(profiles)}, {len(recs)} runs, seeds "
+            f"{', '.join(map(str, seeds))}, made at commit {', '.join(commits)}, {state}. "
+            f"Re-make: python -m kdlib jobs {profile} --chapters {record_chapter} (runs "
+            f"already recorded are skipped), then python -m kdlib run {profile} {chapter}.")
+
+
+def csv_link(table: pd.DataFrame, name: str) -> str:
+    """An HTML link that downloads `table` as ``<name>.csv`` (the file is in the link, so it
+    works offline and needs no file beside the page)."""
+    import base64
+
+    data = base64.b64encode(table.to_csv().encode()).decode()
+    return (f'<a class="kdlib-csv" download="{name}.csv" href="data:text/csv;base64,{data}">'
+            f"Download this table as CSV ({name}.csv)</a>")
+
+
+def show(table: pd.DataFrame, records: runs.Records, chapter: str, name: str) -> None:
+    """Display `table`, then where its numbers come from (:func:`provenance_line`) and a link
+    that downloads it as CSV."""
+    _display(table)
+    below(table, records, chapter, name)
+
+
+def below(table: pd.DataFrame, records: runs.Records, chapter: str, name: str) -> None:
+    """Under a table the page's text shows (glued), where its numbers come from and a link
+    that downloads it as CSV."""
+    from IPython.display import HTML
+
+    _display(HTML(f'<p class="kdlib-provenance">{provenance_line(records, chapter)} '
+                  f"{csv_link(table, name)}</p>"))
+
+
+def glue_provenance(key: str, records: runs.Records, chapter: str) -> None:
+    """Glue :func:`provenance_line` as ``<key>`` for a figure's caption."""
+    report.glue_value(key, provenance_line(records, chapter))
+
+
 # --- tables shared by the pages -------------------------------------------------------------------
 
 def fmt_p(value: float) -> str:
@@ -200,8 +266,9 @@ def provenance(recs: runs.Records, columns: dict | None = None) -> pd.DataFrame:
 def rows_table(recs: runs.Records, methods: Sequence[Any], reference: dict[str, Any],
                paper_runs: int, key: str = "test_acc") -> pd.DataFrame:
     """Test accuracy (%) of every row with records, the paper's beside ours, each row with a
-    ``versus`` compared with it by Welch's test, from our runs and from the paper's own
-    mean ± std, with the smallest difference our seeds could detect with 80% power."""
+    ``versus`` compared with it (:func:`versus`: the paired difference over seeds with its
+    95% interval and p, Welch's p, the smallest difference detectable with 80% power), and
+    the paper's own mean ± std compared by Welch's test."""
     from kdlib import stats
 
     out = []
@@ -212,21 +279,38 @@ def rows_table(recs: runs.Records, methods: Sequence[Any], reference: dict[str, 
         ref = reference.get(method.paper or "")
         paper_cell = "—" if ref is None else f"{100 * ref[0]:.2f} ± {100 * ref[1]:.2f}"
         row = report.comparison_row(method.label, paper_cell, values)
-        row["paper: Welch p vs baseline"] = row["Welch p vs baseline"] = "—"
-        row["detectable (points)"] = "—"
+        row["paper: Welch p vs baseline"] = "—"
         base = method.versus
         if base is not None and base.name in recs:
             base_ref = reference.get(base.paper or "")
             if ref is not None and base_ref is not None:
                 row["paper: Welch p vs baseline"] = fmt_p(stats.welch_p_from_summary(
                     *ref, paper_runs, *base_ref, paper_runs))
-            others = report.metric(recs[base.name], key)
-            row["Welch p vs baseline"] = fmt_p(stats.welch_p(values, others))
-            spread = max(stats.summarize(values).std, stats.summarize(others).std)
-            det = stats.detectable_difference(100 * spread, min(len(values), len(others)))
-            row["detectable (points)"] = "—" if math.isnan(det) else f"{det:.2f}"
+        row.update(versus(recs, method, base, key, "baseline"))
         out.append(row)
     return report.comparison_table(out)
+
+
+def versus(recs: runs.Records, row: Any, base: Any, key: str, what: str,
+           scale: float = 100.0, digits: int = 2) -> dict[str, str]:
+    """The cells that compare `row` with `base` (None, or without records: dashes): the
+    paired difference over seeds with its 95% interval and p (where the two ran the same
+    seeds), Welch's p beside it, and the smallest difference the test used detects with
+    80% power (:func:`kdlib.verdicts.compare`)."""
+    cells = {f"paired diff vs {what} [95% CI]": "—", f"paired p vs {what}": "—",
+             f"Welch p vs {what}": "—", "detectable (80%)": "—"}
+    if base is None or base.name not in recs or row.name == base.name:
+        return cells
+    c = verdicts.compare(claims.by_seed(recs, row, key), claims.by_seed(recs, base, key),
+                         scale)
+    det = c.detectable()
+    if c.paired:
+        cells[f"paired diff vs {what} [95% CI]"] = (
+            f"{c.difference:+.{digits}f} [{c.ci[0]:+.{digits}f}, {c.ci[1]:+.{digits}f}]")
+        cells[f"paired p vs {what}"] = fmt_p(c.p)
+    cells[f"Welch p vs {what}"] = fmt_p(c.welch_p)
+    cells["detectable (80%)"] = "—" if math.isnan(det) else f"{det:.{digits}f}"
+    return cells
 
 
 def gain_sentences(recs: runs.Records, methods: Sequence[Any], key: str = "test_acc") -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 import torch
 
-from kdlib import claims, pages, paper, robustness, runs, stats, verdicts
+from kdlib import claims, pages, paper, robustness, runs, stats
 from kdlib.chapters import adversarial as chapter
 from kdlib.chapters import images
 from kdlib.chapters.adversarial import (
@@ -115,6 +114,7 @@ def glue_figure(records: runs.Records) -> None:
 
     fig = figure(records)
     glue("t5_bars", fig, display=False)
+    pages.glue_provenance("t5_bars_provenance", records, NAME)
     plt.close(fig)
 
 
@@ -134,11 +134,9 @@ def after_attack(records: runs.Records) -> pd.DataFrame:
 
 def show_records(records: runs.Records) -> None:
     """Another profile's records: Table 5, the paired diagnostics and the audit."""
-    from IPython.display import display
-
-    display(table5(records))
-    display(diagnostics(records))
-    display(audit_table(records))
+    pages.show(table5(records), records, NAME, "table5")
+    pages.show(diagnostics(records), records, NAME, "table5-diagnostics")
+    pages.show(audit_table(records), records, NAME, "table5-audit")
 
 
 def present(records: runs.Records) -> list[chapter.Method]:
@@ -157,15 +155,13 @@ def _flags(records: list[dict[str, Any]], key: str) -> torch.Tensor:
 
 def table5(records: runs.Records) -> pd.DataFrame:
     """Table 5: clean, PGD-20 and AutoAttack accuracy (%), the paper's beside ours, with the
-    AutoAttack images pooled over seeds (95% Clopper-Pearson interval), and Welch's test of
-    each row's AutoAttack accuracy against the AT student's, with the smallest difference
-    the seeds could detect."""
+    AutoAttack images pooled over seeds (95% Clopper-Pearson interval), and each row's
+    AutoAttack accuracy against the AT student's, paired over seeds (Welch beside), with
+    the smallest difference the seeds could detect."""
     rows = []
-    at = [r["metrics"]["aa_acc"] for r in records.get("at", [])]
     for method in present(records):
         recs = records[method.name]
         ref = paper.TABLE5.get(method.paper or "")
-        aa = [r["metrics"]["aa_acc"] for r in recs]
         pooled = _flags(recs, "aa")
         lo, hi = robustness.binomial_ci(int(pooled.sum()), len(pooled))
         row = {"": method.label,
@@ -175,12 +171,9 @@ def table5(records: runs.Records) -> pd.DataFrame:
                "paper: AutoAttack": f"{100 * ref[1]:.2f}" if ref else "—",
                "ours: AutoAttack": _cell(recs, "aa_acc"),
                "AutoAttack 95% CI (images)": f"[{100 * lo:.1f}, {100 * hi:.1f}] ({len(pooled)})",
-               "Welch p vs AT": "—", "detectable (points)": "—", "runs": len(recs)}
-        if method.name != "at" and at:
-            d = verdicts.gain(aa, at, math.nan)
-            row["Welch p vs AT"] = pages.fmt_p(d.p)
-            row["detectable (points)"] = "—" if math.isnan(d.detectable) else \
-                f"{d.detectable:.2f}"
+               **pages.versus(records, method, AT if "at" in records else None, "aa_acc",
+                              "AT (AutoAttack)"),
+               "runs": len(recs)}
         rows.append(row)
     return pd.DataFrame(rows).set_index("")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
@@ -73,6 +72,7 @@ def glue_heatmap(records: runs.Records) -> None:
 
     fig = gradient_heatmap(gradient_frame(records))
     glue("f2_heatmap", fig, display=False)
+    pages.glue_provenance("f2_heatmap_provenance", records, NAME)
     plt.close(fig)
 
 
@@ -83,6 +83,7 @@ def glue_depth(records: runs.Records) -> pd.DataFrame:
 
     fig = depth_figure(gradient_frame(records))
     glue("f2_depth", fig, display=False)
+    pages.glue_provenance("f2_depth_provenance", records, NAME)
     plt.close(fig)
     return depth_test(records)
 
@@ -98,10 +99,8 @@ def samples(records: runs.Records) -> pd.DataFrame:
 
 
 def show_records(records: runs.Records) -> None:
-    from IPython.display import display
-
-    display(gradient_table(gradient_frame(records)))
-    display(depth_test(records))
+    pages.show(gradient_table(gradient_frame(records)), records, NAME, "figure2-gradients")
+    pages.show(depth_test(records), records, NAME, "figure2-depth-test")
 
 
 # --- Figure 2 --------------------------------------------------------------------------------
@@ -131,9 +130,16 @@ def network_means(frame: pd.DataFrame) -> dict[str, list[float]]:
     return {m: per_seed[m].tolist() for m in GRADIENT_METHODS}
 
 
+def network_seeds(frame: pd.DataFrame) -> dict[str, dict[int, float]]:
+    """Per method, seed -> the mean over layers of the mean |gradient|."""
+    per_seed = frame.groupby(["method", "seed"])["mean_abs_grad"].mean()
+    return {m: {int(s): float(v) for s, v in per_seed[m].items()} for m in GRADIENT_METHODS}
+
+
 def gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean |gradient| per stage (mean over seeds and the stage's layers), with the ratio
-    of each teacher-free run to the baseline and Welch's test on the per-seed network means."""
+    of each teacher-free run to the baseline, and the per-seed network means compared with
+    the baseline's: paired over seeds, Welch beside."""
     order = list(dict.fromkeys(frame.sort_values("position")["stage"]))
     by_stage = (frame.groupby(["method", "stage"])["mean_abs_grad"].mean()
                 .unstack("stage")[order].reindex(list(GRADIENT_METHODS)))
@@ -142,8 +148,12 @@ def gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["all layers"] = [stats.summarize(means[m]).mean for m in GRADIENT_METHODS]
     base = out.loc["baseline", "all layers"]
     out["ratio to baseline"] = [f"{v / base:.2f}" for v in out["all layers"]]
-    out["Welch p vs baseline"] = ["—"] + [pages.fmt_p(stats.welch_p(means[m], means["baseline"]))
-                                          for m in GRADIENT_METHODS[1:]]
+    seeds = network_seeds(frame)
+    for m in GRADIENT_METHODS[1:]:
+        c = verdicts.compare(seeds[m], seeds["baseline"], scale=1.0)
+        out.loc[m, "paired p vs baseline"] = pages.fmt_p(c.p) if c.paired else "—"
+        out.loc[m, "Welch p vs baseline"] = pages.fmt_p(c.welch_p)
+    out = out.fillna("—")
     out["all layers"] = [f"{v:.3e}" for v in out["all layers"]]
     out.index = [LABELS[m] for m in GRADIENT_METHODS]
     return out
@@ -157,7 +167,8 @@ def gradient_sentences(frame: pd.DataFrame) -> list[str]:
     for m in GRADIENT_METHODS[1:]:
         s = stats.summarize(means[m])
         ratio = s.mean / base.mean
-        p = stats.welch_p(means[m], means["baseline"])
+        c = verdicts.compare(network_seeds(frame)[m], network_seeds(frame)["baseline"], 1.0)
+        p = c.p
         seeds_larger = sum(a > b for a, b in zip(means[m], means["baseline"], strict=True))
         if s.n < 2:
             verdict = "from a single seed, so nothing can be said about the spread"
@@ -243,18 +254,23 @@ def depth_profile(frame: pd.DataFrame) -> pd.DataFrame:
 
 def depth_test(records: runs.Records) -> pd.DataFrame:
     """The stated test of "early layers get relatively larger gradients with KD": per seed,
-    :func:`depth_ratio`; Welch's test of each method against the baseline."""
-    base = [depth_ratio(r) for r in records["baseline"]]
+    :func:`depth_ratio`; each method against the baseline, paired over seeds (Welch beside),
+    at the stated size of :data:`STATED` of the baseline's mean ratio."""
+    base = claims.by_seed(records, BASELINE, measure=depth_ratio)
+    mean = stats.summarize(list(base.values())).mean
     rows = []
     for m in GRADIENT_METHODS:
         if m not in records:
             continue
-        ratios = [depth_ratio(r) for r in records[m]]
-        row = {"": LABELS[m], "early / last (mean ± std)": stats.summarize(ratios).fmt(1.0, 3),
+        ratios = claims.by_seed(records, m, measure=depth_ratio)
+        row = {"": LABELS[m],
+               "early / last (mean ± std)": stats.summarize(list(ratios.values())).fmt(1.0, 3),
                "seeds": len(ratios)}
         if m != "baseline":
-            d = verdicts.gain(ratios, base, math.nan, scale=1.0)
-            row.update({"vs baseline": f"{d.difference:+.3f}", "Welch p": pages.fmt_p(d.p),
+            d = verdicts.gain({s: v / mean for s, v in ratios.items()},
+                              {s: v / mean for s, v in base.items()}, STATED, scale=1.0)
+            row.update({"vs baseline (relative)": f"{d.difference:+.3f}",
+                        "paired p" if d.paired else "Welch p": pages.fmt_p(d.p),
                         "verdict": d.verdict})
         rows.append(row)
     return pd.DataFrame(rows).set_index("").fillna("—")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import claims, paper, runs, stats, verdicts
+from kdlib import claims, pages, paper, runs, stats, verdicts
 from kdlib.chapters import omitted_digit as chapter
 from kdlib.chapters.omitted_digit import TRIAL, run_name
 from kdlib.claims import Claim
@@ -32,7 +32,8 @@ def omitted(digit: int) -> claims.Rule:
         return Decision("reproduced" if ok else "not reproduced",
                         f"with KD {with_kd.ours}; without {without.ours}",
                         f"with KD within 5 points of {100 * ref['kd_digit']:.2f} "
-                        f"({with_kd.test}); without KD at most 1 point", with_kd.difference)
+                        f"({with_kd.test}); without KD at most 1 point", with_kd.difference,
+                        ci=with_kd.ci, n=with_kd.n)
     return decide
 
 
@@ -101,7 +102,7 @@ def glue_results(records: runs.Records) -> None:
 
 def verdicts_on_seen(records: runs.Records, cfg: chapter.Params) -> None:
     """Plain words on the seen digits, then the claims decided at this scale."""
-    from kdlib import pages, report
+    from kdlib import report
 
     for d in digits_in(records):
         print(report.gain_sentence(f"Omitting {d}: KD student",
@@ -130,14 +131,13 @@ def glue_figure(records: runs.Records) -> None:
 
     fig = per_class_figure(records)
     glue("t2_per_class", fig, display=False)
+    pages.glue_provenance("t2_per_class_provenance", records, NAME)
     plt.close(fig)
 
 
 def show_records(records: runs.Records) -> None:
     """Another profile's records: Table 2 and what each student does on the omitted digit."""
-    from IPython.display import display
-
-    display(table2(records))
+    pages.show(table2(records), records, NAME, "table2")
     for line in summary_sentences(records):
         print(line)
 

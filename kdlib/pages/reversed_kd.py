@@ -54,9 +54,7 @@ def verdicts(records: runs.Records, cfg: chapter.Params) -> None:
 
 
 def show_records(records: runs.Records) -> None:
-    from IPython.display import display
-
-    display(table3(records))
+    pages.show(table3(records), records, NAME, "table3")
 
 
 provenance = common.provenance

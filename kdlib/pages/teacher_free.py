@@ -112,9 +112,7 @@ def verdicts(records: runs.Records, cfg: chapter.Params) -> None:
 
 
 def show_records(records: runs.Records) -> None:
-    from IPython.display import display
-
-    display(table4(records))
+    pages.show(table4(records), records, NAME, "table4")
 
 
 provenance = common.provenance

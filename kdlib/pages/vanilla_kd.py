@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdlib import claims, models, paper, report, runs
+from kdlib import claims, models, pages, paper, report, runs
 from kdlib.chapters import mnist
 from kdlib.chapters import vanilla_kd as chapter
 from kdlib.claims import Claim
@@ -73,8 +73,6 @@ def verdict(records: runs.Records) -> str:
 def glue_results(records: runs.Records, cfg) -> None:
     """Glue Table 1's cells, the plain-words verdict and the claim for the page's text, and
     print the table's paper and run columns (which nbval compares)."""
-    from kdlib import pages
-
     table = table1(records)
     for (label, _, _), key in zip(ROWS, ("teacher", "student", "kd"), strict=True):
         report.glue_value(f"t1_{key}", table.loc[label, "this build"])
@@ -110,15 +108,24 @@ def trials_table(records: runs.Records) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("teacher recipe")
 
 
+def show_sweep(records: runs.Records) -> None:
+    """The sweep's table with where it comes from, or a line saying there is none."""
+    sweep = sweep_table(records)
+    if isinstance(sweep, pd.DataFrame):
+        pages.show(sweep, records, NAME, "table1-sweep")
+    else:
+        print(sweep)
+
+
 def show_records(records: runs.Records) -> None:
     """Another profile's records: Table 1, the verdict, the teacher recipes tried and the
     sweep."""
-    from IPython.display import display
-
-    display(table1(records))
+    pages.show(table1(records), records, NAME, "table1")
     print(verdict(records))
-    display(trials_table(records))
-    display(sweep_table(records))
+    pages.show(trials_table(records), records, NAME, "table1-teacher-recipes")
+    sweep = sweep_table(records)
+    if isinstance(sweep, pd.DataFrame):
+        pages.show(sweep, records, NAME, "table1-sweep")
 
 
 def provenance(records: runs.Records) -> pd.DataFrame:

@@ -7,7 +7,10 @@ reader would see:
 - **math**: MathJax is served with the book (no ``http`` address in its script tag),
   and every formula of the page's source became rendered math (``mjx-container``);
 - **figures**: every image the page shows is served, and is not empty;
-- **glued values**: no value the page pastes from its notebook is missing or empty.
+- **glued values**: no value the page pastes from its notebook is missing or empty;
+- **tables**: every chapter page says under its tables where their numbers come from
+  (``kdlib-provenance``) and offers each as CSV, and every CSV link decodes to a table;
+- **the forest plot** of the verdicts is on the claims page.
 
 It returns the problems found, one line each; none means the book passed.
 """
@@ -73,6 +76,8 @@ MATH = re.compile(r'class="math[ "]')
 MATHJAX_SRC = re.compile(r'<script[^>]+src="([^"]*mathjax[^"]*)"', re.I)
 IMG = re.compile(r'<img[^>]+src="([^"]+)"')
 PASTED = re.compile(r'<span class="pasted-text">(.*?)</span>', re.S)
+CSV = re.compile(r'<a class="kdlib-csv" download="([^"]+)" href="data:text/csv;base64,([^"]*)"')
+PROVENANCE = re.compile(r'class="kdlib-provenance"')
 
 
 def check_page(base: str, page: str, source: str, chromium: str) -> list[str]:
@@ -99,6 +104,30 @@ def check_page(base: str, page: str, source: str, chromium: str) -> list[str]:
     empty = [m for m in PASTED.findall(dom) if not m.strip() or m.strip() in ("nan", "None")]
     if empty:
         problems.append(f"{page}: {len(empty)} glued value(s) missing or empty")
+    return problems + check_tables(page, dom)
+
+
+def check_tables(page: str, dom: str) -> list[str]:
+    """Provenance and CSV downloads under the tables of a chapter page; the forest plot on
+    the claims page."""
+    import base64
+    import csv
+    import io
+
+    problems = []
+    links = CSV.findall(dom)
+    for name, data in links:
+        try:
+            rows = list(csv.reader(io.StringIO(base64.b64decode(data).decode())))
+        except (ValueError, UnicodeDecodeError) as err:
+            problems.append(f"{page}: CSV {name} does not decode ({err})")
+            continue
+        if len(rows) < 2 or len(rows[0]) < 2:
+            problems.append(f"{page}: CSV {name} holds no table ({len(rows)} rows)")
+    if page.startswith("book/chapters/") and (not links or not PROVENANCE.search(dom)):
+        problems.append(f"{page}: no table with its provenance and a CSV download")
+    if page.endswith("claims.html") and not re.search(r'<img[^>]+src="[^"]*forest', dom):
+        problems.append(f"{page}: the forest plot of the verdicts is missing")
     return problems
 
 

@@ -10,6 +10,7 @@ hand: every verdict and number comes from :func:`kdlib.pages.findings`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from kdlib.pages import Finding
 #: How the verdict column shows each verdict.
 MARKS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",
          "inconclusive at this power": "*inconclusive at this power*",
+         "nothing to explain at this scale": "*nothing to explain at this scale*",
          "not run at this scale": "not run at this scale"}
 
 
@@ -63,6 +65,31 @@ def table(found: Sequence[Finding]) -> str:
     return "\n".join(lines)
 
 
+def _num(value: float, fmt: str) -> str:
+    return "—" if value is None or math.isnan(value) else format(value, fmt)
+
+
+def numbers(found: Sequence[Finding]) -> str:
+    """The statistics behind each verdict: the effect with its 95% interval, the deciding
+    test's p (paired where the design pairs), Welch's p, the power to detect the paper's
+    effect, what an undecided claim would need, and any sensitivity note."""
+    lines = ["| claim | scale | effect [95% CI] | paired p | Welch p | power at the paper's "
+             "effect | verdict | would need | note |", "|---|---|---|---|---|---|---|---|---|"]
+    for f in found:
+        d = f.decision
+        if f.claim.fixed_scale is not None or d.verdict == "not run at this scale":
+            continue
+        ci = ("" if math.isnan(d.ci[0]) else f" [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]")
+        need = (f"{d.seeds_needed} seeds" + (f", {d.hours_needed:.1f} CPU h"
+                                             if not math.isnan(d.hours_needed) else "")
+                if d.seeds_needed else "—")
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"**{f.claim.id}**", f.profile, f"{_num(d.difference, '+.2f')}{ci}",
+            _num(d.p, ".3g") if d.paired else "—", _num(d.welch_p, ".3g"),
+            _num(d.power, ".0%"), MARKS[d.verdict], need, " ".join(d.notes) or "—")) + " |")
+    return "\n".join(lines)
+
+
 def tests(found: Sequence[Finding]) -> str:
     """How each verdict was decided: the rule and its inputs, and where the records are."""
     lines = ["| claim | scale | rule | its inputs | records |", "|---|---|---|---|---|"]
@@ -87,9 +114,40 @@ def counts(found: Sequence[Finding]) -> str:
     return "; ".join(parts) + "."
 
 
+def write_forest(site: Path, found: Sequence[Finding]) -> str:
+    """Draw the forest plot of `found` into ``book/figures/forest.png``; return the MyST
+    figure that shows it (empty when nothing is plotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kdlib.pages import forest
+
+    fig = forest.figure(found)
+    if fig is None:
+        return ""
+    folder = site / "book" / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / "forest.png", dpi=110)
+    plt.close(fig)
+    return """```{figure} figures/forest.png
+:name: fig-forest
+:alt: A forest plot: each claim's effect with its 95% interval, the paper's value and zero
+
+Every claim at every scale with records: the effect this build measured (the paired mean
+difference over seeds where the design pairs) with its 95% interval, coloured by the
+verdict; the open diamond is the paper's value (0 for a reading: the control should work
+like the distilled row), the dotted line zero.
+```
+"""
+
+
 def write(site: Path, build_profile: str) -> list[Finding]:
-    """Write ``book/claims.md`` and ``book/status.md`` (included by the intro)."""
+    """Write ``book/claims.md`` and ``book/status.md`` (included by the intro), with the
+    forest plot of every verdict."""
     found = all_findings(build_profile)
+    figure = write_forest(site, found)
     rules = "\n".join(f"- {MARKS[v]}: {why}" for v, why in (
         ("reproduced", "the test finds the paper's effect in the paper's direction (or the "
                        "value within the stated tolerance)"),
@@ -97,21 +155,31 @@ def write(site: Path, build_profile: str) -> list[Finding]:
                            "could have detected one of the paper's size"),
         ("inconclusive at this power", "no significant difference, and the seeds could not "
                                        "have detected one as small as the paper's"),
+        ("nothing to explain at this scale", "a reading of a gain (\"it is label smoothing\")"
+                                             " where the gain itself is not established"),
         ("not run at this scale", "no records at this scale")))
     page = f"""# Claims at a glance
 
 Every claim of the paper, decided by a stated test from this book's records. Each row
 names the **scale** it was decided at: the paper's own setting, or a named stand-in that a
 CPU can run (another data set, narrower networks, another ε). A verdict at a stand-in
-scale says what the records show there, not what the paper's setting would show. The
-tests are Welch's two-sided test at 5% on the per-seed values; "detectable" is the
-smallest difference the seeds could find with 80% power (`kdlib.stats`).
+scale says what the records show there, not what the paper's setting would show. Rows run
+on the same seeds share their initial weights, batches, augmentation and attack noise, so
+they are compared seed by seed: a paired t-test at 5% on the per-seed differences, with
+Welch's unpaired test beside it; "power" is the paired test's power to detect the paper's
+effect, and an undecided claim says how many seeds (and CPU hours) would decide it
+(`kdlib.verdicts`, `kdlib.stats`).
 
 {rules}
 
 In this build: {counts(found)}
 
+{figure}
 {table(found)}
+
+## The statistics behind each verdict
+
+{numbers(found)}
 
 ## How each verdict was decided
 

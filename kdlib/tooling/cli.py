@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
     p.add_argument("--partition", help="SLURM partition")
     p.add_argument("--timeout-min", type=int, default=240, help="SLURM time limit per run")
+    p.add_argument("--gpus-per-node", type=int, default=1,
+                   help="SLURM: GPUs per run (0: a CPU job)")
+    p.add_argument("--cpus-per-task", type=int, default=8,
+                   help="SLURM: CPUs per run (a CPU job's torch threads)")
     p = sub.add_parser("verify", help="re-run a sample of a profile's committed records and "
                                       "compare every metric")
     p.add_argument("profile")
@@ -162,7 +166,9 @@ def run_jobs(args: argparse.Namespace) -> int:
         print(f"{len(planned)} runs, {sum(not j.done for j in planned)} to run")
         return 0
     if args.executor == "slurm":
-        out = jobs.run_slurm(planned, partition=args.partition, timeout_min=args.timeout_min)
+        out = jobs.run_slurm(planned, partition=args.partition, timeout_min=args.timeout_min,
+                             gpus_per_node=args.gpus_per_node,
+                             cpus_per_task=args.cpus_per_task)
     else:
         out = jobs.run_local(planned, args.workers)
     print(f"[jobs] {len(out.cached)} cached, {len(out.ran)} ran, {len(out.failed)} failed")

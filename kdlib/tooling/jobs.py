@@ -10,7 +10,7 @@ hands the unfinished ones to
   each pinned to one GPU through ``CUDA_VISIBLE_DEVICES`` (round-robin when
   there are more workers than GPUs), or to ``cores / N`` CPU threads;
 - ``slurm``: `submitit <https://github.com/facebookincubator/submitit>`_'s
-  ``AutoExecutor``, one SLURM job (one GPU) per run, submitted as one array.
+  ``AutoExecutor``, one SLURM job (one GPU, or CPUs only) per run, submitted as one array.
 
 A job whose record exists is skipped before any worker starts: records are
 named by the hash of the run's spec (:mod:`kdlib.results`). Runs that need the
@@ -154,17 +154,39 @@ def run_local(jobs: Sequence[Run], workers: int, *, gpus: list[str] | None = Non
 
 # --- SLURM through submitit ---------------------------------------------------------------------
 
+def _execute_slurm(run: Run, repo: str, folders: dict[str, str], threads: int | None) -> float:
+    """Execute one run in a SLURM job: in the submitter's checkout, with its data and result
+    folders (``KDLIB_*``, on the shared file system) and, on a CPU job, `threads` torch
+    threads (as many as a local worker of the same size, for bit-identical records)."""
+    if str(paths.REPO) != repo:
+        raise RuntimeError(f"the job imported kdlib from {paths.REPO}, not from the checkout "
+                           f"{repo} that submitted it: run the job's Python "
+                           f"(submitit uses the submitter's) with that checkout installed")
+    os.environ.update(folders)
+    from kdlib import training
+
+    training.log_epochs(lambda line: print(f"[jobs pid {os.getpid()}]   {line}", flush=True))
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return _execute(run)
+
+
 def run_slurm(jobs: Sequence[Run], *, folder: Path | None = None, partition: str | None = None,
               timeout_min: int = 240, gpus_per_node: int = 1, cpus_per_task: int = 8,
               cluster: str | None = None, log: Callable[[str], None] = print) -> Outcome:
-    """Submit the unfinished `jobs` as one SLURM array (one GPU each) and wait for them.
+    """Submit the unfinished `jobs` as one SLURM array and wait for them.
 
-    Needs ``pip install submitit`` and the checkout (with ``results/``,
-    ``cache/`` and ``data/``) on a file system the nodes share; set
-    ``KDLIB_RESULTS`` and friends before submitting to move them. `cluster`
-    is submitit's: None picks SLURM when ``sbatch`` exists, ``"local"`` and
-    ``"debug"`` run on this machine (for trying it out). Logs and pickles go
-    to `folder` (default ``_build/jobs/submitit``).
+    Each job asks for `gpus_per_node` GPUs (0: none, a CPU job) and `cpus_per_task` CPUs;
+    a CPU job runs torch on `cpus_per_task` threads. Needs ``pip install submitit`` and the
+    checkout (with ``results/``, ``cache/`` and ``data/``) on a file system the nodes
+    share, at the same path: the jobs run this Python and import this checkout's kdlib, and
+    use the folders ``KDLIB_RESULTS``, ``KDLIB_CHECKPOINTS`` and ``KDLIB_DATA`` name here
+    (set them before submitting to move them). `cluster` is submitit's: None picks SLURM
+    when ``sbatch`` exists, ``"local"`` and ``"debug"`` run on this machine (for trying it
+    out). Logs and pickles go to `folder` (default ``_build/jobs/submitit``); the array's
+    job ids are logged when it is submitted.
     """
     try:
         import submitit
@@ -179,15 +201,24 @@ def run_slurm(jobs: Sequence[Run], *, folder: Path | None = None, partition: str
         results.check_clean(profile)
     folder = folder or paths.REPO / "_build" / "jobs" / "submitit"
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
-    params: dict[str, Any] = {"timeout_min": timeout_min, "gpus_per_node": gpus_per_node,
-                              "cpus_per_task": cpus_per_task, "name": "kdlib"}
+    params: dict[str, Any] = {"timeout_min": timeout_min, "cpus_per_task": cpus_per_task,
+                              "name": "kdlib"}
+    if gpus_per_node:  # 0: a CPU job, no GPU request at all
+        params["gpus_per_node"] = gpus_per_node
     if partition:
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
+    folders = {"KDLIB_RESULTS": str(paths.results_dir()),
+               "KDLIB_CHECKPOINTS": str(paths.checkpoints_dir()),
+               "KDLIB_DATA": str(paths.data_dir())}
+    threads = None if gpus_per_node else cpus_per_task
     with executor.batch():
-        handles = [executor.submit(_execute, job) for job in todo]
-    log(f"[jobs] submitted {len(todo)} runs ({executor.cluster}); {len(out.cached)} cached; "
-        f"logs in {folder}")
+        handles = [executor.submit(_execute_slurm, job, str(paths.REPO), folders, threads)
+                   for job in todo]
+    where = f"{gpus_per_node} GPU(s)" if gpus_per_node else f"CPU, {threads} threads"
+    log(f"[jobs] submitted {len(todo)} runs ({executor.cluster}, {where} each); "
+        f"{len(out.cached)} cached; logs in {folder}")
+    log(f"[jobs] job ids: {' '.join(h.job_id for h in handles)}")
     for job, handle in zip(todo, handles, strict=True):
         out.settle(job, handle.result, lambda _, h=handle: f" (job {h.job_id})", log)
     return out

@@ -1,0 +1,171 @@
+"""The variance pilot that chose the `cpu` stand-in's recipe for chapters 3 to 5, and the
+power analysis that set its number of seeds.
+
+Each pilot profile (``pilot: true``) runs the ResNet18 baseline and Tf-KD-reg (official
+form) of chapter 4 on a few seeds under one candidate recipe. Runs of one seed share
+their initial weights, batches and augmentation, so the number that decides how many
+seeds a claim needs is the spread of the *paired* difference between the two rows, not
+the spread of either. :func:`table` gives, per recipe, the baseline's seed spread, the
+paired difference's, the cost of a run, and the seeds and CPU hours a paired t-test needs
+to detect the paper's Tf-KD-reg gain with 80% power; :func:`choice` picks the recipe that
+needs the fewest CPU hours.
+
+Costs are priced by the FLOP model (:mod:`kdlib.flops`) at one rate, measured on the
+recipe the `cpu` profile ran before the pilot (its committed records, made on an idle
+machine): the pilot's own wall times were taken while the machine also did other work,
+and are shown beside, not used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from kdlib import chapters, config, flops, paper, paths, runs, stats
+from kdlib.chapters import teacher_free
+from kdlib.chapters.images import BASELINE
+
+#: The effect the pilot plans for: the paper's Tf-KD-reg gain over the baseline (points).
+EFFECT = 100 * (paper.TABLE4["tf_kd_reg"][0] - paper.TABLE4["baseline"][0])
+#: The row whose paired difference with the baseline sets the number of seeds.
+TREATED = teacher_free.TF_KD_REG_OFFICIAL
+#: The profile whose records (made before the pilot, on an idle machine) set the cost rate.
+REFERENCE = "cpu"
+
+
+def pilot_profiles() -> list[str]:
+    return [p.stem for p in sorted(paths.profiles_dir().glob("*.yaml"))
+            if config.read(p).pilot and config.read(p).committed]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One pilot recipe, measured."""
+
+    profile: str
+    cfg: teacher_free.Params
+    baseline: dict[int, float]  # seed -> test accuracy (%)
+    treated: dict[int, float]
+    wall: float  # mean wall time of a run, as measured (s)
+    flops: float  # FLOPs of one baseline run (the FLOP model)
+
+    @property
+    def paired(self) -> stats.Paired:
+        seeds = sorted(self.baseline)
+        return stats.paired([self.treated[s] for s in seeds], [self.baseline[s] for s in seeds])
+
+
+def candidates() -> list[Candidate]:
+    """Every pilot profile whose records are all in this checkout."""
+    out = []
+    for name in pilot_profiles():
+        cfg = chapters.load_profile(name)[teacher_free.NAME]
+        plan = chapters.plan(teacher_free.NAME, cfg)
+        recs = runs.saved(plan)
+        if recs is None:
+            continue
+        acc = {m: {r["spec"]["seed"]: 100 * r["metrics"]["test_acc"] for r in recs[m.name]}
+               for m in (BASELINE, TREATED)}
+        walls = [r["wall_time_s"] for rs in recs.values() for r in rs]
+        base_run = next(r for r in plan if r.name == BASELINE.name)
+        out.append(Candidate(name, cfg, acc[BASELINE], acc[TREATED], sum(walls) / len(walls),
+                             flops.run_flops(base_run.work)))
+    return out
+
+
+def reference_rate() -> float | None:
+    """FLOP/s of a ResNet18 run of the `cpu` profile's recipe before the pilot, from its
+    committed records of chapter 4's baseline (made on an idle machine, 1 thread a run)."""
+    cfg = chapters.load_profile(REFERENCE).get(teacher_free.NAME)
+    if cfg is None:
+        return None
+    done = [r for r in chapters.plan(teacher_free.NAME, cfg) if r.name == BASELINE.name
+            and r.done]
+    if not done:
+        return None
+    walls = [r.load()["wall_time_s"] for r in done]
+    return flops.run_flops(done[0].work) / (sum(walls) / len(walls))
+
+
+def seconds_per_seed(cfg: teacher_free.Params, rate: float) -> tuple[float, float]:
+    """CPU seconds (one core a run) of one seed of chapter 4 and of chapter 3 under `cfg`'s
+    recipe, at `rate` FLOP/s: every row's run, each network trained once."""
+    from kdlib.chapters import reversed_kd
+
+    ch3 = reversed_kd.Params(**{k: v for k, v in config.as_dict(cfg).items()
+                                if k in {f for f in reversed_kd.Params.__dataclass_fields__}})
+    ch4 = [r for r in chapters.plan(teacher_free.NAME, _one_seed(cfg))]
+    ch3_runs = [r for r in chapters.plan(reversed_kd.NAME, _one_seed(ch3))
+                if r.name != BASELINE.name]  # its baseline is chapter 4's
+    return (sum(flops.run_flops(r.work) for r in ch4) / rate,
+            sum(flops.run_flops(r.work) for r in ch3_runs) / rate)
+
+
+def _one_seed(cfg):
+    import dataclasses
+
+    return dataclasses.replace(cfg, seeds=[0], methods=[])
+
+
+def table() -> pd.DataFrame:
+    """The pilot's table (see the module docstring)."""
+    rate = reference_rate()
+    rows = []
+    for c in candidates():
+        pr = c.paired
+        base = stats.summarize(list(c.baseline.values()))
+        needed = stats.paired_seeds_needed(EFFECT, pr.sd) if pr.sd > 0 else None
+        row = {"recipe": c.profile,
+               "training images": c.cfg.train_size, "width": c.cfg.width,
+               "epochs": c.cfg.epochs, "seeds": pr.n,
+               "baseline (%)": f"{base.mean:.2f}", "baseline std": round(base.std, 2),
+               "Tf-KD-reg − baseline (mean)": f"{pr.mean:+.2f}",
+               "std of the paired difference": round(pr.sd, 2),
+               "s per run (FLOP model)": round(c.flops / rate) if rate else "—",
+               "s per run (measured, loaded machine)": round(c.wall),
+               f"seeds for {EFFECT:+.2f} (paired, 80%)": needed or "—"}
+        if rate and needed:
+            ch4, ch3 = seconds_per_seed(c.cfg, rate)
+            row["CPU hours: Tf-KD-reg and baseline"] = round(needed * 2 * c.flops / rate / 3600,
+                                                             1)
+            row["CPU hours: chapter 4 at those seeds"] = round(needed * ch4 / 3600, 1)
+            row["CPU hours a seed of chapter 3"] = round(ch3 / 3600, 2)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("recipe") if rows else pd.DataFrame()
+
+
+def choice() -> str | None:
+    """The pilot recipe that detects the paper's Tf-KD-reg gain in the fewest CPU hours."""
+    t = table()
+    column = "CPU hours: chapter 4 at those seeds"
+    if t.empty or column not in t:
+        return None
+    hours = pd.to_numeric(t[column], errors="coerce")
+    return None if hours.isna().all() else str(hours.idxmin())
+
+
+def markdown() -> str:
+    """The pilot's section of the methods page."""
+    t = table()
+    if t.empty:
+        return ("The variance pilot's records are not in this checkout: `python -m kdlib jobs "
+                "pilot-e8` (and `pilot-e24`, `pilot-n30k`, `pilot-w16`) makes them.")
+    picked = choice()
+    rate = reference_rate()
+    lines = [t.reset_index().to_markdown(index=False), "",
+             f"Effect planned for: the paper's Tf-KD-reg gain, {EFFECT:+.2f} points. Costs at "
+             f"{rate / 1e9:.2f} GFLOP/s per run (one core), the rate of the `cpu` profile's "
+             f"earlier records; hours count one core a run (two run at once on two cores)."
+             if rate else ""]
+    if picked:
+        lines.append(f"Recipe chosen: **{picked}** (fewest CPU hours for chapter 4 at the seeds "
+                     f"its paired spread needs).")
+    return "\n".join(lines)
+
+
+def seeds_for(effect: float, sd: float) -> int | None:
+    """Seeds a paired t-test needs to detect `effect` with 80% power at difference spread
+    `sd` (None without spread)."""
+    return stats.paired_seeds_needed(effect, sd) if sd > 0 and not math.isnan(sd) else None
