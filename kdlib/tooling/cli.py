@@ -38,13 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kdlib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("book", help="execute all chapters and build the HTML book")
+    p = sub.add_parser("book", help="make the missing runs, execute all chapters and build "
+                                    "the HTML book")
     p.add_argument("profile", nargs="?", default="quick")
     p.add_argument("--log-output", action="store_true", help="stream notebook output here")
-    p = sub.add_parser("run", help="execute some chapters without building the book")
+    p.add_argument("--workers", type=int, help="processes that make the runs (default: one "
+                                               "a core)")
+    p = sub.add_parser("run", help="make the missing runs and execute some chapters, without "
+                                   "building the book")
     p.add_argument("profile")
     p.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     p.add_argument("--log-output", action="store_true")
+    p.add_argument("--workers", type=int, help="processes that make the runs (default: one "
+                                               "a core)")
     p = sub.add_parser("check", help="validate a profile")
     p.add_argument("profile")
     sub.add_parser("data", help="download or unpack the data sets")
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.cmd == "book":
-            index = book.make_book(args.profile, log_output=args.log_output)
+            index = book.make_book(args.profile, log_output=args.log_output,
+                                   workers=args.workers)
             print(f"\nThe book is at {index}")
         elif args.cmd == "run":
             chapters = book.check_profile(args.profile)
@@ -91,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                           f"known: {sorted(chapters)}")
             chosen = {c: chapters[c] for c in (args.chapters or chapters)}
             name = next(iter(chosen.values())).profile
+            book.compute(args.profile, list(chosen), args.workers)
             book.execute(chosen, paths.REPO / "_build" / name / "runs",
                          log_output=args.log_output)
         elif args.cmd == "check":
