@@ -69,23 +69,27 @@ test: lint unit nbval browser-check paper-shape slurm-check
 bench: env
 	$(PY) -m benchmarks.run
 
-## mutation: mutation testing of the core maths (losses, stats, PGD, omitted-digit split and
-## bias shift) with mutmut, one worker; prints killed/total per module. The scope is the list
+## mutation: mutation testing of the core maths (losses, stats, verdicts, instability, PGD,
+## omitted-digit split and bias shift) with mutmut; prints killed/total per module. The scope is the list
 ## in tests/mutation_report.py; the tests it runs are [tool.mutmut] in pyproject.toml. It uses
 ## the existing $(VENV) (no `env` step, which would reinstall it) and the MNIST file under
 ## KDLIB_DATA (`make data`). MUTATION_MIN=90 makes it fail below 90% in any module.
 MUTMUT_VERSION := 3.8.1
 KDLIB_DATA ?= $(CURDIR)/data
 MUTATION_MIN ?= 0
+## MODULES=stats verdicts limits the run to those modules of the scope (default: all);
+## MUTATION_CHILDREN sets mutmut's parallel workers (default 1)
+MODULES ?=
+MUTATION_CHILDREN ?= 1
 mutation:
 	@test -x $(PY) || { echo "error: no $(PY); run 'make env' or set VENV=..." >&2; exit 1; }
 	@test -f $(KDLIB_DATA)/mnist.pt || { echo "error: no $(KDLIB_DATA)/mnist.pt; run 'make data' or set KDLIB_DATA=..." >&2; exit 1; }
 	@[ "$$($(PY) -c 'import importlib.metadata as m; print(m.version("mutmut"))' 2>/dev/null)" = "$(MUTMUT_VERSION)" ] \
 	  || $(PY) -m pip install --quiet mutmut==$(MUTMUT_VERSION)
 	rm -rf mutants && mkdir mutants
-	$(PY) tests/mutation_report.py globs | KDLIB_DATA=$(KDLIB_DATA) xargs $(VENV)/bin/mutmut run --max-children 1 >mutants/run.log 2>&1 \
+	$(PY) tests/mutation_report.py globs --modules $(MODULES) | KDLIB_DATA=$(KDLIB_DATA) xargs $(VENV)/bin/mutmut run --max-children $(MUTATION_CHILDREN) >mutants/run.log 2>&1 \
 	  || { tail -c 3000 mutants/run.log; exit 1; }
-	$(PY) tests/mutation_report.py --min $(MUTATION_MIN)
+	$(PY) tests/mutation_report.py --min $(MUTATION_MIN) --modules $(MODULES)
 
 clean:
 	rm -rf _build

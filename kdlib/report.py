@@ -97,3 +97,12 @@ def collapsed(records: Mapping[str, Sequence[Mapping[str, Any]]], labels: Mappin
                        f"{len(recs)} run(s) (seed {seeds}; clean accuracy {accs}, chance "
                        f"is {100 / classes:.0f}%).")
     return out
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """`frame` (its index as the first column) as a Markdown table, for generated pages."""
+    flat = frame.reset_index()
+    cells = [[str(v).replace("|", "\\|") for v in row] for row in flat.itertuples(index=False)]
+    head = [str(c) for c in flat.columns]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                     + ["| " + " | ".join(row) + " |" for row in cells])

@@ -18,6 +18,8 @@ from pathlib import Path
 SCOPE: dict[str, list[str] | None] = {
     "losses": None,
     "stats": None,
+    "verdicts": None,
+    "instability": None,
     "attacks": ["model_mode", "pgd", "adversarial", "robust_flags_pgd", "robust_accuracy_pgd"],
     "chapters.omitted_digit": ["held_out_mask", "without_digit", "transfer_set", "held_out_images",
                       "class_frequency", "predicted_share", "choose_bias_shift",
@@ -31,9 +33,19 @@ STATUS = {0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", None: "no
           -11: "segfault", -9: "segfault", 2: "interrupted", 35: "suspicious"}
 
 
-def globs() -> list[str]:
+def chosen(modules: list[str] | None) -> dict[str, list[str] | None]:
+    """The scope, or the part of it that `modules` names (``make mutation MODULES=...``)."""
+    if not modules:
+        return SCOPE
+    unknown = sorted(set(modules) - set(SCOPE))
+    if unknown:
+        raise SystemExit(f"not in the mutation scope: {unknown}; in scope: {list(SCOPE)}")
+    return {m: SCOPE[m] for m in modules}
+
+
+def globs(modules: list[str] | None = None) -> list[str]:
     out = []
-    for module, functions in SCOPE.items():
+    for module, functions in chosen(modules).items():
         if functions is None:
             out.append(f"kdlib.{module}.*")
         else:
@@ -41,12 +53,12 @@ def globs() -> list[str]:
     return out
 
 
-def report(root: Path, minimum: float) -> int:
-    patterns = globs()
+def report(root: Path, minimum: float, modules: list[str] | None = None) -> int:
+    patterns = globs(modules)
     ok = True
     print(f"{'module':<16}{'killed':>8}{'total':>7}{'rate':>9}")
     survivors, unmutated = [], []
-    for module in SCOPE:
+    for module in chosen(modules):
         meta = root / "kdlib" / f"{module.replace('.', '/')}.py.meta"
         codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
         mine = {k: v for k, v in codes.items()
@@ -55,7 +67,7 @@ def report(root: Path, minimum: float) -> int:
         rate = 100 * killed / len(mine) if mine else float("nan")
         ok &= rate >= minimum
         print(f"{module:<16}{killed:>8}{len(mine):>7}{rate:>8.1f}%")
-        for f in SCOPE[module] or []:
+        for f in chosen(modules)[module] or []:
             if not any(k.startswith(f"kdlib.{module}.x_{f}__mutmut_") for k in codes):
                 unmutated.append(f"kdlib.{module}.{f}")
         survivors += [(k, STATUS.get(v, str(v))) for k, v in mine.items() if v not in KILLED]
@@ -74,11 +86,12 @@ def main() -> int:
     parser.add_argument("--mutants", type=Path, default=Path("mutants"))
     parser.add_argument("--min", type=float, default=0.0,
                         help="exit 1 when a module's kill rate (%%) is below this")
+    parser.add_argument("--modules", nargs="*", help="only these modules of the scope")
     args = parser.parse_args()
     if args.what == "globs":
-        print("\n".join(globs()))
+        print("\n".join(globs(args.modules)))
         return 0
-    return report(args.mutants, args.min)
+    return report(args.mutants, args.min, args.modules)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kdlib import chapters, config, flops, paper, paths, runs, stats
+from kdlib import chapters, config, flops, paper, paths, report, runs, stats
 from kdlib.chapters import teacher_free
 from kdlib.chapters.images import BASELINE
 
@@ -151,10 +151,10 @@ def markdown() -> str:
     t = table()
     if t.empty:
         return ("The variance pilot's records are not in this checkout: `python -m kdlib jobs "
-                "pilot-e8` (and `pilot-e24`, `pilot-n30k`, `pilot-w16`) makes them.")
+                "pilot-e8` (and `pilot-e24`, `pilot-n30k`) makes them.")
     picked = choice()
     rate = reference_rate()
-    lines = [t.reset_index().to_markdown(index=False), "",
+    lines = [report.markdown_table(t), "",
              f"Effect planned for: the paper's Tf-KD-reg gain, {EFFECT:+.2f} points. Costs at "
              f"{rate / 1e9:.2f} GFLOP/s per run (one core), the rate of the `cpu` profile's "
              f"earlier records; hours count one core a run (two run at once on two cores)."

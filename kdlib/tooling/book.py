@@ -112,7 +112,16 @@ def stage(profile_name: str) -> Path:
     shutil.copytree(paths.REPO / "book", site / "book")
     (site / "book" / "chapters").mkdir(exist_ok=True)
     write_benchmarks_page(site)
+    write_pilot(site)
     return site
+
+
+def write_pilot(site: Path) -> None:
+    """``book/pilot.md``, included by the methods page: the variance pilot's table and the
+    recipe it chose (:mod:`kdlib.pages.pilot`)."""
+    from kdlib.pages import pilot
+
+    (site / "book" / "pilot.md").write_text(pilot.markdown() + "\n")
 
 
 def write_benchmarks_page(site: Path) -> None:
