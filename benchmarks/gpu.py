@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,7 +45,7 @@ from benchmarks.run import (
     machine,
     matmul_peak,
 )
-from kdlib import chapters, models, networks, results, training
+from kdlib import chapters, models, networks, paths, results, training
 from kdlib.chapters import adversarial, images, teacher_free
 from kdlib.tooling import costs, shape
 
@@ -73,20 +72,12 @@ def throughput(arch: str, settings: Settings, device: torch.device) -> dict[str,
 def synthetic_cifar(train: int, test: int) -> Iterator[None]:
     """Within the block, kdlib reads CIFAR-10 from a scratch folder of random images in the
     genuine pickle format, and keeps its checkpoints beside it."""
-    keys = ("KDLIB_DATA", "KDLIB_CHECKPOINTS")
-    saved = {k: os.environ.get(k) for k in keys}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shape.write_random_cifar10(root / "data", train, test)
-        os.environ.update(KDLIB_DATA=str(root / "data"), KDLIB_CHECKPOINTS=str(root / "ckpt"))
-        try:
+        with paths.environment(KDLIB_DATA=str(root / "data"),
+                               KDLIB_CHECKPOINTS=str(root / "ckpt")):
             yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def _timed_training(device: torch.device, fit: Any) -> tuple[float, dict[str, Any]]:

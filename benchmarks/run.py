@@ -93,19 +93,9 @@ def default_settings(device: torch.device, quick: bool) -> Settings:
 
 # --- machine and timing --------------------------------------------------------------------------
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(device: torch.device) -> dict[str, Any]:
     """What the numbers were measured on."""
-    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "torch": torch.__version__,
+    return {"cpu": results.cpu_model(), "logical_cores": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "device": str(device),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "python": platform.python_version(), "platform": platform.platform(),

@@ -10,8 +10,9 @@ AutoAttack chunks) is named here, from the checkpoint it belongs to.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 #: The checkout that holds `kdlib/` (an editable install points here).
@@ -75,6 +76,24 @@ def evaluation_dir(name: str, spec_hash: str) -> Path:
     """Partial results of a long evaluation (AutoAttack chunks) of one record, kept until
     the record is written: ``cache/evaluations/<name>-<hash>/``."""
     return checkpoints_dir().parent / "evaluations" / f"{name}-{spec_hash}"
+
+
+# --- moving the folders for a while ---------------------------------------------------------
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables (such as ``KDLIB_RESULTS``) while the block runs, then put
+    back what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # --- writing -------------------------------------------------------------------------------------

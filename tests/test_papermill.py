@@ -45,3 +45,26 @@ def test_a_misspelt_parameter_stops_the_notebook_and_is_named(tmp_path):
 def test_a_list_that_is_not_a_list_gets_the_syntax_that_works(tmp_path):
     run = papermill(tmp_path, "-p", "seeds", "zero")
     assert run.returncode != 0 and "-y 'seeds: [0, 1, 2]'" in run.stderr
+
+
+def test_notebooks_are_thin_one_kdlib_call_a_cell():
+    """Each code cell of a chapter notebook is imports and at most one statement, a call into
+    kdlib (or a name it made, shown): no function, loop or logic of its own."""
+    import ast
+
+    import nbformat
+
+    for nb_path in sorted((paths.REPO / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+                continue
+            tree = ast.parse(cell.source)
+            body = [s for s in tree.body if not isinstance(s, ast.Import | ast.ImportFrom)]
+            assert len(body) <= 1, (nb_path.name, cell.source)
+            assert not any(isinstance(n, ast.FunctionDef | ast.Lambda | ast.For | ast.While
+                                      | ast.If | ast.ClassDef | ast.comprehension)
+                           for n in ast.walk(tree)), (nb_path.name, cell.source)
+            if body:
+                value = body[0].value if isinstance(body[0], ast.Expr | ast.Assign) else None
+                assert isinstance(value, ast.Call | ast.Name), (nb_path.name, cell.source)

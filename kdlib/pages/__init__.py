@@ -247,9 +247,15 @@ def below(table: pd.DataFrame, records: runs.Records, chapter: str, name: str) -
                   f"{csv_link(table, name)}</p>"))
 
 
-def glue_provenance(key: str, records: runs.Records, chapter: str) -> None:
-    """Glue :func:`provenance_line` as ``<key>`` for a figure's caption."""
-    report.glue_value(key, provenance_line(records, chapter))
+def glue_figure(key: str, fig: Any, records: runs.Records, chapter: str) -> None:
+    """Glue `fig` as ``<key>`` for the page's text and :func:`provenance_line` as
+    ``<key>_provenance`` for its caption, then close it."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(key, fig, display=False)
+    report.glue_value(f"{key}_provenance", provenance_line(records, chapter))
+    plt.close(fig)
 
 
 # --- tables shared by the pages -------------------------------------------------------------------

@@ -109,13 +109,7 @@ def verdict_sentences(records: runs.Records, cfg: Params) -> None:
 
 def glue_figure(records: runs.Records) -> None:
     """Glue the accuracy bars (``t5_bars``) for the page's text."""
-    import matplotlib.pyplot as plt
-    from myst_nb import glue
-
-    fig = figure(records)
-    glue("t5_bars", fig, display=False)
-    pages.glue_provenance("t5_bars_provenance", records, NAME)
-    plt.close(fig)
+    pages.glue_figure("t5_bars", figure(records), records, NAME)
 
 
 def masking_warnings(records: runs.Records) -> None:

@@ -67,24 +67,12 @@ def sentences(records: runs.Records) -> None:
 
 def glue_heatmap(records: runs.Records) -> None:
     """Glue Figure 2 (``f2_heatmap``) for the page's text."""
-    import matplotlib.pyplot as plt
-    from myst_nb import glue
-
-    fig = gradient_heatmap(gradient_frame(records))
-    glue("f2_heatmap", fig, display=False)
-    pages.glue_provenance("f2_heatmap_provenance", records, NAME)
-    plt.close(fig)
+    pages.glue_figure("f2_heatmap", gradient_heatmap(gradient_frame(records)), records, NAME)
 
 
 def glue_depth(records: runs.Records) -> pd.DataFrame:
     """Glue the depth profile (``f2_depth``) and return the depth test's table."""
-    import matplotlib.pyplot as plt
-    from myst_nb import glue
-
-    fig = depth_figure(gradient_frame(records))
-    glue("f2_depth", fig, display=False)
-    pages.glue_provenance("f2_depth_provenance", records, NAME)
-    plt.close(fig)
+    pages.glue_figure("f2_depth", depth_figure(gradient_frame(records)), records, NAME)
     return depth_test(records)
 
 

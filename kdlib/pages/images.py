@@ -73,6 +73,12 @@ def model_table(cfg: images.ImageRuns, archs: Sequence[str] = ("resnet18", "resn
     return pd.DataFrame(rows).set_index("network")
 
 
+def printed(table: pd.DataFrame) -> pd.DataFrame:
+    """Print a comparison table's paper and run columns (what nbval compares) and return it."""
+    print(table[["paper", "this build", "runs"]].to_string())
+    return table
+
+
 def paper_gain_sentence(treated: str, ref: tuple[float, float], baseline: str,
                         base: tuple[float, float], n: int = 3) -> str:
     """What the paper's own ``mean ± std`` cells say about its claimed gain."""

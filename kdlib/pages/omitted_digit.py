@@ -10,6 +10,7 @@ from kdlib import claims, pages, paper, runs, stats, verdicts
 from kdlib.chapters import omitted_digit as chapter
 from kdlib.chapters.omitted_digit import TRIAL, run_name
 from kdlib.claims import Claim
+from kdlib.pages import vanilla_kd as mnist_page
 from kdlib.verdicts import Decision
 
 GLUE = "t2"
@@ -63,12 +64,8 @@ CLAIMS = (
 )
 
 
-def scale(cfg: chapter.Params) -> str:
-    """The scale a parameter set decides the chapter's claims at, in words."""
-    full = cfg.dataset == "mnist" and cfg.train_size == 60000 and cfg.profile == "paper"
-    where = "paper setting" if full else f"stand-in (`{cfg.profile}`)"
-    return (f"{where}: {cfg.dataset.upper()} {cfg.train_size:,} images, teacher "
-            f"{cfg.teacher_epochs} epochs, {len(cfg.seeds)} seed(s)")
+#: The scale of the MNIST chapters in words (Table 1's page says it for both).
+scale = mnist_page.scale
 
 
 def setting(cfg: chapter.Params) -> str:
@@ -126,13 +123,7 @@ def teacher_per_class(records: runs.Records) -> pd.DataFrame:
 
 def glue_figure(records: runs.Records) -> None:
     """Glue the per-class figure for the page's text (``t2_per_class``)."""
-    import matplotlib.pyplot as plt
-    from myst_nb import glue
-
-    fig = per_class_figure(records)
-    glue("t2_per_class", fig, display=False)
-    pages.glue_provenance("t2_per_class_provenance", records, NAME)
-    plt.close(fig)
+    pages.glue_figure("t2_per_class", per_class_figure(records), records, NAME)
 
 
 def show_records(records: runs.Records) -> None:

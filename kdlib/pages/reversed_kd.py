@@ -38,9 +38,7 @@ def table3(records: runs.Records) -> pd.DataFrame:
 
 def results(records: runs.Records) -> pd.DataFrame:
     """Print Table 3's paper and run columns (nbval compares them) and return the table."""
-    table = table3(records)
-    print(table[["paper", "this build", "runs"]].to_string())
-    return table
+    return common.printed(table3(records))
 
 
 def verdicts(records: runs.Records, cfg: chapter.Params) -> None:

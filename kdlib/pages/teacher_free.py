@@ -94,9 +94,7 @@ def table4(records: runs.Records) -> pd.DataFrame:
 
 def results(records: runs.Records) -> pd.DataFrame:
     """Print Table 4's paper and run columns (nbval compares them) and return the table."""
-    table = table4(records)
-    print(table[["paper", "this build", "runs"]].to_string())
-    return table
+    return common.printed(table4(records))
 
 
 def verdicts(records: runs.Records, cfg: chapter.Params) -> None:

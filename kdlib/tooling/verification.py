@@ -75,17 +75,11 @@ class Report:
 def scratch_results(prefix: str) -> Iterator[Path]:
     """Point ``KDLIB_RESULTS`` and ``KDLIB_CHECKPOINTS`` at a scratch folder for the block."""
     scratch = Path(tempfile.mkdtemp(prefix=prefix))
-    saved = {k: os.environ.get(k) for k in ("KDLIB_RESULTS", "KDLIB_CHECKPOINTS")}
-    os.environ.update(KDLIB_RESULTS=str(scratch / "results"),
-                      KDLIB_CHECKPOINTS=str(scratch / "cache" / "models"))
     try:
-        yield scratch
+        with paths.environment(KDLIB_RESULTS=str(scratch / "results"),
+                               KDLIB_CHECKPOINTS=str(scratch / "cache" / "models")):
+            yield scratch
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -1,0 +1,53 @@
+"""What the pages draw from decisions: the forest plot's lines, the provenance line, CSV links."""
+
+import base64
+import math
+
+import pandas as pd
+
+from kdlib import pages, verdicts
+from kdlib.claims import Claim
+from kdlib.pages import forest
+from kdlib.pages import vanilla_kd as page
+
+
+def finding(claim_id, decision, profile="cpu", paper="98.06 → 98.73 (+0.67)", test="paired",
+            fixed=None):
+    claim = Claim(claim_id, "01_vanilla_kd", "s", paper, test, lambda r, c: decision, fixed)
+    return pages.Finding(claim, profile, "scale", decision)
+
+
+def test_the_forest_plot_draws_each_decided_claim_with_its_interval_and_the_paper():
+    gain = verdicts.gain({0: 0.90, 1: 0.91, 2: 0.92}, {0: 0.89, 1: 0.905, 2: 0.91}, 0.67)
+    near = verdicts.near([0.96, 0.97], 0.985, 5.0)
+    relative = verdicts.gain({0: 1.1, 1: 1.2}, {0: 1.0, 1: 1.0}, 0.10, scale=1.0)
+    found = [finding("T1", gain), finding("T2", near, test="within 5 points"),
+             finding("F2", relative, paper="Figure 2 (no numbers; tested for +10%)",
+                     test="relative"),
+             finding("F1", near, fixed="analytic"),
+             finding("T3", verdicts.not_run())]
+    rows = forest.rows(found)
+    assert [r["label"] for r in rows] == ["T1 · cpu", "T2 · cpu", "F2 · cpu"]
+    t1, t2, f2 = rows
+    assert (t1["effect"], t1["low"], t1["high"]) == (gain.difference, *gain.ci)
+    assert t1["paper"] == 0.67 and t1["panel"] == "accuracy points"
+    assert t2["paper"] == 0.0 and t2["effect"] == near.difference and not math.isnan(t2["low"])
+    assert f2["panel"] == "relative to the baseline" and f2["paper"] == 0.10
+    fig = forest.figure(found, "title")
+    assert len(fig.axes) == 2
+    assert forest.figure([finding("F1", near, fixed="analytic")]) is None
+
+
+def test_a_csv_link_holds_the_table_and_the_provenance_names_its_records():
+    table = pd.DataFrame({"a": [1, 2]}, index=["x", "y"])
+    link = pages.csv_link(table, "t")
+    data = link.split("base64,")[1].split('"')[0]
+    assert base64.b64decode(data).decode() == table.to_csv()
+    assert 'download="t.csv"' in link
+    record = {"profile": "paper", "spec": {"seed": 3}, "environment": {"git_commit": "0" * 40}}
+    line = pages.provenance_line({"student": [record]}, page.NAME)
+    assert line.startswith("Records: profile paper, 1 runs, seeds 3, made at commit 0000000, "
+                           "stale for today's code")
+    assert "python -m kdlib jobs paper --chapters 01_vanilla_kd" in line
+    assert "python -m kdlib run paper 01_vanilla_kd" in line
+    assert pages.provenance_line({}, page.NAME) == "No records."
