@@ -162,8 +162,3 @@ def change(before: float, after: float, digits: int = 2) -> str:
     """A paper's change in words: ``98.06 → 98.73 (+0.67)`` from two fractions."""
     return (f"{100 * before:.{digits}f} → {100 * after:.{digits}f} "
             f"({100 * (after - before):+.{digits}f})")
-
-
-def ordered(claims: Sequence[Claim]) -> list[Claim]:
-    """`claims` in the paper's order (by chapter, then as declared)."""
-    return sorted(claims, key=lambda c: c.chapter)

@@ -18,7 +18,6 @@ and are shown beside, not used.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -163,9 +162,3 @@ def markdown() -> str:
         lines.append(f"Recipe chosen: **{picked}** (fewest CPU hours for chapter 4 at the seeds "
                      f"its paired spread needs).")
     return "\n".join(lines)
-
-
-def seeds_for(effect: float, sd: float) -> int | None:
-    """Seeds a paired t-test needs to detect `effect` with 80% power at difference spread
-    `sd` (None without spread)."""
-    return stats.paired_seeds_needed(effect, sd) if sd > 0 and not math.isnan(sd) else None
