@@ -80,6 +80,7 @@ def code_environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
+        "cpu_isa": cpu_isa(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
@@ -93,6 +94,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_isa() -> str:
+    """What decides a float's last bits on this CPU: the kernel set torch dispatches to
+    (``AVX2``, ``AVX512``...) and a short hash of the CPU's feature flags. Virtual machines
+    often show one model name for different processors; these tell them apart."""
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                break
+    except OSError:
+        pass
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{capability} flags-{hashlib.sha256(flags.encode()).hexdigest()[:12]}"
 
 
 def _diff_hash() -> str:

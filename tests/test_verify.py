@@ -141,7 +141,7 @@ def test_on_another_cpu_the_records_own_code_re_makes_the_sample(tmp_path, monke
     """A record made on another kind of CPU differs in its last bits whatever the code: the
     verification then re-makes it with the code of the commit it names, in a worktree, and
     verifies when today's code makes the same numbers here. (Here the records are today's,
-    relabelled as made at HEAD, with one metric moved as another CPU would.)"""
+    relabelled as made at HEAD on another CPU, with one metric moved as that CPU would.)"""
     head = results.environment()["git_commit"]
     path = tmp_path / "othercpu.yaml"
     path.write_text(yaml.safe_dump({"description": "tiny", "chapters": {"01_vanilla_kd": TINY}}))
@@ -151,7 +151,8 @@ def test_on_another_cpu_the_records_own_code_re_makes_the_sample(tmp_path, monke
     runs.run_all(plan, progress=False)
     for run in plan:
         record = run.load()
-        record["environment"] = {**record["environment"], "git_commit": head, "git_dirty": False}
+        record["environment"] = {**record["environment"], "git_commit": head, "git_dirty": False,
+                                 "cpu_isa": "AVX2 flags-0123456789ab"}
         record["metrics"]["test_acc"] += 1e-7  # another CPU's last bits
         results.write_record(run.path, record)
     report = verification.verify(path, workers=2)

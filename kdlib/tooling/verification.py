@@ -14,7 +14,10 @@ checked out in a temporary git worktree and run through that commit's own
 this CPU, the change between them is shown to be result-neutral, and the committed
 numbers differ only by the CPU. The stamp (``results/<profile>/verified.json``) says
 which comparison held (``identical_to_records``, ``identical_to_records_code``), on which
-CPU; ``verified`` is true when either did, and only then are the profile's records
+CPU; ``verified`` is true when either did. The second comparison is only for records made
+on another kind of CPU (their ``cpu_isa`` differs from this machine's, or was not recorded):
+a record made on this kind must re-run identically, since nothing else explains a
+difference (a hand-edited metric, say). Only a verified stamp makes the profile's records
 current again (:func:`kdlib.verify.stale_records`).
 """
 
@@ -183,6 +186,10 @@ def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any
         commit = rec["environment"].get("git_commit")
         if not commit or rec["environment"].get("git_dirty"):
             continue  # no clean code to re-make it with
+        if rec["environment"].get("cpu_isa") == results.cpu_isa():
+            log(f"[verify] {run.chapter}/{run.path.name} was made on this kind of CPU: it "
+                "must re-run identically, and the records' code cannot excuse it")
+            continue
         old_hash[run.label] = rec.get("migrated_from", {}).get("spec_hash", rec["spec_hash"])
         groups.setdefault((commit, rec["profile"]), {})[old_hash[run.label]] = run.chapter
     made: dict[tuple[str, str], dict[str, Any]] = {}
@@ -209,7 +216,8 @@ def _stamp(report: Report, threads: int, workers: int) -> dict[str, Any]:
     env = results.environment()
     return {"profile": report.profile, "commit": env["git_commit"],
             "verified_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "cpu": results.cpu_model(), "threads": threads, "workers": workers,
+            "cpu": results.cpu_model(), "cpu_isa": results.cpu_isa(),
+            "threads": threads, "workers": workers,
             "identical_to_records": to_records,
             "identical_to_records_code": None if to_records else to_code,
             "verified": to_records or to_code,
