@@ -51,3 +51,5 @@ def test_a_csv_link_holds_the_table_and_the_provenance_names_its_records():
     assert "python -m kdlib jobs paper --chapters 01_vanilla_kd" in line
     assert "python -m kdlib run paper 01_vanilla_kd" in line
     assert pages.provenance_line({}, page.NAME) == "No records."
+    many = [{**record, "spec": {"seed": s}} for s in (10, 2, 11, 0)]
+    assert ", seeds 0, 2, 10, 11, made" in pages.provenance_line({"student": many}, page.NAME)

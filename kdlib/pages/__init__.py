@@ -207,7 +207,8 @@ def provenance_line(records: runs.Records, chapter: str) -> str:
     if not recs:
         return "No records."
     profiles = sorted({r["profile"] for r in recs})
-    seeds = sorted({r["spec"].get("seed") for r in recs}, key=str)
+    seeds = sorted({r["spec"].get("seed") for r in recs},
+                   key=lambda s: (s is None, s if isinstance(s, int) else 0, str(s)))
     commits = sorted({(r["environment"].get("git_commit") or "?")[:7] for r in recs})
     record_chapter = chapters.get(chapter).record_chapter
     stale = verify.stale_records(records, record_chapter)

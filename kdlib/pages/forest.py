@@ -52,7 +52,12 @@ def figure(found: Sequence[Any], title: str = ""):
     panels = [p for p in ("accuracy points", "relative to the baseline")
               if any(r["panel"] == p for r in lines)]
     heights = [sum(r["panel"] == p for r in lines) for p in panels]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, 0.42 * sum(heights) + 1.6),
+    shown = [v for v in COLOURS if any(r["verdict"] == v for r in lines)]
+    # inches: a line per claim, each panel's axis and label, then the title and the legend
+    title_in = 0.35 if title else 0.0
+    header_in = title_in + 0.25 * math.ceil((len(shown) + 1) / 3) + 0.1
+    height_in = 0.42 * sum(heights) + 0.75 * len(panels) + header_in
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, height_in),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, panel in zip(axes[:, 0], panels, strict=True):
         chosen = [r for r in lines if r["panel"] == panel][::-1]
@@ -73,15 +78,16 @@ def figure(found: Sequence[Any], title: str = ""):
                 ax.plot(r["paper"], y, "D", mfc="none", mec="black", ms=6)
         ax.axvline(0, color="grey", lw=0.8, ls=":")
         ax.set_xlim(-lim * 1.05, lim * 1.05)
+        ax.set_ylim(-0.6, len(chosen) - 0.4)
         ax.set_yticks(range(len(chosen)), [r["label"] for r in chosen], fontsize=8)
         ax.set_xlabel(f"effect ({panel}; 95% CI)")
         ax.grid(axis="x", alpha=0.3)
-    handles = [Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in COLOURS.items()
-               if any(r["verdict"] == v for r in lines)]
+    handles = [Line2D([], [], color=COLOURS[v], marker="o", lw=2, label=v) for v in shown]
     handles.append(Line2D([], [], color="black", marker="D", mfc="none", lw=0,
                           label="the paper's value"))
-    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False)
     if title:
-        fig.suptitle(title, y=0.995, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.9 / (0.42 * sum(heights) + 1.6)))
+        fig.suptitle(title, y=1 - 0.08 / height_in, va="top", fontsize=9)
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 1 - title_in / height_in))
+    fig.tight_layout(rect=(0, 0, 1, 1 - header_in / height_in))
     return fig
