@@ -163,3 +163,13 @@ def test_flags_are_frozen_values():
     with pytest.raises(dataclasses.FrozenInstanceError):
         f.epoch = 4  # type: ignore[misc]
     assert (ins.LOSS_SPIKE, ins.HELD_OUT_COLLAPSE) == ("loss spike", "held-out collapse")
+
+
+def test_a_tie_keeps_the_first_best_epoch_and_unstable_passes_its_drop():
+    hist = history([1.0] * 3, [0.8, 0.8, 0.6])
+    (found,) = ins.held_out_collapses(hist)
+    assert "0.200 below the best 0.800 of epoch 1" in found.detail
+    dip = history([1.0, 1.0], [0.8, 0.74])
+    assert not ins.unstable(dip) and ins.unstable(dip, drop=0.05)
+    assert not ins.unstable(dip, drop=0.07)
+    assert ins._beyond(0.5, 0.4) and not ins._beyond(0.4, 0.4) and not ins._beyond(0.3, 0.4)

@@ -646,3 +646,24 @@ def test_tost_power_matches_a_simulation_and_the_normal_approximation():
     with pytest.raises(ValueError, match="never equivalent"):
         stats.tost_seeds_needed(0.5, 1.0, difference=0.5)
     assert stats.tost_power(0.01, 1.0, 2) < 1e-4  # a margin far inside the noise: hopeless
+
+
+@pytest.mark.parametrize(("margin", "sd", "alpha", "power", "difference"), [
+    (0.5, 1.0, 0.05, 0.8, 0.2), (1.0, 0.2, 0.05, 0.8, 0.0), (1.0, 0.45, 0.05, 0.8, 0.0),
+    (1.0, 0.15, 0.05, 0.8, 0.0), (0.3, 0.2, 0.1, 0.9, 0.05), (2.0, 1.0, 0.05, 0.8, -0.5)])
+def test_tost_seeds_needed_is_the_smallest_that_reaches_the_power(margin, sd, alpha, power,
+                                                                 difference):
+    """Against a count from 2 upwards, with a true difference, other levels and answers of
+    2 and 3 pairs."""
+    n = 2
+    while stats.tost_power(margin, sd, n, alpha, difference) < power:
+        n += 1
+    assert stats.tost_seeds_needed(margin, sd, alpha, power, difference) == n
+    assert stats.tost_power(margin, sd, n, alpha, difference) <= 1.0
+
+
+def test_tost_seeds_needed_names_what_it_refuses():
+    with pytest.raises(ValueError, match="never equivalent"):
+        stats.tost_seeds_needed(0.5, 1.0, difference=-0.6)
+    with pytest.raises(ValueError, match="must be positive, got 0.5 and 0"):
+        stats.tost_seeds_needed(0.5, 0)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as st
 
@@ -130,3 +131,214 @@ def test_near_and_the_sensitivity_note():
         + ("" if math.isnan(again.p) else f" (p = {again.p:.3g})"),)
     assert verdicts.not_run().verdict == "not run at this scale"
     assert verdicts.describe([0.9, 0.92]) == "91.00 ± 1.41 (n = 2)"
+
+
+# --- every field and sentence of a decision, against scipy and statsmodels directly --------
+
+def _fmt(values):
+    """``mean ± std (n = k)`` in points, by hand."""
+    values = list(values)
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{100 * mean:.2f} ± {100 * std:.2f} (n = {len(values)})"
+
+
+def _paired_by_hand(a, b):
+    """Mean, 95% CI, p and sd of the per-seed differences a - b, in points."""
+    d = [100 * (a[k] - b[k]) for k in sorted(a)]
+    n, mean, sd = len(d), sum(d) / len(d), st.tstd(d)
+    half = st.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return mean, (mean - half, mean + half), st.ttest_rel([a[k] for k in sorted(a)],
+                                                          [b[k] for k in sorted(b)]).pvalue, sd
+
+
+def _power(effect, sd, n):
+    from statsmodels.stats.power import TTestPower
+
+    return TTestPower().power(effect_size=effect / sd, nobs=n, alpha=0.05,
+                              alternative="two-sided")
+
+
+def _detectable(sd, n):
+    from statsmodels.stats.power import TTestPower
+
+    return TTestPower().solve_power(effect_size=None, nobs=n, alpha=0.05, power=0.8,
+                                    alternative="two-sided") * sd
+
+
+def test_a_paired_gain_decision_holds_every_number_and_says_them():
+    base = seeds(0.900, 0.910, 0.920, 0.905)
+    up = {k: v + d for (k, v), d in zip(base.items(), (0.010, 0.012, 0.009, 0.011), strict=True)}
+    g = verdicts.gain(up, base, 0.1)
+    mean, ci, p, sd = _paired_by_hand(up, base)
+    welch = st.ttest_ind(list(up.values()), list(base.values()), equal_var=False).pvalue
+    power, det = _power(0.1, sd, 4), _detectable(sd, 4)
+    assert g.ours == f"{mean:+.2f} ({_fmt(up.values())} vs {_fmt(base.values())})"
+    assert g.test == (f"paired t-test over 4 seeds: p = {p:.3g}, 95% CI [{ci[0]:+.2f}, "
+                      f"{ci[1]:+.2f}]; Welch p = {welch:.3g}; detectable with 80% power: "
+                      f"{det:.2f}; paper: +0.10, power to detect it {power:.0%}")
+    assert (g.difference, g.p, g.welch_p, g.power, g.detectable) == pytest.approx(
+        (mean, p, welch, power, det), rel=1e-6)
+    assert g.ci == pytest.approx(ci) and (g.claimed, g.paired, g.n) == (0.1, True, 4)
+    assert 0.05 < power < 0.95 and g.verdict == "reproduced"
+    assert g.seeds_needed is None and g.notes == () and math.isnan(g.hours_needed)
+
+
+def test_an_unpaired_gain_uses_welch_and_its_power():
+    from statsmodels.stats.power import TTestIndPower
+
+    a = {0: 0.90, 1: 0.91, 2: 0.93, 3: 0.92}
+    b = {10: 0.905, 11: 0.90, 12: 0.915, 13: 0.91, 14: 0.90}
+    g = verdicts.gain(a, b, 0.5)
+    sa, sb = 100 * st.tstd(list(a.values())), 100 * st.tstd(list(b.values()))
+    welch = st.ttest_ind(list(a.values()), list(b.values()), equal_var=False).pvalue
+    sd = math.sqrt((sa**2 + sb**2) / 2)
+    power = TTestIndPower().power(effect_size=0.5 / sd, nobs1=4, ratio=5 / 4, alpha=0.05,
+                                  alternative="two-sided")
+    det = TTestIndPower().solve_power(effect_size=None, nobs1=4, ratio=5 / 4, alpha=0.05,
+                                      power=0.8, alternative="two-sided") * sd
+    diff = 100 * (sum(a.values()) / 4 - sum(b.values()) / 5)
+    assert not g.paired and g.n == 4 and g.p == pytest.approx(welch) == g.welch_p
+    assert g.difference == pytest.approx(diff) and all(math.isnan(x) for x in g.ci)
+    assert g.power == pytest.approx(power, rel=1e-6) and g.detectable == pytest.approx(det,
+                                                                                      rel=1e-4)
+    assert g.test == (f"Welch p = {welch:.3g} (the rows share no seeds to pair); detectable "
+                      f"with 80% power: {det:.2f}; paper: +0.50, power to detect it "
+                      f"{power:.0%}")
+    assert g.verdict == "inconclusive at this power"
+    n = 2
+    while TTestIndPower().power(effect_size=0.5 / sd, nobs1=n, ratio=1, alpha=0.05,
+                                alternative="two-sided") < 0.8:
+        n += 1
+    assert g.seeds_needed == n
+    one = verdicts.compare({0: 0.9}, {5: 0.8, 6: 0.81})
+    assert math.isnan(one.detectable()) and one.seeds_needed(0.5) is None
+    assert one.n == 1 and one.n_a == 1 and one.n_b == 2 and math.isnan(one.sd)
+
+
+def test_a_gain_without_spread_or_size_needs_no_seeds():
+    c = verdicts.compare(seeds(0.9, 0.91), seeds(0.89, 0.90))  # identical differences
+    assert c.seeds_needed(0.5) is None and c.seeds_needed(0.0) is None
+    assert c.seeds_needed(math.nan) is None and math.isnan(c.power(math.nan))
+    g = verdicts.gain(seeds(0.9, 0.91), seeds(0.89, 0.90), 0.5)
+    assert g.verdict == "inconclusive at this power" and g.test == "one seed or no spread: no test"
+    assert g.difference == pytest.approx(1.0) and g.paired and g.n == 2
+    unstated = verdicts.gain(seeds(0.9, 0.91, 0.92), seeds(0.9, 0.905, 0.925), math.nan)
+    assert unstated.test.endswith(f"detectable with 80% power: {unstated.detectable:.2f}")
+    assert math.isnan(unstated.claimed) and math.isnan(unstated.power)
+
+
+def test_near_holds_its_interval_and_says_its_distance():
+    values = [0.92, 0.93, 0.925]
+    d = verdicts.near(values, 0.9273, 0.5)
+    mean = 100 * sum(values) / 3
+    half = st.t.ppf(0.975, 2) * 100 * st.tstd(values) / math.sqrt(3)
+    assert d.verdict == "reproduced" and d.ours == _fmt(values) and d.n == 3
+    assert d.difference == pytest.approx(mean - 92.73)
+    assert d.ci == pytest.approx((mean - half - 92.73, mean + half - 92.73))
+    assert d.test == f"|ours − paper| = {abs(mean - 92.73):.2f}, tolerance 0.5"
+    assert verdicts.near(values, 0.9273 + 0.006, 0.5).verdict == "not reproduced"
+    assert verdicts.near(values, 0.9195, 0.5).verdict == "not reproduced"  # 0.55 above
+    assert verdicts.near(values, 0.9205, 0.5).verdict == "reproduced"  # 0.45 above
+    assert verdicts.near([0.5], 0.4, 10.0, scale=100.0).verdict == "reproduced"
+    assert verdicts.near([5.0], 4.0, 1.0, scale=1.0).difference == pytest.approx(1.0)
+
+
+def test_a_reading_decision_holds_every_number_and_says_them():
+    from statsmodels.stats.weightstats import ttost_paired
+
+    base = seeds(0.900, 0.910, 0.920, 0.905, 0.915)
+    like = {k: v + d for (k, v), d in zip(base.items(), (0.010, 0.011, 0.009, 0.0105, 0.0095),
+                                          strict=True)}
+    same = {k: v + d for (k, v), d in zip(like.items(), (0.0005, -0.0004, 0.0003, -0.0002,
+                                                         0.0001), strict=True)}
+    d = verdicts.alike(same, like, base)
+    eff, _, eff_p, _ = _paired_by_hand(like, base)
+    mean, ci, _, sd = _paired_by_hand(same, like)
+    margin = eff / 2
+    x = [100 * same[k] for k in range(5)]
+    y = [100 * like[k] for k in range(5)]
+    tost_p = ttost_paired(np.asarray(x), np.asarray(y), -margin, margin)[0]
+    half = st.t.ppf(0.95, 4) * sd / math.sqrt(5)
+    welch = st.ttest_ind(list(same.values()), list(like.values()), equal_var=False).pvalue
+    assert d.ours == f"{mean:+.2f} ({_fmt(same.values())} vs {_fmt(like.values())})"
+    assert d.test == (f"effect to explain {eff:+.2f} (p = {eff_p:.3g}, paired); TOST within "
+                      f"±{margin:.2f} (half the effect): p = {tost_p:.3g}, 90% CI "
+                      f"[{mean - half:+.2f}, {mean + half:+.2f}]")
+    assert (d.p, d.detectable, d.difference, d.welch_p) == pytest.approx(
+        (tost_p, margin, mean, welch), rel=1e-6)
+    assert d.ci == pytest.approx(ci) and d.paired and d.n == 5 and d.seeds_needed is None
+    assert math.isnan(d.power) and math.isnan(d.claimed)
+
+
+def test_a_reading_is_refuted_on_either_side_and_needs_a_tost_size_when_undecided():
+    from kdlib import stats
+
+    base = seeds(0.900, 0.910, 0.920, 0.905, 0.915)
+    like = {k: v + 0.01 + 0.0002 * (k % 2) for k, v in base.items()}
+    above = {k: v + 0.009 + 0.0002 * k for k, v in like.items()}
+    below = {k: v - 0.009 - 0.0002 * k for k, v in like.items()}
+    for control in (above, below):
+        assert verdicts.alike(control, like, base).verdict == "not reproduced"
+    noisy = {k: v + d for (k, v), d in zip(like.items(), (0.01, -0.01, 0.006, -0.004, 0.0),
+                                           strict=True)}
+    d = verdicts.alike(noisy, like, base)
+    eff = verdicts.compare(like, base).difference
+    sd = verdicts.compare(noisy, like).sd
+    assert d.seeds_needed == stats.tost_seeds_needed(eff / 2, sd)
+    # the effect to explain is there, but the control ran on other seeds: no TOST
+    other = {k + 20: v for k, v in same_seeds(like).items()}
+    d = verdicts.alike(other, like, base)
+    assert d.verdict == "inconclusive at this power"
+    assert d.test.endswith("; no paired seeds for an equivalence test")
+    assert d.test.startswith(f"effect to explain {eff:+.2f} (p = ")
+
+
+def same_seeds(row):
+    return {k: v + 0.0001 * k for k, v in row.items()}
+
+
+def test_nothing_to_explain_says_why_and_what_would_establish_it():
+    from kdlib import stats
+
+    base = seeds(0.900, 0.910, 0.920, 0.905, 0.915)
+    weak = {k: v + d for (k, v), d in zip(base.items(), (0.004, -0.002, 0.003, -0.001, 0.001),
+                                          strict=True)}
+    d = verdicts.alike(same_seeds(weak), weak, base)
+    c = verdicts.compare(weak, base)
+    assert d.verdict == "nothing to explain at this scale"
+    assert d.test == (f"effect to explain {c.difference:+.2f} (p = {c.p:.3g}, paired): not "
+                      "established in the paper's direction, so there is no gain here for the "
+                      "control to explain")
+    assert d.seeds_needed == stats.paired_seeds_needed(abs(c.difference), c.sd)
+    unpaired = {k + 10: v for k, v in weak.items()}
+    d = verdicts.alike(weak, unpaired, base)
+    assert ", Welch)" in d.test and d.verdict == "nothing to explain at this scale"
+    flipped = verdicts.alike(same_seeds(weak), weak, base, direction=-1)
+    assert flipped.verdict == "nothing to explain at this scale" and flipped.seeds_needed is None
+
+
+def test_the_rules_read_values_in_the_scale_they_are_given():
+    g = verdicts.gain({0: 90.0, 1: 91.0, 2: 92.5}, {0: 89.0, 1: 90.2, 2: 91.4}, 0.5, scale=1.0)
+    mean, ci, p, _ = _paired_by_hand({k: v / 100 for k, v in {0: 90.0, 1: 91.0, 2: 92.5}.items()},
+                                     {k: v / 100 for k, v in {0: 89.0, 1: 90.2, 2: 91.4}.items()})
+    assert g.difference == pytest.approx(mean) and g.p == pytest.approx(p)
+    assert g.ci == pytest.approx(ci)
+    assert g.ours.startswith(f"{mean:+.2f} (91.17 ± 1.26 (n = 3) vs 90.20 ± 1.20 (n = 3))")
+
+
+def test_without_adds_a_note_and_keeps_the_rest():
+    first = verdicts.gain(seeds(0.9, 0.91, 0.92), seeds(0.89, 0.9, 0.905), 0.5)
+    one = verdicts.gain(seeds(0.9), seeds(0.89), 0.5)
+    noted = verdicts.without(first, "seed 1 spiked", one)
+    assert noted.notes == (f"seed 1 spiked; without it: {one.ours}, {one.verdict}",)
+    spread = verdicts.gain(seeds(0.9, 0.91, 0.92), seeds(0.89, 0.905, 0.911), 0.5)
+    assert not math.isnan(spread.p)
+    assert verdicts.without(first, "why", spread).notes == (
+        f"why; without it: {spread.ours}, {spread.verdict} (p = {spread.p:.3g})",)
+    twice = verdicts.without(noted, "again", one)
+    assert twice.notes[0] == noted.notes[0] and len(twice.notes) == 2
+    assert (twice.verdict, twice.p, twice.ci) == (first.verdict, first.p, first.ci)
+    assert verdicts.not_run("no CIFAR-10").test == "no CIFAR-10"
+    assert verdicts.not_run().ours == "—" and verdicts.not_run().test == "no records at this scale"
+    assert not verdicts.not_run().decided
