@@ -161,15 +161,14 @@ def gain(treated: BySeed, baseline: BySeed, claimed: float, *,
     ours = (f"{c.difference:+.2f} ({describe(list(treated.values()), scale)} vs "
             f"{describe(list(baseline.values()), scale)})")
     power, det = c.power(claimed), c.detectable()
-    test = c.in_words() + f"; detectable with 80% power: {det:.2f}"
-    if not math.isnan(claimed):
-        test += f"; paper: {claimed:+.2f}, power to detect it {power:.0%}" if not \
-            math.isnan(power) else f"; paper: {claimed:+.2f}"
     common = dict(difference=c.difference, p=c.p, detectable=det, ci=c.ci, welch_p=c.welch_p,
                   power=power, claimed=claimed, paired=c.paired, n=c.n)
-    if math.isnan(c.p):
+    if math.isnan(c.p):  # then there is no spread, and no power either
         return Decision("inconclusive at this power", ours, "one seed or no spread: no test",
                         **common)
+    test = c.in_words() + f"; detectable with 80% power: {det:.2f}"
+    if not math.isnan(claimed):
+        test += f"; paper: {claimed:+.2f}, power to detect it {power:.0%}"
     if c.p < ALPHA:
         return Decision("reproduced" if c.difference > 0 else "not reproduced", ours, test,
                         **common)

@@ -342,3 +342,89 @@ def test_without_adds_a_note_and_keeps_the_rest():
     assert verdicts.not_run("no CIFAR-10").test == "no CIFAR-10"
     assert verdicts.not_run().ours == "—" and verdicts.not_run().test == "no records at this scale"
     assert not verdicts.not_run().decided
+
+
+def test_every_branch_of_gain_says_what_it_measured():
+    base = seeds(0.900, 0.910, 0.920, 0.905)
+    small = {k: v + d for (k, v), d in zip(base.items(), (0.003, 0.0032, 0.0028, 0.0031),
+                                           strict=True)}
+    g = verdicts.gain(small, base, 0.5)  # a significant gain under one point
+    assert g.verdict == "reproduced" and 0 < g.difference < 1
+    expected_ours = f"{g.difference:+.2f} ({_fmt(small.values())} vs {_fmt(base.values())})"
+    flat = {k: v + d for (k, v), d in zip(base.items(), (0.0002, -0.0003, 0.0001, -0.0001),
+                                          strict=True)}
+    noisy = {k: v + d for (k, v), d in zip(base.items(), (0.01, -0.012, 0.008, -0.005),
+                                           strict=True)}
+    for row in (small, flat, noisy):
+        d = verdicts.gain(row, base, 0.5)
+        mean, ci, p, _ = _paired_by_hand(row, base)
+        assert d.ours == f"{mean:+.2f} ({_fmt(row.values())} vs {_fmt(base.values())})"
+        assert d.test.startswith(f"paired t-test over 4 seeds: p = {p:.3g}, 95% CI "
+                                 f"[{ci[0]:+.2f}, {ci[1]:+.2f}]; Welch p = ")
+        assert d.test.endswith(f"; paper: +0.50, power to detect it {d.power:.0%}")
+    assert expected_ours == g.ours
+    single = verdicts.gain(seeds(0.99), seeds(0.98), 0.5)
+    assert single.ours == "+1.00 (99.00 (n = 1) vs 98.00 (n = 1))"
+    assert single.difference == pytest.approx(1.0) and single.claimed == 0.5
+    c = verdicts.compare(noisy, base)
+    assert c.n_a == c.n_b == 4 and c.seeds_needed(1.0) == \
+        __import__("kdlib").stats.paired_seeds_needed(1.0, c.sd)
+    w = verdicts.compare(base, {k + 10: v for k, v in base.items()})
+    assert w.paired is False and c.paired is True
+
+
+def test_every_branch_of_a_reading_keeps_its_numbers():
+    base = seeds(0.900, 0.910, 0.920, 0.905, 0.915)
+    like = {k: v + 0.01 + 0.0002 * (k % 2) for k, v in base.items()}
+    eff = verdicts.compare(like, base)
+    words = f"effect to explain {eff.difference:+.2f} (p = {eff.p:.3g}, paired)"
+    below = {k: v - 0.009 - 0.0002 * k for k, v in like.items()}
+    noisy = {k: v + d for (k, v), d in zip(like.items(), (0.002, -0.012, 0.001, -0.011, -0.004),
+                                           strict=True)}
+    shifted = {k: v + 0.001 for k, v in like.items()}  # the same difference on every seed
+    for control, verdict in ((below, "not reproduced"), (noisy, "inconclusive at this power"),
+                             (shifted, "inconclusive at this power")):
+        d = verdicts.alike(control, like, base)
+        c = verdicts.compare(control, like)
+        eq = __import__("kdlib").stats.tost_paired([100 * control[k] for k in range(5)],
+                                                   [100 * like[k] for k in range(5)],
+                                                   eff.difference / 2)
+        assert d.verdict == verdict, control
+        assert d.ours == (f"{c.difference:+.2f} ({_fmt(control.values())} vs "
+                          f"{_fmt(like.values())})")
+        assert d.test.startswith(f"{words}; TOST within ±{eff.difference / 2:.2f} (half the "
+                                 "effect): p = ")
+        assert (d.difference, d.ci, d.welch_p, d.paired, d.n) == (c.difference, c.ci,
+                                                                  c.welch_p, True, 5)
+        assert d.p == eq.p or (math.isnan(d.p) and math.isnan(eq.p))
+    # noisy: below the margin on one side only is not a refutation
+    eq = verdicts.alike(noisy, like, base)
+    assert "90% CI [-" in eq.test and eq.seeds_needed > 5
+    assert verdicts.alike(shifted, like, base).seeds_needed is None  # no spread to plan with
+    # the control on other seeds: no TOST, but its numbers are kept
+    other = {k + 20: v + 0.002 for k, v in like.items()}
+    d = verdicts.alike(other, like, base)
+    c = verdicts.compare(other, like)
+    assert d.ours.startswith(f"{c.difference:+.2f} (") and d.welch_p == c.welch_p
+    assert d.difference == c.difference and d.paired is False and d.p == c.p == c.welch_p
+    # nothing to explain keeps the control's numbers too
+    none = verdicts.alike(shifted, like, like)
+    c = verdicts.compare(shifted, like)
+    assert none.verdict == "nothing to explain at this scale"
+    assert none.ours.startswith(f"{c.difference:+.2f} (") and none.difference == c.difference
+    assert (none.ci, none.n) == (c.ci, 5) and math.isnan(none.p) and math.isnan(c.p)
+    # two paired seeds are enough for a TOST
+    two = verdicts.alike({0: 0.95, 1: 0.969}, {0: 0.951, 1: 0.9705}, {0: 0.90, 1: 0.92})
+    assert "TOST" in two.test
+
+
+def test_rules_in_points_read_points():
+    pts = {0: 90.0, 1: 91.0, 2: 92.0, 3: 90.5, 4: 91.5}
+    like = {k: v + 1.0 + 0.02 * (k % 2) for k, v in pts.items()}
+    same = {k: v + 0.01 * (-1) ** k for k, v in like.items()}
+    d = verdicts.alike(same, like, pts, scale=1.0)
+    assert d.verdict == "reproduced" and "TOST within ±0.50" in d.test
+    assert d.ours.endswith(f"({_fmt([v / 100 for v in same.values()])} vs "
+                           f"{_fmt([v / 100 for v in like.values()])})")
+    n = verdicts.near([90.0, 91.0], 90.3, 1.0, scale=1.0)
+    assert n.ours == "90.50 ± 0.71 (n = 2)" and n.verdict == "reproduced"
