@@ -1,7 +1,8 @@
 """Command line: ``python -m kdlib {book,run,check,data} ...``.
 
 - ``book PROFILE``: execute every chapter under PROFILE and build the HTML book.
-- ``run PROFILE [CHAPTER ...]``: execute chapters only (outputs in ``_build/PROFILE/runs``).
+- ``run PROFILE [CHAPTER ...] [--compute-only]``: make the missing runs on every core, then
+  execute the chapters (outputs in ``_build/PROFILE/runs``) unless ``--compute-only``.
 - ``check PROFILE``: validate a profile against kdlib.config and the notebooks.
 - ``data``: fetch MNIST into the data folder.
 - ``browser-check PROFILE``: load every page of the built book in headless Chromium and fail
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-output", action="store_true")
     p.add_argument("--workers", type=int, help="processes that make the runs (default: one "
                                                "a core)")
+    p.add_argument("--compute-only", action="store_true",
+                   help="make the missing runs and stop: execute no notebook")
     p = sub.add_parser("check", help="validate a profile")
     p.add_argument("profile")
     sub.add_parser("data", help="download or unpack the data sets")
@@ -99,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             chosen = {c: chapters[c] for c in (args.chapters or chapters)}
             name = next(iter(chosen.values())).profile
             book.compute(args.profile, list(chosen), args.workers)
-            book.execute(chosen, paths.REPO / "_build" / name / "runs",
-                         log_output=args.log_output)
+            if not args.compute_only:
+                book.execute(chosen, paths.REPO / "_build" / name / "runs",
+                             log_output=args.log_output)
         elif args.cmd == "check":
             chapters = book.check_profile(args.profile)
             print(f"profile {args.profile!r} is valid: {', '.join(chapters)}")
