@@ -113,8 +113,13 @@ def _checked(rule: Callable[[Records], Decision], rows: Sequence[Row | str]
                 decision, hours_needed=hours(records, rows, decision.seeds_needed))
         flagged = unstable(records, rows)
         if flagged:
-            decision = verdicts.without(decision, "unstable training: " + "; ".join(
-                flagged.values()), rule(_drop(records, set(flagged))))
+            why = "unstable training: " + "; ".join(flagged.values())
+            rest = _drop(records, set(flagged))
+            if all(rest[_name(r)] for r in rows):
+                decision = verdicts.without(decision, why, rule(rest))
+            else:  # every run of a row was flagged: nothing to decide without them
+                decision = dataclasses.replace(decision, notes=(
+                    *decision.notes, f"{why}; without it no run of a row is left"))
         return decision
     return decide
 

@@ -96,3 +96,17 @@ def test_an_unstable_run_is_named_with_the_verdict_without_it(profile):
     assert "without it: +0.55 (82.05 ± 0.78 (n = 2) vs 81.50 ± 0.71 (n = 2))" in note
     assert "Sensitivity: unstable training" in pages.sentence(found)
     assert "Deciding it would take" in pages.sentence(found)
+
+
+def test_a_row_whose_every_run_is_unstable_keeps_its_verdict_and_says_so(profile):
+    """Every seed of a row spiked (as tiny runs can): the verdict stands, and the note says
+    that nothing is left to decide without them, instead of failing on an empty row."""
+    spike = [{"epoch": 1, "loss": 3.5}, {"epoch": 2, "loss": 0.58}, {"epoch": 3, "loss": 6.5}]
+    write_records(profile, "06_adversarial_tfkd",
+                  {"at": [0.80, 0.81, 0.82], "at_tf_kd_self": [0.66, 0.70, 0.68]}, key="aa_acc",
+                  histories={("at_tf_kd_self", s): spike for s in range(3)})
+    (found,) = [f for f in pages.findings(str(profile)) if f.claim.id == "T5 (self vs AT)"]
+    (note,) = found.decision.notes
+    assert note.startswith("unstable training: `at_tf_kd_self` seed 0: loss rose")
+    assert note.endswith("; without it no run of a row is left")
+    assert found.decision.verdict == "not reproduced" and found.decision.n == 3
