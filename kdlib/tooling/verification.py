@@ -102,21 +102,24 @@ DRIVER = """
 import json, sys
 from kdlib.tooling import jobs
 profile, chapters, wanted, workers = json.loads(sys.argv[1])
-planned = [r for r in jobs.plan(profile, chapters) if r.spec_hash in set(wanted)]
-missing = sorted(set(wanted) - {r.spec_hash for r in planned})
+wanted = {tuple(w) for w in wanted}
+planned = [r for r in jobs.plan(profile, chapters) if (r.chapter, r.spec_hash) in wanted]
+missing = sorted(wanted - {(r.chapter, r.spec_hash) for r in planned})
 if missing:
-    raise SystemExit(f"the code of this commit plans no run with hash {missing}")
+    raise SystemExit(f"the code of this commit plans no run (chapter, hash) {missing}")
 jobs.run_local(planned, workers)
-print("RECORDS " + json.dumps({r.spec_hash: str(r.path) for r in planned}))
+print("RECORDS " + json.dumps([[r.chapter, r.spec_hash, str(r.path)] for r in planned]))
 """
 
 
-def remake_with(commit: str, profile: str, wanted: dict[str, str], workers: int,
+def remake_with(commit: str, profile: str, wanted: set[tuple[str, str]], workers: int,
                 log: Callable[[str], None], fallback: Path | None = None
-                ) -> dict[str, dict[str, Any]]:
-    """Re-make the runs `wanted` (old spec hash -> chapter) of `profile` as it was at `commit`
-    (or as the file `fallback` says, when that commit has no such profile), with that
-    commit's code, in a temporary worktree and scratch folders: hash -> record."""
+                ) -> dict[tuple[str, str], dict[str, Any]]:
+    """Re-make the runs `wanted` ((chapter, old spec hash) pairs: two chapters can hold a run
+    of the same spec, a shared teacher, with different metrics) of `profile` as it was at
+    `commit` (or as the file `fallback` says, when that commit has no such profile), with
+    that commit's code, in a temporary worktree and scratch folders: (chapter, hash) ->
+    record."""
     tree = Path(tempfile.mkdtemp(prefix=f"kdlib-verify-{commit[:7]}-"))
     subprocess.run(["git", "-C", str(paths.REPO), "worktree", "add", "--detach", "--force",
                     str(tree), commit], check=True, capture_output=True)
@@ -125,7 +128,7 @@ def remake_with(commit: str, profile: str, wanted: dict[str, str], workers: int,
             env = {**os.environ, "PYTHONPATH": str(tree), "KDLIB_DATA": str(paths.data_dir())}
             there = tree / "profiles" / f"{profile}.yaml"
             source = str(there if there.is_file() or fallback is None else fallback)
-            arg = json.dumps([source, sorted(set(wanted.values())), sorted(wanted), workers])
+            arg = json.dumps([source, sorted({c for c, _ in wanted}), sorted(wanted), workers])
             log(f"[verify] re-making {len(wanted)} records with the code of {commit[:7]} "
                 f"(profile {profile} as it was there)")
             done = subprocess.run([sys.executable, "-c", DRIVER, arg], cwd=tree, env=env,
@@ -136,7 +139,7 @@ def remake_with(commit: str, profile: str, wanted: dict[str, str], workers: int,
             if done.returncode != 0:
                 raise RuntimeError(f"the code of {commit[:7]} failed: {done.stderr[-2000:]}")
             where = json.loads(done.stdout.splitlines()[-1].removeprefix("RECORDS "))
-            return {h: json.loads(Path(p).read_text()) for h, p in where.items()
+            return {(c, h): json.loads(Path(p).read_text()) for c, h, p in where
                     if Path(p).is_file()}
     finally:
         subprocess.run(["git", "-C", str(paths.REPO), "worktree", "remove", "--force",
@@ -177,7 +180,7 @@ def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any
                   remade: dict[str, dict[str, Any] | None], checked: list[Checked],
                   threads: int, log: Callable[[str], None], fallback: Path) -> list[Checked]:
     """Re-make the differing records with their own code and compare with today's re-runs."""
-    groups: dict[tuple[str, str], dict[str, str]] = {}  # (commit, profile) -> hash -> chapter
+    groups: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (commit, profile) -> runs
     old_hash = {}
     for run, c in zip(sample, checked, strict=True):
         if c.identical or remade[run.label] is None:
@@ -191,16 +194,18 @@ def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any
                 "must re-run identically, and the records' code cannot excuse it")
             continue
         old_hash[run.label] = rec.get("migrated_from", {}).get("spec_hash", rec["spec_hash"])
-        groups.setdefault((commit, rec["profile"]), {})[old_hash[run.label]] = run.chapter
-    made: dict[tuple[str, str], dict[str, Any]] = {}
+        groups.setdefault((commit, rec["profile"]), set()).add((run.chapter,
+                                                                old_hash[run.label]))
+    made: dict[tuple[str, str, str], dict[str, Any]] = {}
     old_workers = max(1, (os.cpu_count() or 1) // threads)  # that code gives cores // workers
     for (commit, profile), wanted in groups.items():
-        for h, rec in remake_with(commit, profile, wanted, old_workers, log, fallback).items():
-            made[(commit, h)] = rec
+        for (chapter, h), rec in remake_with(commit, profile, wanted, old_workers, log,
+                                             fallback).items():
+            made[(commit, chapter, h)] = rec
     out = []
     for run, c in zip(sample, checked, strict=True):
         commit = committed[run.label]["environment"].get("git_commit")
-        theirs = made.get((commit, old_hash.get(run.label, "")))
+        theirs = made.get((commit, run.chapter, old_hash.get(run.label, "")))
         if theirs is None:
             out.append(c)
             continue
