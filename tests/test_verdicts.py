@@ -91,12 +91,18 @@ def test_gain_at_exactly_the_power_threshold_refutes():
     assert verdicts.gain(other, base, exact * 0.999).verdict == "inconclusive at this power"
 
 
-def test_alike_needs_an_effect_to_explain_then_decides_by_equivalence():
+def reading_rows():
+    """A baseline, a distilled row about a point above it, and a control within 0.05 of it."""
     base = seeds(0.900, 0.910, 0.920, 0.905, 0.915)
     like = {k: v + d for (k, v), d in zip(base.items(), (0.010, 0.011, 0.009, 0.0105, 0.0095),
                                           strict=True)}
     same = {k: v + d for (k, v), d in zip(like.items(), (0.0005, -0.0004, 0.0003, -0.0002,
                                                          0.0001), strict=True)}
+    return base, like, same
+
+
+def test_alike_needs_an_effect_to_explain_then_decides_by_equivalence():
+    base, like, same = reading_rows()
     d = verdicts.alike(same, like, base)
     assert d.verdict == "reproduced" and d.detectable == pytest.approx(0.5 * 1.0)
     assert "TOST within ±0.50" in d.test and d.p < ALPHA
@@ -247,11 +253,7 @@ def test_near_holds_its_interval_and_says_its_distance():
 def test_a_reading_decision_holds_every_number_and_says_them():
     from statsmodels.stats.weightstats import ttost_paired
 
-    base = seeds(0.900, 0.910, 0.920, 0.905, 0.915)
-    like = {k: v + d for (k, v), d in zip(base.items(), (0.010, 0.011, 0.009, 0.0105, 0.0095),
-                                          strict=True)}
-    same = {k: v + d for (k, v), d in zip(like.items(), (0.0005, -0.0004, 0.0003, -0.0002,
-                                                         0.0001), strict=True)}
+    base, like, same = reading_rows()
     d = verdicts.alike(same, like, base)
     eff, _, eff_p, _ = _paired_by_hand(like, base)
     mean, ci, _, sd = _paired_by_hand(same, like)
