@@ -135,15 +135,19 @@ class Progress:
     """One line per run of a plan, for a person to read: its place (run k of n), its name,
     whether it was recorded already, how long it took, and the time left, estimated from
     the FLOPs still to compute (`flops(run)`, :func:`kdlib.flops.run_flops`) at the rate
-    the runs computed so far reached."""
+    the runs computed so far reached, kept apart per network family (``Work.family``): a
+    small CNN under AutoAttack computes far fewer FLOPs a second than a ResNet's training,
+    so a family none of whose runs has finished is priced at the rate of all runs so far."""
 
     def __init__(self, plan: Sequence[Run], flops: Callable[[Run], float] | None = None,
                  log: Callable[[str], None] = print):
         self.plan, self.log = list(plan), log
         self.flops = flops or (lambda run: 0.0)
         self.todo = [r for r in self.plan if not r.done]
-        self.left = sum(self.flops(r) for r in self.todo)
-        self.done_flops, self.seconds = 0.0, 0.0
+        self.left: dict[str, float] = {}
+        for r in self.todo:
+            self.left[r.work.family] = self.left.get(r.work.family, 0.0) + self.flops(r)
+        self.done: dict[str, tuple[float, float]] = {}  # family -> (FLOPs, seconds) done
 
     def start(self, k: int, run: Run) -> None:
         where = f"run {k} of {len(self.plan)}: {run.label}"
@@ -155,16 +159,30 @@ class Progress:
     def eta_after(self, run: Run, seconds: float) -> str:
         """Count `run` as done in `seconds` (of this process's time) and return the estimate
         of the time left, for a runner that reports its own lines."""
-        flops = self.flops(run)
-        self.done_flops += flops
-        self.seconds += seconds
-        self.left = max(0.0, self.left - flops)
+        family, flops = run.work.family, self.flops(run)
+        done, spent = self.done.get(family, (0.0, 0.0))
+        self.done[family] = (done + flops, spent + seconds)
+        self.left[family] = max(0.0, self.left.get(family, 0.0) - flops)
         return self.eta(after=True)
 
+    def seconds_left(self) -> float | None:
+        """The estimated seconds still to compute, or None before any rate is measured."""
+        flops = sum(f for f, _ in self.done.values())
+        seconds = sum(s for _, s in self.done.values())
+        if not flops or not seconds:
+            return None
+        overall = flops / seconds
+        total = 0.0
+        for family, left in self.left.items():
+            done, spent = self.done.get(family, (0.0, 0.0))
+            total += left / (done / spent if done and spent else overall)
+        return total
+
     def eta(self, after: bool = False) -> str:
-        if not self.done_flops or not self.seconds or not self.left:
+        seconds = self.seconds_left()
+        if not seconds:
             return ""
-        minutes = self.left / (self.done_flops / self.seconds) / 60
+        minutes = seconds / 60
         left = "under a minute" if minutes < 1 else f"about {minutes:.0f} min"
         return f"; {left} left{' in this plan' if after else ''}"
 

@@ -82,3 +82,25 @@ def test_a_committed_profile_is_refused_from_a_modified_tree(monkeypatch):
     other, _ = make()  # another profile's record is written, with the diff's hash
     rec = other.execute()
     assert rec["environment"]["git_dirty"] and rec["environment"]["git_diff_sha256"] == "ab" * 32
+
+
+def test_the_time_left_is_priced_per_network_family():
+    """Two CNN runs of 1e9 FLOPs each and one ResNet run of 8e9: once a CNN took 10 s
+    (1e8 FLOP/s), the other CNN and the ResNet (no rate of its own yet) are priced at
+    that rate, 10 + 80 s; once the ResNet took 20 s (4e8 FLOP/s) the CNN left is priced
+    at the CNN's own rate (10 s), not the mean of both (9e9 FLOPs in 30 s)."""
+    def run(name, family, macs):
+        return runs.Run("unit", "ch", name, {"n": name}, None, work=runs.Work(macs, family=family))
+
+    cnn1, cnn2, resnet = run("a", "cnn", 1e9), run("b", "cnn", 1e9), run("c", "resnet", 8e9)
+    lines = []
+    progress = runs.Progress([cnn1, cnn2, resnet], lambda r: r.work.macs, log=lines.append)
+    assert progress.seconds_left() is None and progress.eta() == ""
+    progress.eta_after(cnn1, 10.0)
+    assert progress.seconds_left() == pytest.approx(90.0)
+    assert progress.eta_after(resnet, 20.0) == "; under a minute left in this plan"
+    assert progress.seconds_left() == pytest.approx(10.0)
+    progress.eta_after(cnn2, 10.0)
+    assert progress.seconds_left() == 0.0 and progress.eta() == ""
+    big = runs.Progress([run("d", "mlp", 6e11), run("e", "mlp", 6e11)], lambda r: r.work.macs)
+    assert big.eta_after(big.todo[0], 60.0) == "; about 1 min left in this plan"
