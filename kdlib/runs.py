@@ -147,7 +147,7 @@ class Progress:
         self.left: dict[str, float] = {}
         for r in self.todo:
             self.left[r.work.family] = self.left.get(r.work.family, 0.0) + self.flops(r)
-        self.done: dict[str, tuple[float, float]] = {}  # family -> (FLOPs, seconds) done
+        self.measured: dict[str, tuple[float, float]] = {}  # family -> (FLOPs, seconds) so far
 
     def start(self, k: int, run: Run) -> None:
         where = f"run {k} of {len(self.plan)}: {run.label}"
@@ -160,21 +160,21 @@ class Progress:
         """Count `run` as done in `seconds` (of this process's time) and return the estimate
         of the time left, for a runner that reports its own lines."""
         family, flops = run.work.family, self.flops(run)
-        done, spent = self.done.get(family, (0.0, 0.0))
-        self.done[family] = (done + flops, spent + seconds)
+        done, spent = self.measured.get(family, (0.0, 0.0))
+        self.measured[family] = (done + flops, spent + seconds)
         self.left[family] = max(0.0, self.left.get(family, 0.0) - flops)
         return self.eta(after=True)
 
     def seconds_left(self) -> float | None:
         """The estimated seconds still to compute, or None before any rate is measured."""
-        flops = sum(f for f, _ in self.done.values())
-        seconds = sum(s for _, s in self.done.values())
+        flops = sum(f for f, _ in self.measured.values())
+        seconds = sum(s for _, s in self.measured.values())
         if not flops or not seconds:
             return None
         overall = flops / seconds
         total = 0.0
         for family, left in self.left.items():
-            done, spent = self.done.get(family, (0.0, 0.0))
+            done, spent = self.measured.get(family, (0.0, 0.0))
             total += left / (done / spent if done and spent else overall)
         return total
 
