@@ -144,9 +144,7 @@ class Progress:
         self.plan, self.log = list(plan), log
         self.flops = flops or (lambda run: 0.0)
         self.todo = [r for r in self.plan if not r.done]
-        self.left: dict[str, float] = {}
-        for r in self.todo:
-            self.left[r.work.family] = self.left.get(r.work.family, 0.0) + self.flops(r)
+        self.pending = list(self.todo)  # the runs not finished yet
         self.measured: dict[str, tuple[float, float]] = {}  # family -> (FLOPs, seconds) so far
 
     def start(self, k: int, run: Run) -> None:
@@ -162,7 +160,7 @@ class Progress:
         family, flops = run.work.family, self.flops(run)
         done, spent = self.measured.get(family, (0.0, 0.0))
         self.measured[family] = (done + flops, spent + seconds)
-        self.left[family] = max(0.0, self.left.get(family, 0.0) - flops)
+        self.pending = [r for r in self.pending if r.path != run.path]
         return self.eta(after=True)
 
     def seconds_left(self) -> float | None:
@@ -173,9 +171,9 @@ class Progress:
             return None
         overall = flops / seconds
         total = 0.0
-        for family, left in self.left.items():
-            done, spent = self.measured.get(family, (0.0, 0.0))
-            total += left / (done / spent if done and spent else overall)
+        for run in self.pending:
+            done, spent = self.measured.get(run.work.family, (0.0, 0.0))
+            total += self.flops(run) / (done / spent if done and spent else overall)
         return total
 
     def eta(self, after: bool = False) -> str:

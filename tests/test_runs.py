@@ -104,3 +104,13 @@ def test_the_time_left_is_priced_per_network_family():
     assert progress.seconds_left() == 0.0 and progress.eta() == ""
     big = runs.Progress([run("d", "mlp", 6e11), run("e", "mlp", 6e11)], lambda r: r.work.macs)
     assert big.eta_after(big.todo[0], 60.0) == "; about 1 min left in this plan"
+
+
+def test_nothing_is_left_once_every_run_finished_whatever_the_rounding():
+    """FLOPs that do not add up exactly in floating point (0.1 + 0.2 - 0.1 - 0.2 != 0) still
+    leave no time once the last run is done."""
+    plan = [runs.Run("unit", "ch", n, {"n": n}, None, work=runs.Work(f, family="cnn"))
+            for n, f in (("a", 0.1), ("b", 0.2))]
+    progress = runs.Progress(plan, lambda r: r.work.macs)
+    progress.eta_after(plan[0], 1.0)
+    assert progress.eta_after(plan[1], 1.0) == "" and progress.seconds_left() == 0.0
