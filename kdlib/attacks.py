@@ -252,15 +252,29 @@ def _frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(req)
 
 
+def capped(aa: Any, cap: int) -> Any:
+    """`aa` (a pyautoattack ``AutoAttack``) with every attack's iterations (APGD, APGD-T, FAB)
+    and Square's queries at most `cap`, through the attacks' public settings (``n_iter``,
+    ``n_queries``), as pyautoattack's own versions set them. A shape check, never a
+    measurement: a capped AutoAttack is weaker than the one the paper reports."""
+    for attack in (aa.apgd, aa.apgd_targeted, aa.fab):
+        attack.n_iter = min(attack.n_iter, cap)
+    aa.square.n_queries = min(aa.square.n_queries, cap)
+    return aa
+
+
 def _attack_chunk(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
                   norm: str, version: str, attacks: Sequence[str] | None, batch_size: int,
-                  seed: int, device: torch.device, verbose: bool) -> dict[str, Any]:
+                  seed: int, device: torch.device, verbose: bool,
+                  cap: int | None = None) -> dict[str, Any]:
     """One call of pyautoattack on `x`, `y`: per-image flags, examples, its log."""
     from pyautoattack import AutoAttack
 
     aa = AutoAttack(model, eps=eps, norm=norm, seed=seed, device=device,
                     version="custom" if attacks else version,
                     attacks=list(attacks) if attacks else None)
+    if cap is not None:
+        capped(aa, cap)
     log = _AttackLog(verbose)
     rng_devices = ([torch.cuda.current_device() if device.index is None else device.index]
                    if device.type == "cuda" else [])
@@ -309,7 +323,7 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
                     batch_size: int = 500, chunk: int | None = None,
                     folder: str | Path | None = None, seed: int = 0,
                     device: torch.device | str | None = None,
-                    verbose: bool = True) -> AutoAttackResult:
+                    verbose: bool = True, cap: int | None = None) -> AutoAttackResult:
     """AutoAttack robust accuracy of `model` on `x` (in [0, 1]) with labels `y`.
 
     Runs the model in eval mode, float32, on `device` (the model's by default),
@@ -320,8 +334,11 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     (all at once when None), each with the same `seed`; with `folder`, every finished
     chunk is saved there and a later call with the same folder loads it instead of
     attacking it again, so an interrupted evaluation loses at most one chunk.
-    `verbose` prints pyautoattack's per-attack progress.
+    `verbose` prints pyautoattack's per-attack progress. `cap` bounds every attack's
+    iterations and queries (:func:`capped`; None: pyautoattack's budgets).
     """
+    if cap is not None and cap < 1:
+        raise ValueError(f"cap must be at least 1 (or None), not {cap}")
     if square_only:
         attacks = ["square"]
     if device is None:
@@ -334,7 +351,8 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
         labels = hashlib.sha1(y.cpu().numpy().tobytes()).hexdigest()[:16]
         _check_folder(folder, {"eps": eps, "norm": norm, "version": version,
                                "attacks": list(attacks or []), "n": len(x), "chunk": size,
-                               "seed": seed, "labels_sha1": labels})
+                               "seed": seed, "labels_sha1": labels,
+                               **({"cap": cap} if cap is not None else {})})
     parts = []
     for i, start in enumerate(range(0, len(x), size)):
         saved = folder / f"chunk-{i:05d}.pt" if folder is not None else None
@@ -343,7 +361,8 @@ def autoattack_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
             continue
         part = _attack_chunk(model, x[start:start + size], y[start:start + size], eps,
                              norm=norm, version=version, attacks=attacks,
-                             batch_size=batch_size, seed=seed, device=device, verbose=verbose)
+                             batch_size=batch_size, seed=seed, device=device, verbose=verbose,
+                             cap=cap)
         if saved is not None:
             paths.save_atomic(saved, lambda tmp, part=part: torch.save(part, tmp))
         parts.append(part)

@@ -44,11 +44,14 @@ AA_ATTACKS = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "squar
 @dataclass(frozen=True)
 class AutoAttackRun:
     """AutoAttack on the first `images` test images: the standard version, or `attacks`
-    (pyautoattack's names) with its custom defaults; pyautoattack seeded with `seed`."""
+    (pyautoattack's names) with its custom defaults; pyautoattack seeded with `seed`.
+    `cap` bounds every attack's iterations and queries (:func:`kdlib.attacks.capped`): the
+    paper-shape check's, never a measurement's; None: pyautoattack's budgets."""
 
     images: int
     attacks: tuple[str, ...] = ()
     seed: int = 0
+    cap: int | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.attacks) - set(AA_ATTACKS))
@@ -56,25 +59,35 @@ class AutoAttackRun:
             raise ValueError(f"unknown AutoAttack attacks {unknown}; known: {list(AA_ATTACKS)}")
 
     def spec(self) -> dict[str, Any]:
-        return {"version": "custom" if self.attacks else "standard",
-                "attacks": list(self.attacks), "images": self.images, "seed": self.seed}
+        out = {"version": "custom" if self.attacks else "standard",
+               "attacks": list(self.attacks), "images": self.images, "seed": self.seed}
+        return {**out, "cap": self.cap} if self.cap is not None else out
 
 
 @dataclass(frozen=True)
 class Audit:
     """The robustness audit on the first `images` test images: a stronger PGD of `steps`
     steps with `restarts` restarts, PGD-20 at every ε of `sweep`, and transfer attacks from
-    `reference`, the training of an independently trained undefended network."""
+    `reference`, the training of an independently trained undefended network. `cap` bounds
+    the audit's own PGD-20 and PGD-50 (:func:`kdlib.robustness.audit`), as
+    :attr:`AutoAttackRun.cap`."""
 
     images: int
     steps: int
     restarts: int
     sweep: tuple[float, ...]
     reference: networks.Training
+    cap: int | None = None
 
     def spec(self) -> dict[str, Any]:
-        return {"images": self.images, "steps": self.steps, "restarts": self.restarts,
-                "sweep": list(self.sweep), "transfer_from": self.reference.spec()}
+        out = {"images": self.images, "steps": self.steps, "restarts": self.restarts,
+               "sweep": list(self.sweep), "transfer_from": self.reference.spec()}
+        return {**out, "cap": self.cap} if self.cap is not None else out
+
+    def steps_per_image(self) -> int:
+        """Gradient steps per audited image (:func:`kdlib.robustness.audit_steps`)."""
+        return robustness.audit_steps(len(self.sweep), self.steps, self.restarts,
+                                      cap=self.cap)
 
 
 @dataclass(frozen=True)
@@ -126,10 +139,12 @@ def evaluate(ev: Evaluation, model: nn.Module, setup: Any, *, folder=None,
     aa = attacks.autoattack_eval(model, x[:aa_n], y[:aa_n], eps,
                                  attacks=list(ev.autoattack.attacks) or None, batch_size=batch,
                                  chunk=batch, seed=ev.autoattack.seed,
-                                 folder=folder and folder / "autoattack", verbose=verbose)
+                                 folder=folder and folder / "autoattack", verbose=verbose,
+                                 cap=ev.autoattack.cap)
     sq = attacks.autoattack_eval(model, x[:sq_n], y[:sq_n], eps, square_only=True,
                                  batch_size=batch, chunk=batch, seed=ev.autoattack.seed,
-                                 folder=folder and folder / "square", verbose=verbose)
+                                 folder=folder and folder / "square", verbose=verbose,
+                                 cap=ev.autoattack.cap)
     for what, result, n in (("AutoAttack", aa, aa_n), ("Square", sq, sq_n)):
         if not len(result.clean) == len(result.robust) == len(result.x_adv) == n:
             raise RuntimeError(f"{what} returned {len(result.robust)} flags and "
@@ -165,7 +180,7 @@ def audit(ev: Evaluation, model: nn.Module, reference: nn.Module, setup: Any,
     square = torch.tensor([c == "1" for c in measured["square_bits"][:spec.images]])
     checks = robustness.audit(model, x, y, ev.pgd.eps, pgd20=pgd20, square=square,
                               reference=reference, sweep=spec.sweep, batch_size=ev.batch,
-                              strong_steps=spec.steps, restarts=spec.restarts)
+                              strong_steps=spec.steps, restarts=spec.restarts, cap=spec.cap)
     return [dataclasses.asdict(c) for c in checks]
 
 

@@ -30,17 +30,26 @@ def train_flops(work: Work) -> float:
 
 
 #: Each AutoAttack attack as pyautoattack 0.2.0 runs it in a custom selection (its defaults):
-#: ``(passes, forward-pass equivalents per pass and image)``. A pass is a restart or a
-#: target class of 100 iterations with a gradient (3 forward passes each); Square's one
-#: pass is 5,000 queries (1 each). The standard version runs APGD-CE with one restart.
-AA_COST = {"apgd-ce": (5, 300), "apgd-dlr": (5, 300), "apgd-t": (9, 300), "fab-t": (9, 300),
-           "fab": (5, 300), "square": (1, 5000)}
+#: ``(passes, iterations per pass, forward-pass equivalents per iteration and image)``. A
+#: pass is a restart or a target class of 100 iterations with a gradient (3 forward passes
+#: each); Square's one pass is 5,000 queries (1 each). The standard version runs APGD-CE
+#: with one restart. A cap (:func:`kdlib.attacks.capped`) bounds the iterations per pass.
+AA_COST = {"apgd-ce": (5, 100, 3), "apgd-dlr": (5, 100, 3), "apgd-t": (9, 100, 3),
+           "fab-t": (9, 100, 3), "fab": (5, 100, 3), "square": (1, 5000, 1)}
 AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 
 
-def autoattack_forwards(clean: float, robust: float, attacks: Sequence[str] = ()) -> float:
+def per_pass(name: str, cap: int | None = None) -> float:
+    """Forward-pass equivalents per image of one pass of AutoAttack's attack `name`, its
+    iterations bounded by `cap` (None or 0: no bound)."""
+    _, iterations, forwards = AA_COST[name]
+    return forwards * (min(iterations, cap) if cap else iterations)
+
+
+def autoattack_forwards(clean: float, robust: float, attacks: Sequence[str] = (),
+                        cap: int | None = None) -> float:
     """Forward-pass equivalents per test image of AutoAttack with `attacks` (estimate;
-    empty: the standard version).
+    empty: the standard version), each attack's iterations bounded by `cap`.
 
     The first pass of the first attack runs on the correctly classified points (fraction
     `clean`); every later pass runs on the points still robust, taken as the final robust
@@ -49,10 +58,9 @@ def autoattack_forwards(clean: float, robust: float, attacks: Sequence[str] = ()
     names = tuple(attacks) or AA_STANDARD
     total = 0.0
     for i, name in enumerate(names):
-        passes, per_pass = AA_COST[name]
-        if not attacks and name == "apgd-ce":
-            passes = 1
-        total += (clean if i == 0 else robust) * per_pass + robust * (passes - 1) * per_pass
+        passes = 1 if not attacks and name == "apgd-ce" else AA_COST[name][0]
+        cost = per_pass(name, cap)
+        total += (clean if i == 0 else robust) * cost + robust * (passes - 1) * cost
     return total
 
 
@@ -64,12 +72,14 @@ def _paper_accuracies() -> tuple[float, float]:
 
 
 def eval_flops(work: Work) -> float:
-    """FLOPs of a run's evaluation: its forward passes, AutoAttack and Square alone, at the
-    paper's Table 5 accuracies."""
+    """FLOPs of a run's evaluation: its forward passes, AutoAttack and Square alone (bounded by
+    the work's ``attack_cap``), at the paper's Table 5 accuracies."""
     clean, robust = _paper_accuracies()
+    cap = work.attack_cap
     passes = (work.forwards
-              + work.autoattack_images * autoattack_forwards(clean, robust, work.autoattack)
-              + work.square_images * robust * AA_COST["square"][1])
+              + work.autoattack_images * autoattack_forwards(clean, robust, work.autoattack,
+                                                             cap)
+              + work.square_images * robust * per_pass("square", cap))
     return forward_flops(work.macs, passes)
 
 

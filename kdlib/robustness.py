@@ -33,6 +33,19 @@ from kdlib import attacks
 
 #: Significance level of every paired test.
 ALPHA = 0.05
+#: PGD steps of the audit's reference attacks (the sweep, the margin loss, the transfer)
+#: and of its unbounded attack.
+REFERENCE_STEPS = 20
+UNBOUNDED_STEPS = 50
+
+
+def audit_steps(sweep: int, strong_steps: int, restarts: int, *, transfer: bool = True,
+                cap: int | None = None) -> int:
+    """Gradient steps (each a forward and a backward pass) per image of :func:`audit` with
+    `sweep` extra ε values: what the cost model prices. `cap` as in :func:`audit`."""
+    ref, unbounded = (min(n, cap) if cap else n for n in (REFERENCE_STEPS, UNBOUNDED_STEPS))
+    return (ref * (sweep + 1) + unbounded + strong_steps * restarts + ref
+            + (ref if transfer else 0) + 1)
 
 
 def mcnemar(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int, float]:
@@ -134,19 +147,22 @@ def _paired(name: str, reference: torch.Tensor, stronger: torch.Tensor, what: st
 def audit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
           pgd20: torch.Tensor, square: torch.Tensor | None = None,
           reference: nn.Module | None = None, sweep: Sequence[float] = (),
-          batch_size: int = 500, strong_steps: int = 100, restarts: int = 5) -> list[Check]:
+          batch_size: int = 500, strong_steps: int = 100, restarts: int = 5,
+          cap: int | None = None) -> list[Check]:
     """The sanity checks of the module docstring on images `x`, labels `y`.
 
     `pgd20` are the per-image PGD-20 flags the evaluation already has (same images);
     `square` Square's flags on the first ``len(square)`` of them; `reference` an
     independently trained standard model for the transfer attack; `sweep` the ε values
-    (beside ε itself) of the accuracy curve.
+    (beside ε itself) of the accuracy curve. `cap` bounds the steps of the audit's own
+    PGD-20 and PGD-50 (a shape check, never a measurement; None: no bound).
     """
     checks = []
+    ref, far = (min(n, cap) if cap else n for n in (REFERENCE_STEPS, UNBOUNDED_STEPS))
     eps_list = sorted({*sweep, eps})
-    accs = [float(robust_flags(model, x, y, e, 20, batch_size=batch_size).float().mean())
+    accs = [float(robust_flags(model, x, y, e, ref, batch_size=batch_size).float().mean())
             for e in eps_list]
-    unbounded = float(robust_flags(model, x, y, 1.0, 50, step=0.1,
+    unbounded = float(robust_flags(model, x, y, 1.0, far, step=0.1,
                                    batch_size=batch_size).float().mean())
     falls = all(b <= a + 0.01 for a, b in zip(accs, accs[1:], strict=False))
     curve = ", ".join(f"ε {e:.3g}: {100 * a:.1f}%" for e, a in zip(eps_list, accs, strict=True))
@@ -157,10 +173,10 @@ def audit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
                           batch_size=batch_size)
     checks.append(_paired("stronger PGD", pgd20, strong,
                           f"PGD-{strong_steps} × {restarts} restarts"))
-    margin = robust_flags(model, x, y, eps, 20, loss="margin", batch_size=batch_size)
-    checks.append(_paired("margin loss", pgd20, margin, "PGD-20 on the CW margin"))
+    margin = robust_flags(model, x, y, eps, ref, loss="margin", batch_size=batch_size)
+    checks.append(_paired("margin loss", pgd20, margin, f"PGD-{ref} on the CW margin"))
     if reference is not None:
-        moved = transfer_flags(model, reference, x, y, eps, 20, batch_size=batch_size)
+        moved = transfer_flags(model, reference, x, y, eps, ref, batch_size=batch_size)
         checks.append(_paired("transfer", pgd20, moved, "transfer from a standard model"))
     if square is not None:
         checks.append(_paired("black box", pgd20[:len(square)], square, "Square alone"))

@@ -44,7 +44,8 @@ class Work:
     `extra_train_macs` more multiply-accumulates (early stopping's held-out attacks, a
     teacher's logits computed once). Evaluation (counted for every run):
     `forwards` forward passes, AutoAttack with `autoattack` (pyautoattack's names; empty:
-    the standard version) on `autoattack_images`, Square alone on `square_images`.
+    the standard version) on `autoattack_images`, Square alone on `square_images`, their
+    iterations and queries bounded by `attack_cap` (0: none; :func:`kdlib.attacks.capped`).
     `family` (``mlp``, ``cnn`` or ``resnet``) says which measured CPU speed applies.
     """
 
@@ -57,6 +58,7 @@ class Work:
     autoattack: tuple[str, ...] = ()
     autoattack_images: int = 0
     square_images: int = 0
+    attack_cap: int = 0
     family: str = "resnet"
 
 

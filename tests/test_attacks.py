@@ -5,6 +5,7 @@ box is known in closed form, and a constant classifier, which no attack can
 move. All but one shrink AutoAttack's budget (`iterations`, `square_queries`).
 """
 
+import dataclasses
 import logging
 import math
 
@@ -602,3 +603,58 @@ def test_autoattack_reports_each_attack_and_its_own_flags():
     res = attacks.autoattack_eval(probs, x, probs(x).argmax(1).detach(), 0.01, **FAST)
     assert any("probability distribution" in f for f in res.flags)
     assert list(res.after_attack) == list(res.attacks)
+
+
+def counted_autoattack(cap):
+    """Forward calls and result of AutoAttack on a classifier no attack can move (so every
+    attack spends its whole budget on the robust points), with iterations capped at `cap`."""
+    model, x = Constant(label=3), images(20)
+    y = torch.arange(20) % 10
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    res = attacks.autoattack_eval(model, x, y, 0.5, cap=cap, **FAST)
+    return len(calls), res
+
+
+def test_a_cap_bounds_every_attacks_work_and_keeps_the_attacks():
+    one, capped_one = counted_autoattack(1)
+    three, capped_three = counted_autoattack(3)
+    full, uncapped = counted_autoattack(None)
+    assert one < three < full / 20  # APGD's and FAB's 100 iterations, Square's 5,000 queries
+    for res in (capped_one, capped_three):
+        assert res.attacks == uncapped.attacks == ("apgd-ce", "apgd-t", "fab-t", "square")
+        assert torch.equal(res.robust, uncapped.robust)
+    with pytest.raises(ValueError, match="cap"):
+        attacks.autoattack_eval(Constant(label=3), images(2), torch.zeros(2).long(), 0.5,
+                                cap=0, **FAST)
+
+
+def test_capped_sets_the_budgets_pyautoattack_exposes():
+    from pyautoattack import AutoAttack
+
+    aa = attacks.capped(AutoAttack(Constant(label=3), eps=0.5, version="standard"), 2)
+    assert (aa.apgd.n_iter, aa.apgd_targeted.n_iter, aa.fab.n_iter, aa.square.n_queries) == \
+        (2, 2, 2, 2)
+    assert aa.apgd_targeted.n_target_classes == aa.fab.n_target_classes == 9  # targets kept
+    assert attacks.capped(AutoAttack(Constant(label=3), eps=0.5), 10_000).square.n_queries \
+        == 5000  # a cap never raises a budget
+
+
+def test_bf16_evaluation_runs_every_attack_in_bf16_with_float32_logits():
+    """The CPU's bf16 path of chapter 6's evaluation, held here on any CPU: the paper-shape
+    check runs it only where bf16 is the faster precision."""
+    from kdlib import evaluation
+
+    model, x = linear(), images(6)
+    y = model(x).argmax(1).detach()
+    ev = evaluation.Evaluation(attacks.Threat(0.5, 0.1, 1), evaluation.AutoAttackRun(6, cap=1),
+                               square_images=2, batch=3, bf16_on_cpu=True)
+    wrapped = evaluation.as_evaluated(ev, model, torch.device("cpu"))
+    seen = []
+    model[1].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    assert isinstance(wrapped, models.Autocast) and wrapped(x).dtype == torch.float32
+    res = attacks.autoattack_eval(wrapped, x, y, 0.5, cap=1, **FAST)
+    assert set(seen) == {torch.bfloat16}  # every attack's passes ran under bf16 autocast
+    assert res.clean_accuracy == 1.0 and (res.x_adv - x).abs().max() <= 0.5 + 1e-6
+    plain = dataclasses.replace(ev, bf16_on_cpu=False)
+    assert evaluation.as_evaluated(plain, model, torch.device("cpu")) is model

@@ -117,3 +117,30 @@ def test_transfer_flags_use_the_source_model():
     other = robustness.transfer_flags(model, source, x, y, 0.1, 20)
     assert other.float().mean() >= white.float().mean()
     assert F.cross_entropy(model(x), y).item() < 2.0  # the models did learn
+
+
+def test_a_cap_bounds_the_audits_own_attacks_and_keeps_every_check():
+    model, reference = linear(False), linear(False, seed=3)
+    x, y = data(40, seed=9)
+    passes = []
+    model.register_forward_hook(lambda *_: passes.append(1))
+    pgd20 = robustness.robust_flags(model, x, y, 0.05, 20)
+
+    def run(cap):
+        passes.clear()
+        checks = robustness.audit(model, x, y, 0.05, pgd20=pgd20, reference=reference,
+                                  sweep=(0.1,), strong_steps=2, restarts=1, batch_size=40,
+                                  cap=cap)
+        return {c.name: c for c in checks}, len(passes)
+
+    capped, few = run(1)
+    full, many = run(None)
+    assert set(capped) == set(full) == {"sweep", "stronger PGD", "margin loss", "transfer",
+                                        "zero gradients"}
+    assert "PGD-1 on the CW margin" in capped["margin loss"].measured
+    assert "PGD-20 on the CW margin" in full["margin loss"].measured
+    # each PGD step is a forward pass of `model`, and one more to score it (the transfer
+    # attack's steps run on the reference): the sweep at 2 ε, the unbounded attack, the
+    # stronger PGD, the margin, the transfer's scoring, the zero-gradient check
+    assert few == (1 + 1) * 2 + (1 + 1) + (2 + 1) + (1 + 1) + 1 + 1
+    assert many == (20 + 1) * 2 + (50 + 1) + (2 + 1) + (20 + 1) + 1 + 1

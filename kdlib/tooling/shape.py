@@ -6,7 +6,12 @@ chunks or a figure that assumes MNIST would cost them that day. :func:`profile`
 derives a profile from ``paper`` that keeps every setting (data set, architectures
 at full width, methods, losses, attacks and their budgets, AutoAttack's version)
 and shrinks only the amount of work: one seed, a few steps, a
-handful of evaluation points: each chapter's :attr:`kdlib.chapters.Chapter.tiny`.
+handful of evaluation points, and every attack's iterations capped (chapter 6's
+``attack_cap``): each chapter's :attr:`kdlib.chapters.Chapter.tiny`. Its cost is thereby
+bounded in FLOPs (:data:`FLOP_BOUND`, held by a test against the cost model), not by how
+fast a CPU's matrix units happen to be; and the ResNet chapters train and evaluate in
+whichever precision is faster on the CPU at hand (:func:`faster_engine`): bf16 autocast
+pays only where the CPU multiplies bf16 matrices fast at the batch the shape uses.
 :func:`run` executes every chapter notebook with it
 on a tiny CIFAR-10 folder written in the genuine pickle format, in scratch
 folders; CI runs it (``make paper-shape``).
@@ -16,12 +21,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from functools import cache
 from pathlib import Path
 
 import torch
 import yaml
 
-from kdlib import chapters, config, data, paths
+from kdlib import chapters, config, data, models, paths
 
 NAME = "paper-shape"
 
@@ -30,23 +37,68 @@ NAME = "paper-shape"
 CIFAR_SIZES = (64, 32)
 
 
-def profile(folder: Path, source: str = "paper") -> Path:
+#: The most FLOPs the paper-shape plan may cost by the cost model (:mod:`kdlib.flops`), and
+#: the slowest sustained rate it is planned for: a CPU that runs the shape's small batches
+#: at :data:`PLANNED_RATE` or faster makes every run in FLOP_BOUND / PLANNED_RATE seconds
+#: (4 minutes), within the step's 5-minute budget with the notebooks' start-up.
+FLOP_BOUND = 6e12
+PLANNED_RATE = 25e9
+
+
+@cache
+def faster_engine(batch: int, repeats: int = 3) -> str:
+    """``bf16`` or ``fast`` (float32): whichever runs a full-width ResNet18's forward and
+    backward pass at `batch` CIFAR images faster on this machine's CPU (best of `repeats`,
+    after one warm-up). bf16 autocast is several times slower than float32 where the CPU
+    has no bf16 matrix units, and can be slower at batch 1 even where it has them."""
+    net = models.resnet18()
+    x = torch.rand(batch, 3, 32, 32)
+    seconds = {}
+    for engine in ("fast", "bf16"):
+        best = float("inf")
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=engine == "bf16"):
+                out = net(x)
+            out.float().sum().backward()
+            if i:
+                best = min(best, time.perf_counter() - t0)
+        seconds[engine] = best
+    choice = min(seconds, key=seconds.__getitem__)
+    print(f"[{NAME}] a ResNet18 pass at batch {batch}: float32 {1e3 * seconds['fast']:.0f} ms, "
+          f"bf16 autocast {1e3 * seconds['bf16']:.0f} ms; the ResNet chapters run {choice}",
+          flush=True)
+    return choice
+
+
+def profile(folder: Path, source: str = "paper", *, engine: str | None = None) -> Path:
     """Write ``<folder>/paper-shape.yaml``: `source`'s settings with every chapter's
     :attr:`~kdlib.chapters.Chapter.tiny` applied (ResNet chapters: two epochs of two steps, so
     the warm-up and the step schedule both act; chapter 6 evaluates one image at a time, so
     AutoAttack runs over two chunks; a point an untrained network gets right and cannot lose
-    costs AutoAttack's full budget, a minute or more at full width on a CPU: hence so few)."""
+    costs AutoAttack's full budget: hence so few, and every attack capped). The ResNet
+    chapters (CIFAR-10) train in `engine`; by default :func:`faster_engine` at the batch that
+    dominates each chapter's time (its evaluation's, else its training's) on a CPU, the
+    source's engine on a GPU."""
     out = {}
     for chapter, params in config.read(source).chapters.items():
         params = {k: v for k, v in params.items() if k != "profile"}
         tiny = dict(chapters.get(chapter).tiny)
         out[chapter] = {**params, "seeds": params["seeds"][:1], **tiny}
+        if params.get("dataset") == "cifar10":
+            batch = tiny.get("eval_batch", tiny.get("batch_size", params.get("batch_size")))
+            out[chapter]["engine"] = engine or _engine_here(params["engine"], batch)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{NAME}.yaml"
     path.write_text(yaml.safe_dump({"description": f"`{source}` at full shape, tiny size",
                                     "chapters": out}, sort_keys=False))
     chapters.load_profile(path)  # valid, or a ProfileError naming the key
     return path
+
+
+def _engine_here(source: str, batch: int) -> str:
+    """The engine the shape trains in here: the source's on a GPU, the faster one on a CPU."""
+    return source if torch.cuda.is_available() else faster_engine(batch)
 
 
 def write_random_cifar10(root: Path, train: int, test: int) -> None:
