@@ -42,7 +42,9 @@ smoke-book: env data
 # re-made first as the book makes them (kdlib run: one worker a core, so one thread each);
 # a run made in the notebook's own kernel would use every core's thread, and a float sum
 # over another number of threads rounds differently (records name their cpu_threads).
-nbval: smoke-book
+# nbval and browser-check read the smoke book; `make test` builds it once (SMOKE_BUILT=1)
+SMOKE := $(if $(SMOKE_BUILT),,smoke-book)
+nbval: $(SMOKE)
 	@tmp=$$(mktemp -d); export KDLIB_RESULTS=$$tmp/results KDLIB_CHECKPOINTS=$$tmp/models; \
 	  $(PY) -m kdlib run smoke --compute-only \
 	  && $(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax _build/smoke/site/book/chapters; \
@@ -50,7 +52,7 @@ nbval: smoke-book
 
 ## browser-check: every page of the smoke book in headless Chromium (Debian: apt-get install
 ## chromium): math rendered offline, figures loaded, glued values present
-browser-check: smoke-book
+browser-check: $(SMOKE)
 	$(PY) -m kdlib browser-check smoke
 
 ## paper-shape: every chapter with the paper profile's settings at a tiny size (CIFAR-10
@@ -61,14 +63,38 @@ paper-shape: env data
 ## slurm-check: the SLURM executor for real: a one-node SLURM cluster on this machine
 ## (scripts/slurm_cluster.sh start: as root on Debian it installs slurm-wlm and munge, starts
 ## munged, slurmctld and slurmd, and fails with the reason if the node does not come up), the
-## smoke profile's runs as one SLURM array and with the local executor, every record compared
+## smoke profile's runs as one SLURM array and with the local executor, every record compared;
+## it stops the cluster afterwards unless one was running before it
 slurm-check: env data
-	bash scripts/slurm_cluster.sh start
-	$(PY) scripts/slurm_check.py
+	@if bash scripts/slurm_cluster.sh status >/dev/null 2>&1; then up=1; else up=0; fi; \
+	bash scripts/slurm_cluster.sh start && $(PY) scripts/slurm_check.py; rc=$$?; \
+	if [ $$up = 1 ]; then echo "[slurm-check] the cluster ran before: left running"; \
+	else bash scripts/slurm_cluster.sh stop; fi; \
+	exit $$rc
 
 ## test: lint, unit tests, the smoke book, nbval on its executed notebooks, the paper shape,
-## the SLURM executor on a one-node cluster
-test: lint unit nbval browser-check paper-shape slurm-check
+## the SLURM executor on a one-node cluster; each step timed, after a line naming the CPU
+## (model, kernel set `cpu_isa`, bf16 matrix units), so a slow step on another kind of
+## machine shows in the log. The smoke book is built once for nbval and the browser check.
+## A step this machine cannot run (scripts/test_prereq.sh: the SLURM cluster without root,
+## the browser check without Chromium) is skipped with one line saying what it needs; under
+## CI (CI=true, as root) a skipped step fails the run.
+TEST_STEPS := env lint unit smoke-book nbval browser-check paper-shape slurm-check
+test:
+	@start=$$(date +%s); times=""; skipped=""; \
+	for step in $(TEST_STEPS); do \
+	  if ! why=$$(bash scripts/test_prereq.sh $$step); then \
+	    if [ -n "$${CI:-}" ]; then echo "[test] error: CI cannot skip $$step: $$why" >&2; exit 1; fi; \
+	    echo "[test] skipped $$step: $$why"; skipped="$$skipped $$step"; continue; \
+	  fi; \
+	  t0=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$step SMOKE_BUILT=1 || { echo "[test] $$step failed after $$(( $$(date +%s) - t0 )) s" >&2; exit 1; }; \
+	  times="$$times$$step $$(( $$(date +%s) - t0 )) s; "; \
+	  echo "[test] $$step: $$(( $$(date +%s) - t0 )) s"; \
+	  if [ $$step = env ]; then $(PY) -m kdlib machine; fi; \
+	done; \
+	echo "[test] passed in $$(( $$(date +%s) - start )) s: $$times"; \
+	if [ -n "$$skipped" ]; then echo "[test] skipped (see above):$$skipped"; fi
 
 bench: env
 	$(PY) -m benchmarks.run

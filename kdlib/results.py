@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from collections.abc import Mapping
@@ -110,6 +111,26 @@ def cpu_isa() -> str:
         pass
     capability = torch.backends.cpu.get_cpu_capability()
     return f"{capability} flags-{hashlib.sha256(flags.encode()).hexdigest()[:12]}"
+
+
+def _cpuinfo() -> str:
+    """``/proc/cpuinfo``, or nothing where there is none."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def machine_line() -> str:
+    """One line naming this machine's CPU for a log: its model, kernel set (:func:`cpu_isa`),
+    bf16 matrix units, cores, and oneDNN's ISA limit where one is set (which can hide them)."""
+    flags = _cpuinfo()
+    units = ("AMX" if " amx_bf16" in flags else "AVX-512 BF16 (no AMX)"
+             if " avx512_bf16" in flags else "none")
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return (f"CPU {cpu_model()}; cpu_isa {cpu_isa()}; bf16 units: {units}"
+            + (f", limited by ONEDNN_MAX_CPU_ISA={limit}" if limit else "")
+            + f"; {os.cpu_count()} cores")
 
 
 def _diff_hash() -> str:

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate a profile")
     p.add_argument("profile")
     sub.add_parser("data", help="download or unpack the data sets")
+    sub.add_parser("machine", help="one line naming this machine's CPU (model, kernel set, "
+                                   "bf16 units)")
     p = sub.add_parser("browser-check", help="check the built book's pages in headless Chromium")
     p.add_argument("profile", nargs="?", default="smoke")
     p = sub.add_parser("costs", help="FLOPs and GPU hours of a profile's runs, per chapter")
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile {args.profile!r} is valid: {', '.join(chapters)}")
         elif args.cmd == "data":
             data.load_images("mnist")
+        elif args.cmd == "machine":
+            print(f"machine: {results.machine_line()}")
         elif args.cmd == "browser-check":
             html = paths.REPO / "_build" / args.profile / "site" / "_build" / "html"
             if not html.is_dir():
