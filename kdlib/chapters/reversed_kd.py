@@ -51,4 +51,4 @@ def plan(cfg: Params) -> list[runs.Run]:
 CHAPTER = Chapter(
     name=NAME, title="Reversed distillation (Table 3)", params=Params, methods=METHODS,
     plan=plan, page="kdlib.pages.reversed_kd",
-    tiny={"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2, "grad_every": 1})
+    tiny={"train_size": 16, "test_size": 16, "batch_size": 8, "epochs": 2, "grad_every": 1})

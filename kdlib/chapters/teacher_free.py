@@ -43,7 +43,7 @@ def plan(cfg: Params) -> list[runs.Run]:
     return images.resnet_plan(cfg, NAME, METHODS)
 
 
-TINY = {"train_size": 32, "test_size": 16, "batch_size": 16, "epochs": 2, "grad_every": 1}
+TINY = {"train_size": 16, "test_size": 16, "batch_size": 8, "epochs": 2, "grad_every": 1}
 
 #: Chapter 4, declared.
 CHAPTER = Chapter(name=NAME, title="Teacher-free distillation (Table 4, Figure 1)",
