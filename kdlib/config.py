@@ -55,8 +55,9 @@ class Common:
     profile: str = "smoke"
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"ge": 0, "nonempty": True})
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    #: How the training arithmetic runs (:func:`kdlib.training.engine_for`).
-    engine: Literal["float32", "fast", "bf16"] = "fast"
+    #: How the training arithmetic runs (:func:`kdlib.training.engine_for`); ``auto``: bf16
+    #: where the CPU has bf16 matrix units, else fast (:func:`kdlib.training.engine_here`).
+    engine: Literal["float32", "fast", "bf16", "auto"] = "fast"
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

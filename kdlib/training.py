@@ -19,6 +19,7 @@ engines against a textbook loop, and their accuracy against each other.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -100,14 +101,31 @@ def engine_for(device_type: str, recipe: Recipe) -> Engine:
                   compile=recipe.compile)
 
 
+#: oneDNN's CPU ISA limits (``ONEDNN_MAX_CPU_ISA``) that still allow bf16 matrix products in
+#: hardware; a lower limit (``AVX2``, ``AVX512_CORE``...) withholds them.
+BF16_ISAS = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+             "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT"}
+
+
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16), where
-    ``Recipe(cpu_bf16=True)`` pays off; elsewhere bf16 is emulated and slower."""
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16, and oneDNN
+    is not limited below them by ``ONEDNN_MAX_CPU_ISA``), where the ``bf16`` engine pays
+    off; elsewhere bf16 is emulated and slower."""
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
+    return limit in BF16_ISAS and (" amx_bf16" in flags or " avx512_bf16" in flags)
+
+
+def engine_here(engine: str) -> str:
+    """The engine a profile's `engine` names on this machine: ``auto`` is ``bf16`` on a CPU
+    with bf16 matrix units (:func:`cpu_has_bf16`) and ``fast`` elsewhere (on a GPU ``fast``
+    is bf16 autocast already); any other name is itself. A spec names the engine that ran."""
+    if engine != "auto":
+        return engine
+    return "bf16" if not torch.cuda.is_available() and cpu_has_bf16() else "fast"
 
 
 def resolve_device(name: str = "auto") -> torch.device:

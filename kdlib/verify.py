@@ -11,8 +11,10 @@ makes the same numbers it stamps the profile as verified at today's commit
 result-neutral by evidence, not assumed.
 
 The code that computes a chapter's records (:func:`computation_files`) is the
-library's computation (:data:`COMPUTATION`) and the modules of the functions its runs
-call (``Run.compute``), with the :mod:`kdlib.chapters` modules those import. A
+library's computation (:data:`COMPUTATION`), the environment and configuration that every
+run depends on (:data:`INPUTS`: the pinned package versions, the package's build and
+the profile parser), and the modules of the functions its runs call (``Run.compute``),
+with the :mod:`kdlib.chapters` modules those import. A
 chapter's declaration (its rows, labels, plan) is not among them: what it changes
 shows in the specs, whose hashes name the records. Nor is a page
 (:mod:`kdlib.pages`): editing a table, a figure or a sentence makes nothing stale.
@@ -36,6 +38,9 @@ from kdlib import chapters, paths, results, runs
 #: The library modules that compute results (the rest bookkeep or present them).
 COMPUTATION = ("data", "models", "losses", "objectives", "training", "attacks", "robustness",
                "gradients", "checkpoints", "networks", "evaluation")
+#: Files outside the computation modules that can change every result: the pinned packages
+#: (torch's version changes the last bits of a float), the build, and the profiles' parser.
+INPUTS = ("requirements.txt", "pyproject.toml", "kdlib/config.py")
 #: Metric keys that are timings: they differ between runs and are not compared.
 TIMINGS = {"seconds"}
 STAMP = "verified.json"
@@ -62,7 +67,7 @@ def computation_files(chapter: str, plan: Sequence[runs.Run] | None = None) -> l
         shared |= {v.__name__ for v in vars(module).values()
                    if isinstance(v, type(module)) and v.__name__.startswith("kdlib.chapters.")
                    and v.__name__ != "kdlib.chapters"}
-    files = {f"kdlib/{m}.py" for m in COMPUTATION}
+    files = {f"kdlib/{m}.py" for m in COMPUTATION} | set(INPUTS)
     files |= {_module_file(m) for m in modules | shared if m.startswith("kdlib.")}
     return sorted(files)
 

@@ -280,3 +280,29 @@ def test_the_chapter_is_a_job_plan():
     assert all(j.path == results.record_path("smoke", adv.NAME, j.name, j.spec)
                for j in planned)
     assert runs.saved(planned) is None
+
+
+def test_autoattack_and_square_run_at_the_evaluations_epsilon(monkeypatch):
+    """The ε of every AutoAttack call is the threat's, never its step or another value."""
+    import types
+
+    from kdlib import attacks, evaluation
+
+    seen = []
+
+    def fake(model, x, y, eps, **kw):
+        seen.append((eps, kw.get("square_only", False), kw.get("cap")))
+        n = len(x)
+        return attacks.AutoAttackResult(torch.ones(n, dtype=torch.bool),
+                                        torch.ones(n, dtype=torch.bool), x, ("apgd-ce",), eps,
+                                        "Linf")
+
+    monkeypatch.setattr(attacks, "autoattack_eval", fake)
+    ev = evaluation.Evaluation(attacks.Threat(0.3, 0.01, 1), evaluation.AutoAttackRun(4, cap=2),
+                               square_images=2, batch=4)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    setup = types.SimpleNamespace(x_test=torch.rand(6, 1, 2, 2), y_test=torch.arange(6))
+    out = evaluation.evaluate(ev, model, setup, verbose=False)
+    assert seen == [(0.3, False, 2), (0.3, True, 2)]
+    assert out["aa_size"] == 4 and out["square_size"] == 2

@@ -53,3 +53,18 @@ def test_a_csv_link_holds_the_table_and_the_provenance_names_its_records():
     assert pages.provenance_line({}, page.NAME) == "No records."
     many = [{**record, "spec": {"seed": s}} for s in (10, 2, 11, 0)]
     assert ", seeds 0, 2, 10, 11, made" in pages.provenance_line({"student": many}, page.NAME)
+
+
+def test_the_csv_link_under_a_shown_table_holds_that_table(monkeypatch):
+    import io
+
+    shown = []
+    monkeypatch.setattr(pages, "_display", lambda *objects: shown.extend(objects))
+    table = pd.DataFrame({"acc": [98.125, 97.5], "n": [3, 4]}, index=["teacher", "student"])
+    record = {"profile": "paper", "spec": {"seed": 3}, "environment": {"git_commit": "0" * 40}}
+    pages.show(table, {"student": [record]}, page.NAME, "t")
+    assert len(shown) == 2 and shown[0] is table
+    link = shown[1].data
+    data = base64.b64decode(link.split("base64,")[1].split('"')[0]).decode()
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(data), index_col=0), table)
+    assert "Records: profile paper, 1 runs" in link

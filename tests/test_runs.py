@@ -114,3 +114,16 @@ def test_nothing_is_left_once_every_run_finished_whatever_the_rounding():
     progress = runs.Progress(plan, lambda r: r.work.macs)
     progress.eta_after(plan[0], 1.0)
     assert progress.eta_after(plan[1], 1.0) == "" and progress.seconds_left() == 0.0
+
+
+def test_a_damaged_record_in_a_row_is_refused_not_skipped_or_remade():
+    from kdlib import results
+
+    plan = [make("row", seed)[0] for seed in (0, 1, 2)]
+    runs.run_all(plan, progress=False)
+    plan[1].path.write_text('{"spec": {"seed": 1}, "metr')  # a half-written record
+    for read in (lambda: runs.run_all(plan, progress=False), lambda: runs.saved(plan)):
+        with pytest.raises(results.DamagedRecordError, match="not valid JSON") as err:
+            read()
+        assert str(plan[1].path) in str(err.value)
+    assert plan[1].path.read_text() == '{"spec": {"seed": 1}, "metr'  # nothing re-made over it

@@ -1,6 +1,7 @@
 """The training loop: determinism, resume, schedule and objectives."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -234,3 +235,38 @@ def test_the_cuda_engine_runs_its_branch_on_a_cpu(tmp_path):
     training.train(whole, objectives.supervised(), x, y, recipe, seed=1, progress=False,
                    engine=cuda)
     assert torch.equal(weights(resumed), weights(whole))
+
+
+def test_auto_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch):
+    monkeypatch.setattr(training.torch.cuda, "is_available", lambda: False)
+    for units, engine in ((True, "bf16"), (False, "fast")):
+        monkeypatch.setattr(training, "cpu_has_bf16", lambda units=units: units)
+        assert training.engine_here("auto") == engine
+        assert [training.engine_here(e) for e in ("float32", "fast", "bf16")] == \
+            ["float32", "fast", "bf16"]
+    monkeypatch.setattr(training.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    assert training.engine_here("auto") == "fast"  # bf16 autocast on a GPU already
+
+
+def test_a_onednn_limit_below_bf16_withholds_the_units(monkeypatch):
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    if " avx512_bf16" not in flags and " amx_bf16" not in flags:
+        pytest.skip("this CPU has no bf16 matrix units")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert training.cpu_has_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # AMX hidden, AVX-512 BF16 kept
+    assert training.cpu_has_bf16()
+    for lower in ("AVX2", "AVX512_CORE", "avx512_core_vnni"):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", lower)
+        assert not training.cpu_has_bf16()
+
+
+def test_a_spec_names_the_engine_that_ran_never_auto():
+    from kdlib import chapters
+
+    cfgs = chapters.load_profile("quick")
+    assert cfgs["03_reversed_kd"].engine == "auto"
+    for chapter in ("03_reversed_kd", "04_teacher_free"):
+        for run in chapters.plan(chapter, cfgs[chapter]):
+            assert run.spec["recipe"]["engine"] == training.engine_here("auto")

@@ -77,6 +77,21 @@ def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
     assert verify.stale_records(unknown, "06_adversarial_tfkd") == ("0" * 40,)
 
 
+@pytest.mark.parametrize("path, old, new", [
+    ("requirements.txt", "torch==2.14.1", "torch==2.14.0"),
+    ("pyproject.toml", "[project]", "[project]  # edited"),
+    ("kdlib/config.py", '"""', '"""Edited. '),
+])
+def test_a_pinned_package_the_build_or_the_parser_changed_stales_every_chapter(clone, path,
+                                                                                old, new):
+    made = git(clone, "rev-parse", "HEAD")
+    records = {"row": [{"profile": "cpu", "environment": {"git_commit": made}}]}
+    assert verify.stale_records(records, "01_vanilla_kd") == ()
+    edit(clone, path, old, new)
+    for chapter in ("01_vanilla_kd", "04_teacher_free", "06_adversarial_tfkd"):
+        assert verify.stale_records(records, chapter) == (made,)
+
+
 def test_compare_finds_every_difference_but_timings():
     old = {"acc": 0.5, "history": [{"loss": 1.0, "seconds": 3.0}], "nan": float("nan")}
     assert verify.compare(old, {**old, "history": [{"loss": 1.0, "seconds": 9.0}]}) == []

@@ -192,8 +192,8 @@ def evaluation(cfg: Params, method: Method, seed: int) -> Evaluation:
              if method.adversarial else None)
     return Evaluation(Threat(cfg.eps, cfg.eval_pgd_step, cfg.eval_pgd_steps),
                       AutoAttackRun(cfg.aa_size, tuple(cfg.aa_attacks), cap=cap),
-                      cfg.square_size,
-                      cfg.eval_batch, bf16_on_cpu=cfg.engine == "bf16", audit=audit)
+                      cfg.square_size, cfg.eval_batch,
+                      bf16_on_cpu=training.engine_here(cfg.engine) == "bf16", audit=audit)
 
 
 def plan(cfg: Params) -> list[runs.Run]:

@@ -136,7 +136,8 @@ def recipe(cfg: ImageRuns) -> training.Recipe:
                            momentum=0.9, nesterov=False, weight_decay=cfg.weight_decay,
                            schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs,
                            jitter=JITTER_PIXELS if cfg.augment == "jitter" else 0,
-                           crop_flip=cfg.augment == "crop_flip", engine=cfg.engine)
+                           crop_flip=cfg.augment == "crop_flip",
+                           engine=training.engine_here(cfg.engine))
 
 
 def data(cfg: ImageRuns) -> networks.Data:

@@ -66,14 +66,14 @@ def _load(dataset: str, train_size: int, device: str, root: str) -> MnistSetup:
 def teacher_recipe(cfg: MnistTeacher) -> training.Recipe:
     return training.Recipe(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size,
                            lr=cfg.teacher_lr, weight_decay=cfg.teacher_weight_decay,
-                           jitter=cfg.teacher_jitter, engine=cfg.engine)
+                           jitter=cfg.teacher_jitter, engine=training.engine_here(cfg.engine))
 
 
 def student_recipe(cfg: MnistTeacher, epochs: int, lr: float, jitter: int = 0) -> training.Recipe:
     """The students' recipe: SGD with Nesterov momentum and a cosine schedule, no weight decay;
     the same for a student with and without KD, so that only the objective differs."""
     return training.Recipe(epochs=epochs, batch_size=cfg.batch_size, lr=lr, jitter=jitter,
-                           engine=cfg.engine)
+                           engine=training.engine_here(cfg.engine))
 
 
 def data_spec(cfg: MnistTeacher) -> dict[str, Any]:
