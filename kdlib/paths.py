@@ -101,9 +101,14 @@ def environment(**values: str) -> Iterator[None]:
 def save_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """``write(tmp)`` to a temporary file beside `path`, then rename it into place.
 
-    A reader sees the old file or the whole new one, never a part.
+    A reader sees the old file or the whole new one, never a part; a write that fails
+    (a full disk) removes its temporary file and raises.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    tmp.replace(path)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:  # a full disk, an interrupt: no part of the file is left behind
+        tmp.unlink(missing_ok=True)
+        raise

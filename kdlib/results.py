@@ -195,7 +195,17 @@ def load_record(path: Path) -> dict[str, Any]:
                              f"{remake_command(path)}")
 
 
+class RecordWriteError(OSError):
+    """A record could not be written (a full disk, a read-only folder); none was left."""
+
+
 def write_record(path: Path, record: Mapping[str, Any]) -> None:
     """Save a record as indented, key-sorted JSON, atomically."""
     text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
-    paths.save_atomic(path, lambda tmp: tmp.write_text(text))
+    try:
+        paths.save_atomic(path, lambda tmp: tmp.write_text(text))
+    except OSError as err:
+        raise RecordWriteError(f"could not write the record {path}: {err.strerror or err}; "
+                               f"nothing was recorded (no partial file is left). Free the "
+                               f"space or fix the folder, then run the same command again: "
+                               f"the runs already recorded are skipped") from err

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import results
+from kdlib import checkpoints, paths, results
 
 #: Records of a chapter grouped by run name, in plan order, each list in seed order.
 Records = dict[str, list[dict[str, Any]]]
@@ -106,22 +106,34 @@ class Run:
     def load(self) -> dict[str, Any]:
         return results.load_record(self.path)
 
+    @property
+    def lock_path(self) -> Path:
+        """The lock a process holds while it makes this run (beside the checkpoints, out of
+        the results folder)."""
+        return (paths.checkpoints_dir() / "runs"
+                / f"{self.profile}-{self.chapter}-{self.name}-{self.spec_hash}.lock")
+
     def execute(self, progress: bool = True) -> dict[str, Any]:
-        """The run's record: read from disk, or computed now and then saved."""
+        """The run's record: read from disk, or computed now and then saved. The process
+        that makes it holds :attr:`lock_path`, so two processes making one plan compute each
+        run once: the second waits, then reads the first one's record."""
         if self.done:
             return self.load()
         results.check_clean(self.profile)
-        start = dt.datetime.now(dt.UTC)
-        t0 = time.perf_counter()
-        metrics = dict(self.compute(progress=progress))
-        record = {
-            "profile": self.profile, "chapter": self.chapter, "name": self.name,
-            "spec": dict(self.spec), "spec_hash": self.spec_hash, "metrics": metrics,
-            "wall_time_s": round(time.perf_counter() - t0, 3),
-            "started_utc": start.isoformat(timespec="seconds"), "device": self.device,
-            "environment": results.environment(),
-        }
-        results.write_record(self.path, record)
+        with checkpoints.exclusive_lock(self.lock_path):
+            if self.done:  # made by another process while this one waited
+                return self.load()
+            start = dt.datetime.now(dt.UTC)
+            t0 = time.perf_counter()
+            metrics = dict(self.compute(progress=progress))
+            record = {
+                "profile": self.profile, "chapter": self.chapter, "name": self.name,
+                "spec": dict(self.spec), "spec_hash": self.spec_hash, "metrics": metrics,
+                "wall_time_s": round(time.perf_counter() - t0, 3),
+                "started_utc": start.isoformat(timespec="seconds"), "device": self.device,
+                "environment": results.environment(),
+            }
+            results.write_record(self.path, record)
         return self.load()  # the JSON form, identical to what a later call reads
 
 

@@ -127,3 +127,63 @@ def test_a_damaged_record_in_a_row_is_refused_not_skipped_or_remade():
             read()
         assert str(plan[1].path) in str(err.value)
     assert plan[1].path.read_text() == '{"spec": {"seed": 1}, "metr'  # nothing re-made over it
+
+
+def slow_metrics(log, value, *, progress=True):
+    """A run that takes a moment and says, in `log`, that it was computed."""
+    import time
+
+    with open(log, "a") as f:
+        f.write("computed\n")
+    time.sleep(0.3)
+    return {"test_acc": value}
+
+
+def make_plan(log):
+    return [runs.Run("unit", "ch", "row", {"seed": s}, functools.partial(slow_metrics, log, s))
+            for s in range(3)]
+
+
+def run_plan(log):
+    runs.run_all(make_plan(log), progress=False)
+
+
+def test_two_processes_on_one_plan_make_each_run_once(tmp_path):
+    import multiprocessing
+
+    log = tmp_path / "computed.log"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=run_plan, args=(log,)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert log.read_text().count("computed") == 3  # each run once, not twice
+    plan = make_plan(log)
+    assert [r.load()["metrics"]["test_acc"] for r in plan] == [0, 1, 2]
+    folder = plan[0].path.parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(r.path.name for r in plan)
+
+
+def test_a_write_that_fails_half_way_leaves_no_record_and_says_why(monkeypatch):
+    import errno
+    from pathlib import Path
+
+    from kdlib import results
+
+    def half_then_full(self, text, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run, calls = make()
+    write_text = Path.write_text
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(results.RecordWriteError, match="No space left on device") as err:
+        run.execute(progress=False)
+    assert str(run.path) in str(err.value) and "nothing was recorded" in str(err.value)
+    monkeypatch.setattr(Path, "write_text", write_text)  # the space is free again
+    assert not run.done and list(run.path.parent.iterdir()) == []  # no part, no temporary
+    assert run.execute(progress=False)["metrics"] == {"test_acc": 0.5}  # the rerun records it
+    assert calls == [False, False]

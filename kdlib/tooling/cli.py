@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in book.sync_notebooks():
                 print(f"rewrote the parameters cell of {path}")
     except (config.ProfileError, data.DatasetUnavailableError, book.BookError,
-            results.DirtyTreeError, results.DamagedRecordError) as err:
+            results.DirtyTreeError, results.DamagedRecordError, results.RecordWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
