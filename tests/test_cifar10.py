@@ -1,5 +1,6 @@
 """CIFAR-10 loading on a tiny folder in the genuine pickle format, and crop+flip."""
 
+import json
 import pickle
 
 import numpy as np
@@ -32,7 +33,14 @@ def cifar_root(tmp_path):
     meta = {b"num_cases_per_batch": 2, b"label_names": [c.encode() for c in data.CIFAR10_CLASSES],
             b"num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    stand_in(folder)
     return tmp_path
+
+
+def stand_in(folder):
+    """Mark `folder` as a stand-in: the MD5 of each of its files, as write_cifar10_folder does."""
+    (folder / data.STAND_IN_MANIFEST).write_text(json.dumps(
+        {name: data.md5(folder / name) for name in data.CIFAR10_MD5}))
 
 
 def test_folder_reads_with_shapes_order_and_layout(cifar_root):
@@ -47,7 +55,7 @@ def test_folder_reads_with_shapes_order_and_layout(cifar_root):
     img = got.test.images[0]
     assert img[0, 1, 2] == 99 and img[0, 0, 0] == 10 and img[1].unique().tolist() == [20]
     assert img[2].unique().tolist() == [30]
-    assert got.source.startswith("folder")
+    assert got.source.startswith("stand-in folder") and got.source.endswith("(MD5-checked)")
 
 
 def test_first_load_is_cached(cifar_root):
@@ -57,6 +65,61 @@ def test_first_load_is_cached(cifar_root):
     again = data.load_cifar10(cifar_root, download=False, verbose=False)
     assert again.source.endswith("(via local cache)")
     assert torch.equal(again.train.images, first.train.images)
+
+
+def test_a_damaged_or_foreign_file_is_refused_by_name_before_any_use(cifar_root, monkeypatch):
+    folder = cifar_root / data.CIFAR10_FOLDER
+    monkeypatch.setattr(data, "_cifar10_torchvision", lambda root: pytest.fail("no fallback"))
+    batch = folder / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:-1] + b"\x00")  # one byte changed
+    with pytest.raises(data.DataIntegrityError, match="data_batch_3 has MD5") as err:
+        data.load_cifar10(cifar_root, download=True, verbose=False)
+    assert "Delete" in str(err.value) and not (cifar_root / "cifar10.pt").exists()
+    (folder / data.STAND_IN_MANIFEST).unlink()  # no list of its own: CIFAR-10's MD5s apply
+    with pytest.raises(data.DataIntegrityError, match="not CIFAR-10's c99cafc1"):
+        data.load_cifar10(cifar_root, download=False, verbose=False)
+
+
+def test_the_official_md5s_are_cifar10s():
+    assert data.CIFAR10_MD5["data_batch_1"] == "c99cafc152244af753f735de768cd75f"
+    assert data.CIFAR10_MD5["test_batch"] == "40351d587109b95175f43aff81a1287e"
+    assert len(data.CIFAR10_MD5) == 6 and data.md5.__name__ == "md5"
+
+
+def test_a_written_stand_in_reads_back_checked(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    splits = [data.Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+                         torch.randint(0, 10, (n,), generator=g)) for n in (10, 4)]
+    data.write_cifar10_folder(tmp_path / data.CIFAR10_FOLDER, *splits)
+    got = data.load_cifar10(tmp_path, download=False, verbose=False)
+    assert torch.equal(got.train.images, splits[0].images)
+    assert got.source.startswith("stand-in folder")
+
+
+def test_a_changed_cache_is_refused(cifar_root):
+    data.load_cifar10(cifar_root, download=False, verbose=False)
+    cache = cifar_root / "cifar10.pt"
+    blob = torch.load(cache, weights_only=True)
+    blob["train"][0][0, 0, 0, 0] ^= 1  # one pixel's lowest bit
+    torch.save(blob, cache)
+    with pytest.raises(data.DataIntegrityError, match="cifar10.pt holds tensors with sha256"):
+        data.load_cifar10(cifar_root, download=False, verbose=False)
+
+
+def test_mnists_cache_is_held_to_the_known_hash_even_with_a_recomputed_one(tmp_path):
+    from kdlib import paths
+
+    real = paths.data_dir() / "mnist.pt"
+    if not real.is_file():
+        pytest.skip("no MNIST cache: run `make data`")
+    good = data.load_images("mnist", verbose=False)
+    assert data.tensors_sha256(good.train, good.test) == data.TENSORS_SHA256["mnist"]
+    blob = torch.load(real, weights_only=True)
+    blob["test"][1][0] = (blob["test"][1][0] + 1) % 10  # one label changed
+    blob["sha256"] = data.tensors_sha256(data.Split(*blob["train"]), data.Split(*blob["test"]))
+    torch.save(blob, tmp_path / "mnist.pt")
+    with pytest.raises(data.DataIntegrityError, match="the known mnist"):
+        data.load_images("mnist", root=tmp_path, verbose=False)
 
 
 def test_missing_folder_says_where_to_put_it(tmp_path):
@@ -131,3 +194,12 @@ def test_recipe_crop_flip_is_applied_and_off_by_default():
                        training.Recipe(epochs=1, batch_size=8, crop_flip=crop_flip), seed=0,
                        progress=False)
     assert bool((seen[0] > 0).all()) and bool((seen[1] == 0).any())
+
+
+def test_fashion_mnist_from_debian_has_the_known_hash(tmp_path):
+    if not data.FASHION_DEBIAN_DIR.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    got = data.load_images("fashion-mnist", root=tmp_path, download=False, verbose=False)
+    assert data.tensors_sha256(got.train, got.test) == data.TENSORS_SHA256["fashion-mnist"]
+    again = data.load_images("fashion-mnist", root=tmp_path, download=False, verbose=False)
+    assert again.source.endswith("(via local cache)")  # the cache passes its check
