@@ -76,7 +76,7 @@ def code_environment() -> dict[str, Any]:
     return {
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
-        "git_diff_sha256": _diff_hash() if status else None,
+        "git_diff_sha256": diff_hash() if status else None,
         "packages": versions,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -133,7 +133,7 @@ def machine_line() -> str:
             + f"; {os.cpu_count()} cores")
 
 
-def _diff_hash() -> str:
+def diff_hash() -> str:
     """sha256 of the uncommitted changes to the code: ``git diff HEAD`` and untracked files."""
     h = hashlib.sha256((git("diff", "HEAD", "--", *CODE) or "").encode())
     for name in sorted((git("ls-files", "--others", "--exclude-standard", "--", *CODE)
@@ -164,8 +164,34 @@ def record_path(profile: str, chapter: str, name: str, spec: Mapping[str, Any]) 
 
 
 class DamagedRecordError(RuntimeError):
-    """A record file that cannot be trusted: it does not parse, or its spec does not hash to
-    the name of its file. The message names the file and the command that re-makes it."""
+    """A record file that cannot be trusted: it does not parse, its spec does not hash to
+    the name of its file, or a metric no longer matches its seal. The message names the
+    file (and the metric) and the command that re-makes it."""
+
+
+def seal(metrics: Mapping[str, Any]) -> dict[str, str]:
+    """A record's seal: a short sha256 of each metric's canonical JSON. A seal shows that no
+    metric changed after it was made, not how the metric was computed (a re-make on the
+    same kind of CPU shows that: :mod:`kdlib.tooling.verification`)."""
+    return {k: hashlib.sha256(json.dumps(v, sort_keys=True, separators=(",", ":"))
+                              .encode()).hexdigest()[:16] for k, v in metrics.items()}
+
+
+def sealed(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`record` in its JSON form, with the seal of its metrics (:func:`seal`)."""
+    out = json.loads(json.dumps(record, default=str))
+    out["seal"] = seal(out["metrics"])
+    return out
+
+
+def seal_breaks(record: Mapping[str, Any]) -> list[str]:
+    """The metrics of `record` that no longer match its seal (none when it has no seal)."""
+    want = record.get("seal")
+    if want is None:
+        return []
+    got = seal(record["metrics"])
+    return [f"{k} ({'removed' if k not in got else 'added' if k not in want else 'changed'})"
+            for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
 
 
 def remake_command(path: Path) -> str:
@@ -176,7 +202,8 @@ def remake_command(path: Path) -> str:
 
 def load_record(path: Path) -> dict[str, Any]:
     """The record at `path`, refused with :class:`DamagedRecordError` when it does not parse
-    as a record or its spec does not hash to the hash in its file name."""
+    as a record, its spec does not hash to the hash in its file name, or a metric does not
+    match the record's seal (:func:`seal_breaks`)."""
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -189,6 +216,9 @@ def load_record(path: Path) -> dict[str, Any]:
         elif spec_hash(record["spec"]) != name_hash:
             problem = (f"its spec hashes to {spec_hash(record['spec'])}, not to the "
                        f"{name_hash} of its name")
+        elif broken := seal_breaks(record):
+            problem = (f"metric {', '.join(broken)} no longer matches the seal made when the "
+                       f"record was written: edited since")
         else:
             return record
     raise DamagedRecordError(f"damaged record {path}: {problem}. Re-make it with: "

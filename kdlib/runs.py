@@ -133,7 +133,7 @@ class Run:
                 "started_utc": start.isoformat(timespec="seconds"), "device": self.device,
                 "environment": results.environment(),
             }
-            results.write_record(self.path, record)
+            results.write_record(self.path, results.sealed(record))
         return self.load()  # the JSON form, identical to what a later call reads
 
 

@@ -124,18 +124,37 @@ def stale_records(records: runs.Records, chapter: str,
 
 # --- re-running a sample ------------------------------------------------------------------------
 
-def sample(profile: str) -> list[runs.Run]:
-    """The runs a verification re-makes: for every chapter of `profile` and every record
-    name, the committed record of its lowest seed (and of its first planned spec)."""
+def sample(profile: str | Path, per_row: int = 1, seed: int = 0) -> list[runs.Run]:
+    """The runs a verification re-makes: for every chapter of `profile` and every record name,
+    `per_row` of its committed records drawn at random (seeded by `seed`) across its seeds
+    and specs."""
+    import random
+
     cfgs = chapters.load_profile(profile)
-    out: dict[tuple[str, str], runs.Run] = {}
+    rows: dict[tuple[str, str], list[runs.Run]] = {}
     for chapter, cfg in cfgs.items():
         if chapters.get(chapter).records_of:
             continue
-        for run in sorted(chapters.plan(chapter, cfg), key=lambda r: (r.seed or 0)):
+        for run in chapters.plan(chapter, cfg):
             if run.done:
-                out.setdefault((run.chapter, run.name), run)
-    return list(out.values())
+                rows.setdefault((run.chapter, run.name), []).append(run)
+    rng = random.Random(seed)
+    out = []
+    for key in sorted(rows):
+        done = list(runs.unique(rows[key]))
+        out += sorted(rng.sample(done, min(per_row, len(done))),
+                      key=lambda r: (r.seed or 0, r.spec_hash))
+    return out
+
+
+def committed_records(profile: str | Path) -> list[Path]:
+    """Every committed record file of `profile`, each read once, so that a damaged or edited
+    one is refused by name (:func:`kdlib.results.load_record`)."""
+    name = Path(str(profile)).stem
+    files = sorted((paths.results_dir() / name).glob("*/*.json"))
+    for path in files:
+        results.load_record(path)
+    return files
 
 
 def compare(old: Any, new: Any, where: str = "") -> list[str]:

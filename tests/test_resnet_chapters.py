@@ -1,6 +1,7 @@
 """Tables 3-4, Figure 2: isolated runs, reuse of trained baselines, resume, data paths."""
 
 import dataclasses
+import json
 import pickle
 
 import numpy as np
@@ -271,6 +272,9 @@ def write_cifar(root, per_batch=20, test=16):
         batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
                  b"labels": [int(v) for v in rng.integers(0, 10, n)]}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    # a stand-in: the MD5 of each of its files, as write_cifar10_folder gives one
+    (folder / data.STAND_IN_MANIFEST).write_text(json.dumps(
+        {name: data.md5(folder / name) for name in names}))
 
 
 def test_cifar10_runs_with_crop_flip_and_the_teacher_sees_the_augmented_batch(tmp_path,

@@ -111,25 +111,40 @@ TINY = {"seeds": [0, 1], "device": "cpu", "engine": "fast", "trials": False, "da
 
 
 def test_verify_re_makes_one_record_per_name_and_stamps_the_profile(tmp_path, monkeypatch,
-                                                                   one_thread):
+                                                                   one_thread, capsys):
     path = tmp_path / "verifytiny.yaml"
     path.write_text(yaml.safe_dump({"description": "tiny", "chapters": {"01_vanilla_kd": TINY}}))
     monkeypatch.setattr(results, "check_clean", lambda p: None)
     cfg = chapters.load_profile(path)["01_vanilla_kd"]
     plan = chapters.plan("01_vanilla_kd", cfg)
     runs.run_all(plan, progress=False)
-    assert {(r.name, r.seed) for r in verify.sample(path)} == {
-        ("teacher", 0), ("student", 0), ("student_kd", 0)}
+    drawn = verify.sample(path)
+    assert sorted(r.name for r in drawn) == ["student", "student_kd", "teacher"]
+    assert {r.seed for r in drawn} <= {0, 1} and [r.path for r in verify.sample(path)] == [
+        r.path for r in drawn]  # one a row, drawn at random across the seeds, seeded
+    assert {(r.name, r.seed) for r in verify.sample(path, per_row=2, seed=5)} == {
+        (n, s) for n in ("teacher", "student", "student_kd") for s in (0, 1)}
+    seeds = {tuple(r.seed for r in verify.sample(path, seed=k)) for k in range(12)}
+    assert len(seeds) > 1  # the seed of the draw matters
     assert cli.main(["verify", str(path), "--workers", "2"]) == 0
     stamp = verify.stamp("verifytiny")
     assert stamp["verified"] and stamp["identical_to_records"] and len(stamp["records"]) == 3
+    assert len(stamp["reproduced"]) == 3 and stamp["code_neutral_only"] == []
+    assert stamp["sample"] == {"per_row": 1, "seed": 0, "records": 6, "sealed": 6,
+                               "made_on": {r.label: "this" for r in drawn}}
     assert stamp["commit"] == results.environment()["git_commit"] and stamp["threads"] == 1
-    # a record whose metric was changed by hand is caught
+    # a record whose metric was changed by hand is refused by its seal, named with the metric
     student = next(r for r in plan if r.name == "student" and r.seed == 0)
     record = student.load()
     record["metrics"]["test_acc"] += 0.01
     results.write_record(student.path, record)
-    assert cli.main(["verify", str(path)]) == 1
+    capsys.readouterr()
+    assert cli.main(["verify", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(student.path) in err and "metric test_acc (changed)" in err
+    # re-sealed by whoever edited it, a re-make on this kind of CPU that samples it catches it
+    results.write_record(student.path, results.sealed(record))
+    assert cli.main(["verify", str(path), "--per-row", "2"]) == 1
     stamp = verify.stamp("verifytiny")
     assert not stamp["verified"] and not stamp["identical_to_records"]
 
@@ -169,7 +184,7 @@ def test_on_another_cpu_the_records_own_code_re_makes_the_sample(tmp_path, monke
         record["environment"] = {**record["environment"], "git_commit": head, "git_dirty": False,
                                  "cpu_isa": "AVX2 flags-0123456789ab"}
         record["metrics"]["test_acc"] += 1e-7  # another CPU's last bits
-        results.write_record(run.path, record)
+        results.write_record(run.path, results.sealed(record))  # as that machine wrote it
     report = verification.verify(path, workers=2)
     (checked,) = report.checked
     assert not checked.identical and checked.code_commit == head
@@ -178,3 +193,46 @@ def test_on_another_cpu_the_records_own_code_re_makes_the_sample(tmp_path, monke
     assert report.stamp["identical_to_records_code"] is True
     assert report.stamp["records"][0]["records_code"] == head
     assert "test_acc" in report.stamp["records"][0]["differences"][0]
+
+
+def test_no_stamp_when_the_tree_changes_during_the_verification(tmp_path, monkeypatch,
+                                                                one_thread):
+    path = tmp_path / "verifytiny.yaml"
+    path.write_text(yaml.safe_dump({"description": "tiny", "chapters": {"01_vanilla_kd": {
+        **TINY, "seeds": [0]}}}))
+    monkeypatch.setattr(results, "check_clean", lambda p: None)
+    runs.run_all(chapters.plan("01_vanilla_kd", chapters.load_profile(path)["01_vanilla_kd"]),
+                 progress=False)
+    trees = iter([("a" * 40, None), ("b" * 40, None)])  # a commit made while it ran
+    monkeypatch.setattr(verification, "_tree", lambda: next(trees))
+    with pytest.raises(verification.TreeChangedError, match="aaaaaaa -> bbbbbbb"):
+        verification.verify(path)
+    assert verify.stamp("verifytiny") is None
+    trees = iter([("a" * 40, None), ("a" * 40, "d1ff")])  # an edit left uncommitted
+    with pytest.raises(verification.TreeChangedError, match="with uncommitted changes"):
+        verification.verify(path)
+    trees = iter([("c" * 40, None)] * 2)
+    assert verification.verify(path).stamp["commit"] == "c" * 40  # the commit at the end
+
+
+@pytest.mark.parametrize("kind", ["this", "another"])
+def test_an_edited_metric_of_a_committed_record_is_refused_by_name(tmp_path, monkeypatch,
+                                                                   capsys, kind):
+    """The tamper check CI runs: one metric of a committed `cpu` record edited in a scratch
+    copy, the record made on this machine's kind of CPU or on another: verify refuses it
+    before any compute, naming the record and the metric."""
+    scratch = tmp_path / "results"
+    shutil.copytree(paths.REPO / "results" / "cpu", scratch / "cpu")
+    monkeypatch.setenv("KDLIB_RESULTS", str(scratch))
+    monkeypatch.setattr(results, "check_clean", lambda p: None)
+    monkeypatch.setattr(runs.Run, "execute", lambda *a, **k: pytest.fail("computed"))
+    target = sorted((scratch / "cpu" / "04_teacher_free").glob("tf_kd_reg_official-*.json"))[0]
+    record = json.loads(target.read_text())
+    record["environment"]["cpu_isa"] = (results.cpu_isa() if kind == "this"
+                                        else "AVX2 flags-0123456789ab")
+    record["metrics"]["test_acc"] = round(record["metrics"]["test_acc"] + 0.004, 4)
+    target.write_text(json.dumps(record, indent=2, sort_keys=True))
+    assert cli.main(["verify", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"damaged record {target}: metric test_acc (changed)" in err
+    assert "python -m kdlib jobs cpu --chapters 04_teacher_free" in err

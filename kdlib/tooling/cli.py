@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
                                       "compare every metric")
     p.add_argument("profile")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--per-row", type=int, default=1,
+                   help="records re-made for each chapter and record name (default 1)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random draw of the sample across seeds (default 0)")
     sub.add_parser("sync-notebooks", help="write the notebooks' parameters cells from the "
                                           "chapters' defaults")
     args = parser.parse_args(argv)
@@ -144,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in book.sync_notebooks():
                 print(f"rewrote the parameters cell of {path}")
     except (config.ProfileError, data.DatasetUnavailableError, book.BookError,
-            results.DirtyTreeError, results.DamagedRecordError, results.RecordWriteError) as err:
+            results.DirtyTreeError, results.DamagedRecordError, results.RecordWriteError,
+            verification.TreeChangedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -156,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     """``kdlib verify``: re-make the sample, print each comparison, write the stamp."""
-    report = verification.verify(args.profile, workers=args.workers)
+    if args.per_row < 1:
+        raise config.ProfileError(f"--per-row must be at least 1, not {args.per_row}")
+    report = verification.verify(args.profile, workers=args.workers, per_row=args.per_row,
+                                 seed=args.seed)
     for c in report.checked:
         state = "identical" if c.identical else f"differs from the record ({len(c.differences)})"
         if c.same_as_code is not None:
@@ -167,9 +175,15 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"[verify] {c.record}: {state}{added}")
         for line in (c.code_differences or c.differences)[:10]:
             print(f"    {line}")
+    stamp, sample = report.stamp, report.stamp["sample"]
     print(f"[verify] {report.profile}: {'verified' if report.verified else 'NOT verified'} "
-          f"({sum(c.identical for c in report.checked)} of {len(report.checked)} identical to "
-          f"the records); stamp written to {verify.stamp_path(report.profile)}")
+          f"at {str(stamp['commit'])[:7]} on {stamp['cpu_isa']}: "
+          f"{len(stamp['reproduced'])} of {len(report.checked)} sampled records reproduced bit "
+          f"for bit (their committed numbers checked), {len(stamp['code_neutral_only'])} made "
+          f"on another or an unknown kind of CPU shown code-neutral only (their numbers not "
+          f"checked); sample of {sample['per_row']} a row drawn with seed {sample['seed']}; "
+          f"{sample['sealed']} of {sample['records']} committed records sealed and intact; "
+          f"stamp written to {verify.stamp_path(report.profile)}")
     return 0 if report.verified else 1
 
 

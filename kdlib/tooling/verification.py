@@ -146,13 +146,27 @@ def remake_with(commit: str, profile: str, wanted: set[tuple[str, str]], workers
                         str(tree)], capture_output=True)
 
 
+class TreeChangedError(RuntimeError):
+    """The checkout changed while a verification ran: its stamp could name no one commit."""
+
+
+def _tree() -> tuple[str | None, str | None]:
+    """HEAD and the hash of the code's uncommitted changes (None: none), read now."""
+    status = results.git("status", "--porcelain", "--untracked-files=all", "--", *results.CODE)
+    return results.git("rev-parse", "HEAD"), results.diff_hash() if status else None
+
+
 def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
-           log: Callable[[str], None] = print) -> Report:
+           per_row: int = 1, seed: int = 0, log: Callable[[str], None] = print) -> Report:
     """Re-make a sample of `profile`'s committed records and compare; write the stamp (see
-    the module docstring). Needs a clean tree: the stamp names the code that verified."""
-    sample = verify_.sample(profile)
+    the module docstring). Every committed record is read first, so an edited one is refused
+    by name (its seal). Needs a clean tree, left alone while it runs: the stamp names the
+    commit checked out when it finishes, and none is written if that changed."""
     name = config.profile_path(profile).stem
     results.check_clean(name)
+    start = _tree()
+    files = verify_.committed_records(profile)
+    sample = verify_.sample(profile, per_row, seed)
     if not sample:
         raise config.ProfileError(f"profile {name!r} has no committed records to verify")
     committed = {r.label: r.load() for r in sample}
@@ -171,9 +185,29 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
     if against_code and not all(c.identical for c in report.checked):
         report.checked = _against_code(sample, committed, remade, report.checked, threads,
                                        log, config.profile_path(profile))
-    report.stamp = _stamp(report, threads, workers)
+    end = _tree()
+    if end != start:
+        raise TreeChangedError(
+            f"the checkout changed while the verification ran (HEAD {str(start[0])[:7]}"
+            f"{' with uncommitted changes' if start[1] else ''} -> {str(end[0])[:7]}"
+            f"{' with uncommitted changes' if end[1] else ''}): no stamp written. Run it "
+            f"again on a tree left alone.")
+    sealed = sum("seal" in results.load_record(f) for f in files)
+    report.stamp = _stamp(report, threads, workers, commit=end[0],
+                          sample={"per_row": per_row, "seed": seed, "records": len(files),
+                                  "sealed": sealed, "made_on": _kinds(committed)})
     results.write_record(verify_.stamp_path(name), report.stamp)
     return report
+
+
+def _kind(record: dict[str, Any]) -> str:
+    """Which kind of CPU made `record`, against this machine's: this, another or unknown."""
+    isa = record["environment"].get("cpu_isa")
+    return "unknown" if isa is None else "this" if isa == results.cpu_isa() else "another"
+
+
+def _kinds(committed: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {label: _kind(rec) for label, rec in committed.items()}
 
 
 def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any]],
@@ -214,15 +248,22 @@ def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any
     return out
 
 
-def _stamp(report: Report, threads: int, workers: int) -> dict[str, Any]:
+def _stamp(report: Report, threads: int, workers: int, *, commit: str | None,
+           sample: dict[str, Any]) -> dict[str, Any]:
+    """The stamp: what was checked, how, on which CPU. `reproduced` lists the records re-made
+    bit for bit here (their committed numbers checked); `code_neutral_only` those made on
+    another or an unknown kind of CPU that today's code and their own make identically here
+    (the code shown result-neutral, their committed numbers not checked)."""
     to_records = all(c.identical for c in report.checked)
     to_code = all(c.same_as_code for c in report.checked if not c.identical) and all(
         c.identical or c.same_as_code is not None for c in report.checked)
-    env = results.environment()
-    return {"profile": report.profile, "commit": env["git_commit"],
+    return {"profile": report.profile, "commit": commit,
             "verified_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "cpu": results.cpu_model(), "cpu_isa": results.cpu_isa(),
-            "threads": threads, "workers": workers,
+            "threads": threads, "workers": workers, "sample": sample,
+            "reproduced": [c.record for c in report.checked if c.identical],
+            "code_neutral_only": [c.record for c in report.checked
+                                  if not c.identical and c.same_as_code],
             "identical_to_records": to_records,
             "identical_to_records_code": None if to_records else to_code,
             "verified": to_records or to_code,
