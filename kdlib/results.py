@@ -128,9 +128,10 @@ def machine_line() -> str:
     units = ("AMX" if " amx_bf16" in flags else "AVX-512 BF16 (no AMX)"
              if " avx512_bf16" in flags else "none")
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return (f"CPU {cpu_model()}; cpu_isa {cpu_isa()}; bf16 units: {units}"
-            + (f", limited by ONEDNN_MAX_CPU_ISA={limit}" if limit else "")
-            + f"; {os.cpu_count()} cores")
+    if limit and units != "none":
+        units += (f"; oneDNN limited to {limit}"
+                  + (", AMX withheld" if "AMX" not in limit.upper() and units == "AMX" else ""))
+    return f"CPU {cpu_model()}; cpu_isa {cpu_isa()}; bf16 units: {units}; {os.cpu_count()} cores"
 
 
 def diff_hash() -> str:
