@@ -121,12 +121,21 @@ class OnDevice:
     device: torch.device
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_hash(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes by `algorithm` (``sha256`` or ``md5``), read in blocks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256(path: Path) -> str:
+    return file_hash(path, "sha256")
+
+
+def md5(path: Path) -> str:
+    return file_hash(path, "md5")
 
 
 # --- file formats ---------------------------------------------------------------------------
@@ -356,14 +365,6 @@ CIFAR10_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f",
 #: of the source it is named by: random images in CIFAR-10's format, never CIFAR-10.
 STAND_IN_MANIFEST = "kdlib-stand-in.json"
 STAND_IN = "stand-in"
-
-
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_cifar10_folder(folder: Path) -> str:
