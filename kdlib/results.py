@@ -86,39 +86,35 @@ def code_environment() -> dict[str, Any]:
     }
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_isa() -> str:
-    """What decides a float's last bits on this CPU: the kernel set torch dispatches to
-    (``AVX2``, ``AVX512``...) and a short hash of the CPU's feature flags. Virtual machines
-    often show one model name for different processors; these tell them apart."""
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = " ".join(sorted(line.split(":", 1)[1].split()))
-                break
-    except OSError:
-        pass
-    capability = torch.backends.cpu.get_cpu_capability()
-    return f"{capability} flags-{hashlib.sha256(flags.encode()).hexdigest()[:12]}"
-
-
 def _cpuinfo() -> str:
     """``/proc/cpuinfo``, or nothing where there is none."""
     try:
         return Path("/proc/cpuinfo").read_text()
     except OSError:
         return ""
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    """The first ``name : value`` of ``/proc/cpuinfo`` (None where there is none)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith(name):
+            return line.split(":", 1)[1]
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
+    model = _cpuinfo_field("model name")
+    return model.strip() if model is not None else platform.processor() or platform.machine()
+
+
+def cpu_isa() -> str:
+    """What decides a float's last bits on this CPU: the kernel set torch dispatches to
+    (``AVX2``, ``AVX512``...) and a short hash of the CPU's feature flags. Virtual machines
+    often show one model name for different processors; these tell them apart."""
+    flags = " ".join(sorted((_cpuinfo_field("flags") or "").split()))
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{capability} flags-{hashlib.sha256(flags.encode()).hexdigest()[:12]}"
 
 
 def machine_line() -> str:

@@ -39,11 +39,17 @@ REFERENCE_STEPS = 20
 UNBOUNDED_STEPS = 50
 
 
+def _own_steps(cap: int | None) -> tuple[int, int]:
+    """The steps of the audit's reference and unbounded attacks, bounded by `cap`."""
+    return (min(REFERENCE_STEPS, cap), min(UNBOUNDED_STEPS, cap)) if cap else (
+        REFERENCE_STEPS, UNBOUNDED_STEPS)
+
+
 def audit_steps(sweep: int, strong_steps: int, restarts: int, *, transfer: bool = True,
                 cap: int | None = None) -> int:
     """Gradient steps (each a forward and a backward pass) per image of :func:`audit` with
     `sweep` extra ε values: what the cost model prices. `cap` as in :func:`audit`."""
-    ref, unbounded = (min(n, cap) if cap else n for n in (REFERENCE_STEPS, UNBOUNDED_STEPS))
+    ref, unbounded = _own_steps(cap)
     return (ref * (sweep + 1) + unbounded + strong_steps * restarts + ref
             + (ref if transfer else 0) + 1)
 
@@ -158,7 +164,7 @@ def audit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
     PGD-20 and PGD-50 (a shape check, never a measurement; None: no bound).
     """
     checks = []
-    ref, far = (min(n, cap) if cap else n for n in (REFERENCE_STEPS, UNBOUNDED_STEPS))
+    ref, far = _own_steps(cap)
     eps_list = sorted({*sweep, eps})
     accs = [float(robust_flags(model, x, y, e, ref, batch_size=batch_size).float().mean())
             for e in eps_list]

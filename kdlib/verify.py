@@ -147,14 +147,12 @@ def sample(profile: str | Path, per_row: int = 1, seed: int = 0) -> list[runs.Ru
     return out
 
 
-def committed_records(profile: str | Path) -> list[Path]:
-    """Every committed record file of `profile`, each read once, so that a damaged or edited
-    one is refused by name (:func:`kdlib.results.load_record`)."""
+def committed_records(profile: str | Path) -> dict[Path, dict[str, Any]]:
+    """Every committed record of `profile`, by file, each read once, so that a damaged or
+    edited one is refused by name (:func:`kdlib.results.load_record`)."""
     name = Path(str(profile)).stem
-    files = sorted((paths.results_dir() / name).glob("*/*.json"))
-    for path in files:
-        results.load_record(path)
-    return files
+    return {path: results.load_record(path)
+            for path in sorted((paths.results_dir() / name).glob("*/*.json"))}
 
 
 def compare(old: Any, new: Any, where: str = "") -> list[str]:

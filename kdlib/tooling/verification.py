@@ -165,7 +165,7 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
     name = config.profile_path(profile).stem
     results.check_clean(name)
     start = _tree()
-    files = verify_.committed_records(profile)
+    every = verify_.committed_records(profile)
     sample = verify_.sample(profile, per_row, seed)
     if not sample:
         raise config.ProfileError(f"profile {name!r} has no committed records to verify")
@@ -192,9 +192,9 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
             f"{' with uncommitted changes' if start[1] else ''} -> {str(end[0])[:7]}"
             f"{' with uncommitted changes' if end[1] else ''}): no stamp written. Run it "
             f"again on a tree left alone.")
-    sealed = sum("seal" in results.load_record(f) for f in files)
+    sealed = sum("seal" in record for record in every.values())
     report.stamp = _stamp(report, threads, workers, commit=end[0],
-                          sample={"per_row": per_row, "seed": seed, "records": len(files),
+                          sample={"per_row": per_row, "seed": seed, "records": len(every),
                                   "sealed": sealed, "made_on": _kinds(committed)})
     results.write_record(verify_.stamp_path(name), report.stamp)
     return report
