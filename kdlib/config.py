@@ -58,6 +58,26 @@ class Common:
     #: How the training arithmetic runs (:func:`kdlib.training.engine_for`); ``auto``: bf16
     #: where the CPU has bf16 matrix units, else fast (:func:`kdlib.training.engine_here`).
     engine: Literal["float32", "fast", "bf16", "auto"] = "fast"
+    #: The other readings of the paper's open settings to run beside the primary one (names
+    #: of the chapter's :class:`kdlib.readings.Reading` s), on `reading_seeds`; optional keys.
+    readings: list[str] = field(default_factory=list,
+                                metadata={"unique": True, "optional": True})
+    reading_seeds: list[int] = field(default_factory=list,
+                                     metadata={"ge": 0, "unique": True, "optional": True})
+    #: Seeds a pilot of the same recipe ran (their results were seen before the seeds were
+    #: chosen): no reading may use them, and each verdict is shown without them too.
+    pilot_seeds: list[int] = field(default_factory=list,
+                                   metadata={"ge": 0, "unique": True, "optional": True})
+
+    def __post_init__(self) -> None:
+        if self.readings and not self.reading_seeds:
+            raise ProfileError("readings: name the reading_seeds they run on")
+        if set(self.reading_seeds) - set(self.seeds):
+            raise ProfileError(f"reading_seeds {self.reading_seeds} must be among seeds "
+                               f"{self.seeds}: each reading is paired with the primary rows")
+        if reused := sorted(set(self.reading_seeds) & set(self.pilot_seeds)):
+            raise ProfileError(f"reading_seeds reuse the pilot's seeds {reused}, whose "
+                               "results were seen before the readings were registered")
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -114,7 +134,8 @@ def validate(cls: type[Common], params: Mapping[str, Any], *, complete: bool = T
     fields = {f.name: f for f in dataclasses.fields(cls)}
     problems = [f"unknown key {k!r}" for k in params if k not in fields]
     if complete:
-        problems += [f"missing key {k!r}" for k in fields if k not in params]
+        problems += [f"missing key {k!r}" for k, f in fields.items()
+                     if k not in params and not f.metadata.get("optional")]
     for key, value in params.items():
         if key not in fields:
             continue
@@ -154,7 +175,11 @@ def profile_path(name_or_path: str | Path) -> Path:
 
 
 #: The top-level keys of a profile file: the first two are optional flags.
-PROFILE_KEYS = ("description", "committed", "defaults", "pilot", "shared", "chapters")
+PROFILE_KEYS = ("description", "committed", "defaults", "pilot", "family", "shared",
+                "chapters")
+#: The multiplicity families a profile may declare (:func:`kdlib.verdicts.holm`): every claim
+#: the profile decides, the claims of each chapter, or each claim alone (no adjustment).
+FAMILIES = ("profile", "chapter", "claim")
 
 
 @dataclass(frozen=True)
@@ -168,7 +193,8 @@ class ProfileFile:
     its dataclass (the ``smoke`` profile is all defaults); without it every parameter must
     be written out, so that no default can change a committed profile unseen.
     ``pilot: true`` marks a pilot that chose a recipe: the methods page shows it, the
-    chapter pages do not.
+    chapter pages do not. ``family`` declares the multiplicity family of its claims
+    (:data:`FAMILIES`; default ``profile``), whose p-values Holm's method adjusts.
     """
 
     path: Path
@@ -177,6 +203,7 @@ class ProfileFile:
     defaults: bool
     pilot: bool
     chapters: dict[str, dict[str, Any]]
+    family: str = "profile"
 
 
 def read(name_or_path: str | Path) -> ProfileFile:
@@ -189,11 +216,13 @@ def read(name_or_path: str | Path) -> ProfileFile:
     if not isinstance(raw, dict) or set(raw) - set(PROFILE_KEYS) \
             or not isinstance(raw.get("chapters"), dict) \
             or not all(isinstance(raw.get(k, False), bool)
-                       for k in ("committed", "defaults", "pilot")):
+                       for k in ("committed", "defaults", "pilot")) \
+            or raw.get("family", "profile") not in FAMILIES:
         raise ProfileError(f"{path}: expected top-level keys 'description', 'committed' "
                            f"(optional, true or false: are its records committed?), "
                            f"'defaults' (optional, true or false: may sections leave out "
-                           f"parameters?), 'pilot' (optional, true or false), 'shared' "
+                           f"parameters?), 'pilot' (optional, true or false), 'family' "
+                           f"(optional, one of {', '.join(FAMILIES)}), 'shared' "
                            f"(optional: blocks to merge) and "
                            f"'chapters' (a mapping of chapter name to parameters)")
     out = {}
@@ -207,7 +236,7 @@ def read(name_or_path: str | Path) -> ProfileFile:
         out[chapter] = {"profile": path.stem, **params}
     return ProfileFile(path, str(raw.get("description", "")).strip(),
                        raw.get("committed", False), raw.get("defaults", False),
-                       raw.get("pilot", False), out)
+                       raw.get("pilot", False), out, raw.get("family", "profile"))
 
 
 def is_committed(name: str) -> bool:

@@ -46,17 +46,24 @@ def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> dict[st
     return {"loss": ce, "ce": ce}
 
 
-def smoothed_labels(labels: torch.Tensor, num_classes: int, epsilon: float) -> torch.Tensor:
-    """Label smoothing's targets: ``(1-ε)·onehot(y) + ε/K``."""
+def smoothed_labels(labels: torch.Tensor, num_classes: int, epsilon: float,
+                    form: str = "uniform") -> torch.Tensor:
+    """Label smoothing's targets. ``uniform`` (Szegedy et al. 2016): ``(1-ε)·onehot(y) + ε/K``,
+    so the true class keeps ``1-ε+ε/K``; ``others`` (the official Tf-KD code): the true class
+    gets ``1-ε`` and each of the K-1 others ``ε/(K-1)``."""
     onehot = F.one_hot(labels, num_classes).float()
+    if form == "others":
+        return (1 - epsilon) * onehot + epsilon / (num_classes - 1) * (1 - onehot)
+    if form != "uniform":
+        raise ValueError(f"label smoothing form must be 'uniform' or 'others', not {form!r}")
     return (1 - epsilon) * onehot + epsilon / num_classes
 
 
 def label_smoothing(student_logits: torch.Tensor, labels: torch.Tensor,
-                    epsilon: float) -> dict[str, torch.Tensor]:
-    """Cross-entropy against the smoothed labels (Szegedy et al. 2016), and the plain
+                    epsilon: float, form: str = "uniform") -> dict[str, torch.Tensor]:
+    """Cross-entropy against the smoothed labels (:func:`smoothed_labels`), and the plain
     cross-entropy beside it for the training log."""
-    target = smoothed_labels(labels, student_logits.shape[-1], epsilon)
+    target = smoothed_labels(labels, student_logits.shape[-1], epsilon, form)
     loss = -(target * F.log_softmax(student_logits, dim=-1)).sum(-1).mean()
     return {"loss": loss, "ce": F.cross_entropy(student_logits, labels)}
 

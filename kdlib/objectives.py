@@ -72,9 +72,11 @@ def virtual_teacher_kd(delta: float, temperature: float, alpha: float, *,
     return objective
 
 
-def label_smoothing(epsilon: float) -> Objective:
-    """Cross-entropy against labels smoothed by `epsilon` (:func:`kdlib.losses.label_smoothing`)."""
-    return lambda model, x, y: losses.label_smoothing(model(x).float(), _labels(y), epsilon)
+def label_smoothing(epsilon: float, form: str = "uniform") -> Objective:
+    """Cross-entropy against labels smoothed by `epsilon` in `form`
+    (:func:`kdlib.losses.label_smoothing`)."""
+    return lambda model, x, y: losses.label_smoothing(model(x).float(), _labels(y), epsilon,
+                                                      form)
 
 
 def virtual_teacher_official(delta: float, temperature: float, alpha: float,
@@ -116,16 +118,22 @@ class CrossEntropy:
 
 @dataclass(frozen=True)
 class LabelSmoothing:
-    """Cross-entropy against ``(1-ε)·onehot + ε/K`` (:func:`kdlib.losses.label_smoothing`)."""
+    """Cross-entropy against smoothed labels: ``(1-ε)·onehot + ε/K`` (``uniform``) or ε/(K-1)
+    on each wrong class (``others``, the official Tf-KD code's;
+    :func:`kdlib.losses.smoothed_labels`)."""
 
     epsilon: float
+    form: str = "uniform"
     needs_teacher: ClassVar[bool] = False
 
     def spec(self) -> dict[str, Any]:
-        return {"loss": "label_smoothing", "epsilon": self.epsilon}
+        # the form joins the spec only when it is not the first one, so that the records
+        # made before it existed keep their names
+        return {"loss": "label_smoothing", "epsilon": self.epsilon,
+                **({"form": self.form} if self.form != "uniform" else {})}
 
     def objective(self, teacher: nn.Module | None = None) -> Objective:
-        return label_smoothing(self.epsilon)
+        return label_smoothing(self.epsilon, self.form)
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,19 @@ def test_objectives_are_built_from_their_specs():
     off = official.objective()(model, x, y)
     assert off["loss"].item() == pytest.approx(
         losses.tf_kd_reg_official(model(x), y, 0.99, 20.0, 0.1, 10.0)["loss"].item())
+
+
+def test_label_smoothing_on_the_wrong_classes_only_by_hand():
+    """The official Tf-KD code's form: 1-ε on the label, ε/(K-1) on each other class."""
+    s, y, eps = [2.0, -1.0, 0.5, 0.0], 2, 0.3
+    target = [0.1, 0.1, 0.7, 0.1]  # ε/(K-1) = 0.3/3
+    by_hand = -sum(t * lp for t, lp in zip(target, log_softmax(s), strict=True))
+    out = losses.label_smoothing(torch.tensor([s]), torch.tensor([y]), eps, "others")
+    assert out["loss"].item() == pytest.approx(by_hand, abs=1e-6)
+    assert losses.smoothed_labels(torch.tensor([y]), 4, eps, "others").sum().item() == \
+        pytest.approx(1.0)
+    with pytest.raises(ValueError, match="uniform"):
+        losses.smoothed_labels(torch.tensor([y]), 4, eps, "other")
+    # the first form keeps the spec (and so the names) of the records made before the second
+    assert objectives.LabelSmoothing(0.1).spec() == {"loss": "label_smoothing", "epsilon": 0.1}
+    assert objectives.LabelSmoothing(0.1, "others").spec()["form"] == "others"

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from kdlib import config, runs
+from kdlib import config, readings, runs
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Chapter:
     methods: tuple[Any, ...] = ()
     tiny: Mapping[str, Any] = field(default_factory=dict)
     records_of: str | None = None
+    #: Other readings of the settings the paper leaves open (:mod:`kdlib.readings`).
+    readings: tuple[readings.Reading, ...] = ()
 
     @property
     def record_chapter(self) -> str:
@@ -160,8 +162,13 @@ def load_profile(name_or_path: str | Path) -> dict[str, config.Common]:
 
 
 def plan(name: str, cfg: config.Common) -> list[runs.Run]:
-    """The runs of chapter `name` under `cfg` (see :class:`kdlib.runs.Run`)."""
-    return get(name).plan(cfg)
+    """The runs of chapter `name` under `cfg` (see :class:`kdlib.runs.Run`), and those of
+    the readings `cfg` names (:func:`kdlib.readings.runs_of`)."""
+    ch = get(name)
+    out = ch.plan(cfg)
+    for reading in readings.declared(ch.readings, cfg.readings):
+        out += readings.runs_of(reading, cfg, ch.plan)
+    return out
 
 
 def committed(name: str, profile: str) -> tuple[config.Common | None, runs.Records | None]:

@@ -63,6 +63,7 @@ from kdlib.evaluation import (
     record_spec,
     robust_metrics,
 )
+from kdlib.readings import Reading
 
 NAME = "06_adversarial_tfkd"
 
@@ -226,10 +227,28 @@ def plan(cfg: Params) -> list[runs.Run]:
     return out
 
 
+#: AT rows evaluated at their best held-out epoch or at the last one.
+FINAL_EPOCH = Reading(
+    "final-epoch", "which epoch of an adversarially trained row is evaluated",
+    "the best held-out PGD epoch (early stopping, as in the official code's best checkpoint)",
+    "the final epoch: distillation's published gains in adversarial training come mostly "
+    "from less robust overfitting, which early stopping removes",
+    {"early_stop": False})
+#: AKD's and AT + Tf-KD-self's temperature and weights.
+PUBLISHED_SELF_TEACHER = Reading(
+    "self-teacher-published", "the temperature and weights of AKD and AT + Tf-KD-self",
+    "AKD at T = 1, α = 0.9 (no source); AT + Tf-KD-self at Table 4's T = 6, α′ = 0.99",
+    "both at T = 2 with weight 0.3 on the labels, the closest published recipe "
+    "(Chen et al., ICLR 2021: adversarial training with a self-teacher)",
+    {"akd_temperature": 2.0, "akd_alpha": 0.7, "tf_self_temperature": 2.0,
+     "tf_self_alpha": 0.7})
+
 #: Chapter 6, declared: its parameters, rows and runs.
 CHAPTER = Chapter(
     name=NAME, title="Adversarially trained teacher-free distillation (Table 5)",
     params=Params, methods=METHODS, plan=plan, page="kdlib.pages.adversarial",
+    readings=(FINAL_EPOCH, PUBLISHED_SELF_TEACHER, images.SELF_ALPHA_CIFAR100,
+              images.MULTIPLIER_100, images.SMOOTHING_OTHERS),
     # paper-shape: full-width networks, every attack and the audit, AutoAttack over two chunks
     # and early stopping over two epochs, each attack capped at one step: the check's cost is
     # bounded in FLOPs (kdlib.tooling.shape.FLOP_BOUND), not by the CPU's matrix units

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from kdlib import networks, objectives, runs, training
 from kdlib.attacks import Threat
 from kdlib.config import Common, ProfileError, between, ge
+from kdlib.readings import Reading
 
 NUM_CLASSES = 10
 #: Pixels of random translation for ``augment: jitter`` (MNIST).
@@ -70,11 +71,16 @@ class ImageRuns(Common):
     warmup_epochs: float = field(default=0.0, metadata=ge(0))
     #: ε of the label-smoothing control rows.
     label_smoothing: float = field(default=0.1, metadata=between(0, 1))
+    #: Where label smoothing puts ε: ``uniform``, ε/K on every class (this build's), or
+    #: ``others``, ε/(K-1) on each wrong class (the official Tf-KD code's).
+    label_smoothing_form: Literal["uniform", "others"] = field(
+        default="uniform", metadata={"optional": True})
     #: The rows to run, by record name; empty: every row of the chapter. A row's teacher is
     #: trained whether or not its own row is listed.
     methods: list[str] = field(default_factory=list, metadata={"unique": True})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.dataset == "mnist" and self.augment == "crop_flip":
             raise ProfileError("augment 'crop_flip' mirrors images left-right, which turns "
                                "digits into other shapes; use 'jitter' or 'none' for MNIST")
@@ -151,8 +157,8 @@ def cross_entropy(cfg: ImageRuns) -> objectives.Loss:
 
 
 def label_smoothing(cfg: ImageRuns) -> objectives.Loss:
-    """The label-smoothing control, at the profile's ε."""
-    return objectives.LabelSmoothing(cfg.label_smoothing)
+    """The label-smoothing control, at the profile's ε and form."""
+    return objectives.LabelSmoothing(cfg.label_smoothing, cfg.label_smoothing_form)
 
 
 def tf_kd_reg(cfg: TfKdLosses) -> objectives.Loss:
@@ -170,6 +176,28 @@ def tf_kd_reg_official(cfg: TfKdLosses) -> objectives.Loss:
 def tf_kd_self(cfg: TfKdLosses) -> objectives.Loss:
     """Tf-KD-self: Hinton's loss at Table 4's ``tf_self_*`` settings."""
     return objectives.HintonKD(cfg.tf_self_temperature, cfg.tf_self_alpha)
+
+
+# --- the readings of the settings the paper leaves open (kdlib.readings) -------------------------
+
+#: Tf-KD-self's balance of labels and teacher on 10 classes.
+SELF_ALPHA_CIFAR100 = Reading(
+    "alpha-cifar100", "Tf-KD-self's weight α′ on the teacher, for 10 classes",
+    "α′ = 0.99: the official code's weights (0.95 and 50) as it computes them for 10 classes",
+    "α′ = 0.905: the balance of labels and teacher those weights give on CIFAR-100",
+    {"tf_self_alpha": 0.905})
+#: The official Tf-KD-reg multiplier, literal or rescaled to 10 classes.
+MULTIPLIER_100 = Reading(
+    "multiplier-100", "the official Tf-KD-reg multiplier on 10 classes",
+    "10: the official 100 × (10 / 100 classes), which keeps its KL's CIFAR-100 weight",
+    "100: the official code run literally on 10 classes (its KL weighs 1.0)",
+    {"tf_reg_official_multiplier": 100.0})
+#: Where label smoothing puts its ε.
+SMOOTHING_OTHERS = Reading(
+    "smoothing-others", "where label smoothing puts ε",
+    "ε/K on every class (Szegedy et al.)",
+    "ε/(K−1) on each wrong class (the official Tf-KD code's)",
+    {"label_smoothing_form": "others"})
 
 
 # --- rows and their trainings ---------------------------------------------------------------------

@@ -43,13 +43,16 @@ def plan(cfg: Params) -> list[runs.Run]:
     return images.resnet_plan(cfg, NAME, METHODS)
 
 
+#: The other readings of Table 4's open settings (kdlib.readings).
+READINGS = (images.SELF_ALPHA_CIFAR100, images.MULTIPLIER_100, images.SMOOTHING_OTHERS)
+
 TINY = {"train_size": 16, "test_size": 16, "batch_size": 8, "epochs": 2, "grad_every": 1}
 
 #: Chapter 4, declared.
 CHAPTER = Chapter(name=NAME, title="Teacher-free distillation (Table 4, Figure 1)",
                   params=Params, methods=METHODS, plan=plan, page="kdlib.pages.teacher_free",
-                  tiny=TINY)
+                  tiny=TINY, readings=READINGS)
 #: Chapter 5 (Figure 2) shows the gradients chapter 4's runs recorded: it has no runs of its own.
 GRADIENTS = Chapter(name="05_gradients", title="Gradients per layer (Figure 2)", params=Params,
                     methods=METHODS, plan=plan, page="kdlib.pages.gradients", tiny=TINY,
-                    records_of=NAME)
+                    records_of=NAME, readings=READINGS)

@@ -60,7 +60,9 @@ def candidates() -> list[Candidate]:
     """Every pilot profile whose records are all in this checkout."""
     out = []
     for name in pilot_profiles():
-        cfg = chapters.load_profile(name)[teacher_free.NAME]
+        cfg = chapters.load_profile(name).get(teacher_free.NAME)
+        if cfg is None:  # a pilot of another chapter
+            continue
         plan = chapters.plan(teacher_free.NAME, cfg)
         recs = runs.saved(plan)
         if recs is None:
