@@ -1,4 +1,5 @@
-"""Instability in a run's recorded training history: loss spikes and held-out collapses.
+"""Instability in a run's recorded training history: loss spikes, held-out collapses and
+collapse to chance.
 
 A run's record keeps ``metrics["history"]``, one dict per epoch with ``epoch`` (from 1) and
 ``loss`` (the epoch's mean training loss) and, when early stopping is on,
@@ -10,6 +11,12 @@ is *unstable* when its history shows either
 - a **held-out collapse**: an epoch whose held-out accuracy is more than ``drop`` (0.10,
   absolute) below the best of the earlier epochs. Every epoch that stays that far below is
   flagged, not just the first.
+
+- a **collapse to chance**: the run ends where a network that learnt nothing ends: its
+  final accuracy (``clean_acc``, else ``test_acc``) within ``chance_margin`` (0.05) of
+  chance (1/K), or its last epoch's cross-entropy (``ce``, else ``loss``) within
+  ``flat_share`` (10%) of log K, the cross-entropy of a uniform prediction. A collapsed run
+  has a flat loss, so no spike rule sees it.
 
 A value at exactly the threshold (to floating-point rounding: ``0.2 -> 0.6`` is exactly 3×)
 is not flagged.
@@ -24,6 +31,10 @@ and 1.06× for plain AT, so a spike has to be well above that: 3× leaves room o
 0.268, 0.592, 0.821, 0.804) kept rising through the spike, so the loss is the signal that
 catches it; its last dip, 0.017 below the best, is noise, while a collapse (the catastrophic
 overfitting of adversarial training) loses tens of points within an epoch: 0.10 sits between.
+The first recipe of chapter 6 (profile ``cpu-first-recipe``, lr 0.1 without warm-up) left
+runs at 10.45% clean accuracy with a cross-entropy of 2.301 from the second epoch on (log 10
+= 2.303), which neither rule above flags; the runs that learnt ended at 97–98% and a
+cross-entropy below 0.5, far from both chance thresholds.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from typing import Any, Literal
 
 LOSS_SPIKE = "loss spike"
 HELD_OUT_COLLAPSE = "held-out collapse"
+CHANCE = "collapse to chance"
 
 #: The per-epoch records of a run: ``metrics["history"]``.
 History = Sequence[Mapping[str, Any]]
@@ -44,7 +56,7 @@ History = Sequence[Mapping[str, Any]]
 class Flag:
     """One sign of instability: what (``kind``), when (``epoch``) and the numbers (``detail``)."""
 
-    kind: Literal["loss spike", "held-out collapse"]
+    kind: Literal["loss spike", "held-out collapse", "collapse to chance"]
     epoch: int
     detail: str
 
@@ -99,15 +111,41 @@ def held_out_collapses(history: History, drop: float = 0.10,
     return out
 
 
+def chance_collapse(metrics: Mapping[str, Any], num_classes: int = 10,
+                    chance_margin: float = 0.05, flat_share: float = 0.10) -> list[Flag]:
+    """A run that ended at chance: final accuracy within `chance_margin` of 1/K, or a last
+    cross-entropy within `flat_share` of log K (see the module docstring). Nothing when the
+    record has neither number."""
+    history = metrics.get("history") or []
+    epoch = int(history[-1]["epoch"]) if history else 0
+    acc = metrics.get("clean_acc", metrics.get("test_acc"))
+    if isinstance(acc, int | float) and not isinstance(acc, bool) \
+            and abs(acc - 1 / num_classes) <= chance_margin:
+        return [Flag(CHANCE, epoch, f"final accuracy {acc:.4f}, within {chance_margin:g} of "
+                                    f"chance ({1 / num_classes:g})")]
+    if history:
+        last = history[-1]
+        ce = float(last.get("ce", last["loss"]))
+        flat = math.log(num_classes)
+        if abs(ce - flat) <= flat_share * flat:
+            return [Flag(CHANCE, epoch, f"cross-entropy {ce:.4g} at the last epoch, within "
+                                        f"{flat_share:.0%} of log {num_classes} = {flat:.4g} "
+                                        f"(a uniform prediction)")]
+    return []
+
+
 def flags(history: History, *, factor: float = 3.0, drop: float = 0.10,
-          key: str = "held_out_pgd_acc") -> list[Flag]:
-    """Loss spikes and held-out collapses together, in epoch order (a loss spike first when
-    both fall on one epoch)."""
+          key: str = "held_out_pgd_acc", metrics: Mapping[str, Any] | None = None,
+          num_classes: int = 10) -> list[Flag]:
+    """Loss spikes, held-out collapses and (given the record's `metrics`) a collapse to
+    chance, in epoch order (a loss spike first when two fall on one epoch)."""
     found = loss_spikes(history, factor) + held_out_collapses(history, drop, key)
+    if metrics is not None:
+        found += chance_collapse(metrics, num_classes)
     return sorted(found, key=lambda f: f.epoch)
 
 
 def unstable(history: History, *, factor: float = 3.0, drop: float = 0.10,
-             key: str = "held_out_pgd_acc") -> bool:
-    """Whether the history shows any loss spike or held-out collapse (see :func:`flags`)."""
-    return bool(flags(history, factor=factor, drop=drop, key=key))
+             key: str = "held_out_pgd_acc", metrics: Mapping[str, Any] | None = None) -> bool:
+    """Whether the run shows any sign :func:`flags` looks for."""
+    return bool(flags(history, factor=factor, drop=drop, key=key, metrics=metrics))

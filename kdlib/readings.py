@@ -60,8 +60,8 @@ def runs_of(reading: Reading, cfg: Common, plan: Callable[[Any], list[runs.Run]]
     base = dataclasses.replace(cfg, seeds=list(cfg.reading_seeds), readings=[])
     shared = {(r.name, r.spec_hash) for r in plan(base)}
     other = plan(dataclasses.replace(base, **reading.changes))
-    return [dataclasses.replace(r, name=f"{r.name}{SEP}{reading.name}") for r in other
-            if (r.name, r.spec_hash) not in shared]
+    return [dataclasses.replace(r, name=f"{r.name}{SEP}{reading.name}", reading=reading.name)
+            for r in other if (r.name, r.spec_hash) not in shared]
 
 
 def rows_changed(records_or_names: Mapping[str, Any] | Sequence[str], reading: str

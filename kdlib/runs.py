@@ -70,7 +70,9 @@ class Run:
     be picklable (a :func:`functools.partial` of a module-level function) so that
     a worker process can call it. `trains` names the checkpoint of the network the
     run trains (runs that share it train it once), `needs` the checkpoints it
-    loads (its teachers); `work` is what it computes, for the cost model.
+    loads (its teachers); `work` is what it computes, for the cost model. `reading` names
+    the other reading of the paper's settings the run belongs to (:mod:`kdlib.readings`;
+    None: the primary one): a chapter's records are complete without it.
     """
 
     profile: str
@@ -82,6 +84,7 @@ class Run:
     trains: str | None = None
     needs: tuple[str, ...] = ()
     work: Work = Work(0.0)
+    reading: str | None = None
 
     @property
     def spec_hash(self) -> str:
@@ -220,10 +223,11 @@ def run_all(plan: Sequence[Run], progress: bool = True,
 
 
 def saved(plan: Sequence[Run]) -> Records | None:
-    """The records of `plan` already on disk, or None if any is missing (computes nothing)."""
-    if not all(r.done for r in plan):
+    """The records of `plan` already on disk, or None if a run of the primary reading is
+    missing (computes nothing); the records of other readings are included where made."""
+    if not all(r.done for r in plan if r.reading is None):
         return None
-    return group(r.load() for r in plan)
+    return group(r.load() for r in plan if r.done)
 
 
 def unique(plan: Iterable[Run]) -> list[Run]:

@@ -352,3 +352,74 @@ def tost_seeds_needed(margin: float, sd: float, alpha: float = 0.05, power: floa
         else:
             lo = mid + 1
     return n
+
+
+def sign_flip_p(differences: Sequence[float]) -> float:
+    """Exact two-sided p-value of the paired sign-flip (permutation) test that the mean of
+    `differences` is 0: under the null each difference is as likely positive as negative, so
+    every one of the 2^n sign patterns is equally likely; p is the share of them whose mean is
+    at least as far from 0 as the observed one. Its smallest value is 2/2^n (0.0625 for 5
+    seeds), whatever the data: with few seeds only the t-test, through its normality, can
+    go lower. NaN for no differences; 1.0 when every difference is 0.
+    """
+    d = np.asarray([float(x) for x in differences])
+    n = len(d)
+    if n == 0:
+        return math.nan
+    if n > 20:
+        raise ValueError(f"an exact sign-flip test enumerates 2^n patterns; n = {n} is too many")
+    signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)  # every ±1 pattern
+    means = np.abs((signs * d).sum(axis=1))
+    observed = abs(d.sum())
+    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+
+
+def smallest_sign_flip_p(n: int) -> float:
+    """The smallest two-sided p an exact sign-flip test over `n` pairs can give: 2/2^n."""
+    return 2.0 / 2 ** n if n > 0 else math.nan
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[float]:
+    """Holm-adjusted p-values of a family (statsmodels' ``multipletests(method="holm")``);
+    a NaN (a claim with no test) is left out of the family and stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    ps = [float(p) for p in p_values]
+    tested = [i for i, p in enumerate(ps) if not math.isnan(p)]
+    out = [math.nan] * len(ps)
+    if tested:
+        adjusted = multipletests([ps[i] for i in tested], alpha=alpha, method="holm")[1]
+        for i, q in zip(tested, adjusted, strict=True):
+            out[i] = float(q)
+    return out
+
+
+def sd_upper(sd: float, n: int, level: float = 0.8) -> float:
+    """One-sided upper `level` confidence bound of a normal standard deviation estimated as
+    `sd` from `n` values: ``sd·√((n-1)/χ²_{1-level, n-1})``. Plan seeds at it, not at `sd`: a
+    spread from a few pilot seeds is as often too small as too large, and power falls
+    faster than it rises."""
+    if n < 2 or math.isnan(sd):
+        return math.nan
+    return sd * math.sqrt((n - 1) / _st.chi2.ppf(1 - level, n - 1))
+
+
+def sd_interval(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided `level` confidence interval of a normal standard deviation (chi-square)."""
+    if n < 2 or math.isnan(sd):
+        return math.nan, math.nan
+    tail = (1 - level) / 2
+    return (sd * math.sqrt((n - 1) / _st.chi2.ppf(1 - tail, n - 1)),
+            sd * math.sqrt((n - 1) / _st.chi2.ppf(tail, n - 1)))
+
+
+def equivalence_margin_needed(a: Sequence[float], b: Sequence[float],
+                              alpha: float = 0.05) -> float:
+    """The smallest margin at which a paired TOST of `a` and `b` shows equivalence: the
+    larger end, in absolute value, of the ``1 - 2·alpha`` interval of the mean difference.
+    A declared margin above it passes, one below it does not."""
+    pr = paired(a, b)
+    if math.isnan(pr.sd):
+        return math.nan
+    half = _st.t.ppf(1 - alpha, pr.n - 1) * pr.sd / math.sqrt(pr.n)
+    return max(abs(pr.mean - half), abs(pr.mean + half))

@@ -16,9 +16,17 @@ with Welch's unpaired test beside it. Rows without common seeds fall back to Wel
 - :func:`alike`, "the gain of A over B is C's (label smoothing's)", in two steps. First
   the effect to explain (A over B) must be established at this scale, in the paper's
   direction; else there is *nothing to explain at this scale*. Then an equivalence test
-  (TOST, :func:`kdlib.stats.tost_paired`) with a margin of half that effect decides:
-  equivalent, *reproduced*; the 90% interval of the difference wholly outside the margin,
-  *not reproduced*; else inconclusive, with the seeds an equivalence test would need.
+  (TOST, :func:`kdlib.stats.tost_paired`) with a margin declared before the records (the
+  smallest difference of interest, from the paper's effect, never from the observed one)
+  decides: equivalent, *reproduced*; the 90% interval of the difference wholly outside the
+  margin, *not reproduced*; else inconclusive, with the seeds an equivalence test would need.
+  The decision also says the margin at which the verdict would change.
+
+Beside the verdict: where n ≤ 6 the exact sign-flip p (:func:`kdlib.stats.sign_flip_p`),
+which cannot go below 2/2^n, so that a page says when only the t-test's normality decides;
+the size of the effect against the paper's (:meth:`Decision.size`); Holm's adjustment over
+the declared family of claims (:func:`family`), from which the verdict is taken; and the
+premises a claim needs (:func:`premise_not_met`).
 """
 
 from __future__ import annotations
@@ -31,15 +39,20 @@ from typing import Literal
 from kdlib import stats
 
 Verdict = Literal["reproduced", "not reproduced", "inconclusive at this power",
-                  "nothing to explain at this scale", "not run at this scale"]
+                  "nothing to explain at this scale", "premise not met at this scale",
+                  "not run at this scale"]
 VERDICTS: tuple[Verdict, ...] = ("reproduced", "not reproduced", "inconclusive at this power",
-                                 "nothing to explain at this scale", "not run at this scale")
+                                 "nothing to explain at this scale",
+                                 "premise not met at this scale", "not run at this scale")
 #: Significance level of every test.
 ALPHA = 0.05
 #: The power a design must have before a null result refutes a claim.
 POWER = 0.8
-#: The equivalence margin of a reading, as a share of the effect it explains.
+#: The equivalence margin of a reading, as a share of the paper's effect it explains: label
+#: smoothing explains the gain if it leaves less than half of the paper's effect unexplained.
 MARGIN_SHARE = 0.5
+#: Up to this many seeds a page shows the exact sign-flip p beside the t-test's.
+EXACT_UP_TO = 6
 
 #: Per-seed values of one row: seed -> value.
 BySeed = Mapping[int, float]
@@ -55,7 +68,11 @@ class Decision:
     `power` the power of the test used to detect the paper's effect (`claimed`);
     `detectable` the smallest effect it detects with 80% power; `seeds_needed` how many
     seeds would give 80% power where the verdict is inconclusive; `notes` lines a page
-    prints below the verdict (unstable runs and the result without them).
+    prints below the verdict (unstable runs and the result without them). `exact_p` is the
+    exact sign-flip p of a paired test (NaN otherwise), `holm_p` the deciding p adjusted
+    over the claim's family (:func:`family`), `margin_needed` (an equivalence test) the
+    margin at which it would pass. `premises` are ``(premise, met, measured)`` triples;
+    `tested` is the verdict the test gave when a premise was not met.
     """
 
     verdict: Verdict
@@ -73,10 +90,65 @@ class Decision:
     seeds_needed: int | None = None
     hours_needed: float = math.nan  # CPU hours (one core a run) of `seeds_needed` seeds
     notes: tuple[str, ...] = field(default=())
+    exact_p: float = math.nan
+    holm_p: float = math.nan
+    margin_needed: float = math.nan
+    premises: tuple[tuple[str, bool | None, str], ...] = field(default=())
+    tested: Verdict | None = None
 
     @property
     def decided(self) -> bool:
         return self.verdict in ("reproduced", "not reproduced")
+
+    @property
+    def size_ratio(self) -> tuple[float, float, float]:
+        """Our effect over the paper's, with the 95% interval's ends over it (NaN where
+        there is no claimed effect or no interval)."""
+        c = self.claimed
+        if math.isnan(c) or c == 0 or math.isnan(self.difference):
+            return math.nan, math.nan, math.nan
+        lo, hi = sorted((self.ci[0] / c, self.ci[1] / c))
+        return self.difference / c, lo, hi
+
+    @property
+    def size_consistent(self) -> bool | None:
+        """Whether the paper's effect lies in our 95% interval (None: nothing to compare)."""
+        if math.isnan(self.claimed) or any(math.isnan(x) for x in self.ci):
+            return None
+        return self.ci[0] <= self.claimed <= self.ci[1]
+
+    def size(self) -> str:
+        """The size beside the direction: ``consistent with the paper's size`` when the
+        paper's effect lies in the 95% interval, else how many times the paper's it is."""
+        ratio, lo, hi = self.size_ratio
+        if math.isnan(ratio):
+            return ""
+        if self.ci[1] < 0 < self.claimed or self.ci[0] > 0 > self.claimed:
+            return (f"opposite to the paper's effect ({ratio:.1f}× it, 95% CI {lo:.1f}× to "
+                    f"{hi:.1f}×)")
+        if self.size_consistent:
+            return f"consistent with the paper's size ({ratio:.1f}× the paper's effect)"
+        where = "larger" if self.ci[0] > self.claimed else "smaller"
+        return (f"{ratio:.1f}× the paper's effect (95% CI {lo:.1f}× to {hi:.1f}×; the paper's "
+                f"{self.claimed:+.2f} lies outside it: {where})")
+
+    @property
+    def label(self) -> str:
+        """The verdict with its size where it is decided: ``reproduced in direction, 9.3× the
+        paper's effect``, or the verdict alone."""
+        ratio, _, _ = self.size_ratio
+        if self.verdict == "reproduced" and self.size_consistent is False:
+            return f"reproduced in direction, {ratio:.1f}× the paper's effect"
+        if self.verdict == "reproduced" and self.size_consistent:
+            return "reproduced, consistent with the paper's size"
+        return self.verdict
+
+    @property
+    def only_t_decides(self) -> bool:
+        """A significant paired verdict on so few seeds that the exact sign-flip test could
+        not reach the level: the t-test's normality alone decides it."""
+        return (self.paired and self.n <= EXACT_UP_TO and not math.isnan(self.exact_p)
+                and self.p < ALPHA <= self.exact_p)
 
 
 def describe(values: Sequence[float], scale: float = 100.0) -> str:
@@ -105,6 +177,7 @@ class Comparison:
     sd_b: float
     n_a: int
     n_b: int
+    exact_p: float = math.nan  # exact sign-flip p of the paired differences
 
     def power(self, effect: float) -> float:
         if math.isnan(effect):
@@ -132,8 +205,16 @@ class Comparison:
 
     def in_words(self) -> str:
         if self.paired:
+            exact = ""
+            if not math.isnan(self.exact_p):
+                exact = f"; exact sign-flip p = {self.exact_p:.3g}"
+                if self.p < ALPHA <= self.exact_p:
+                    exact += (f" (the smallest {self.n} seeds allow is "
+                              f"{stats.smallest_sign_flip_p(self.n):.3g}: only the t-test's "
+                              f"normality decides)")
             return (f"paired t-test over {self.n} seeds: p = {self.p:.3g}, 95% CI "
-                    f"[{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]; Welch p = {self.welch_p:.3g}")
+                    f"[{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]; Welch p = {self.welch_p:.3g}"
+                    + exact)
         return f"Welch p = {self.welch_p:.3g} (the rows share no seeds to pair)"
 
 
@@ -145,9 +226,11 @@ def compare(a: BySeed, b: BySeed, scale: float = 100.0) -> Comparison:
     if set(a) == set(b) and len(a) >= 2:
         seeds = sorted(a)
         pr = stats.paired([a[s] for s in seeds], [b[s] for s in seeds])
+        exact = (stats.sign_flip_p([a[s] - b[s] for s in seeds])
+                 if pr.n <= EXACT_UP_TO else math.nan)
         return Comparison(True, pr.n, pr.mean * scale, (pr.ci_low * scale, pr.ci_high * scale),
                           pr.p, welch, pr.sd * scale, sa.std * scale, sb.std * scale, sa.n,
-                          sb.n)
+                          sb.n, exact)
     d = (sa.mean - sb.mean) * scale
     return Comparison(False, min(sa.n, sb.n), d, (math.nan, math.nan), welch, welch,
                       math.nan, sa.std * scale, sb.std * scale, sa.n, sb.n)
@@ -162,7 +245,7 @@ def gain(treated: BySeed, baseline: BySeed, claimed: float, *,
             f"{describe(list(baseline.values()), scale)})")
     power, det = c.power(claimed), c.detectable()
     common = dict(difference=c.difference, p=c.p, detectable=det, ci=c.ci, welch_p=c.welch_p,
-                  power=power, claimed=claimed, paired=c.paired, n=c.n)
+                  power=power, claimed=claimed, paired=c.paired, n=c.n, exact_p=c.exact_p)
     if math.isnan(c.p):  # then there is no spread, and no power either
         return Decision("inconclusive at this power", ours, "one seed or no spread: no test",
                         **common)
@@ -189,10 +272,13 @@ def near(values: Sequence[float], paper: float, tolerance: float, *,
                     f"|ours − paper| = {abs(d):.2f}, tolerance {tolerance:g}", d, n=s.n, ci=ci)
 
 
-def alike(control: BySeed, like: BySeed, base: BySeed, *, scale: float = 100.0,
+def alike(control: BySeed, like: BySeed, base: BySeed, margin: float, *, scale: float = 100.0,
           direction: int = 1) -> Decision:
     """Does `control` work like `like`, as a reading of `like`'s effect over `base` (whose
-    sign the paper claims is `direction`) says? See the module docstring."""
+    sign the paper claims is `direction`) says, within the declared `margin` (in the units of
+    the values times `scale`)? See the module docstring."""
+    if not margin > 0:
+        raise ValueError(f"the equivalence margin must be positive, got {margin}")
     effect = compare(like, base, scale)
     established = (not math.isnan(effect.p) and effect.p < ALPHA
                    and effect.difference * direction > 0)
@@ -210,22 +296,24 @@ def alike(control: BySeed, like: BySeed, base: BySeed, *, scale: float = 100.0,
                         seeds_needed=effect.seeds_needed(direction * abs(effect.difference))
                         if not math.isnan(effect.difference) and effect.difference *
                         direction > 0 else None)
-    margin = MARGIN_SHARE * abs(effect.difference)
     if not c.paired or c.n < 2:
         return Decision("inconclusive at this power", ours,
                         f"{effect_words}; no paired seeds for an equivalence test", **common)
     seeds = sorted(control)
-    eq = stats.tost_paired([control[s] * scale for s in seeds], [like[s] * scale for s in seeds],
-                           margin)
-    test = (f"{effect_words}; TOST within ±{margin:.2f} (half the effect): p = {eq.p:.3g}, "
-            f"90% CI [{eq.ci_low:+.2f}, {eq.ci_high:+.2f}]")
-    common = {**common, "p": eq.p, "detectable": margin}
+    a, b = [control[s] * scale for s in seeds], [like[s] * scale for s in seeds]
+    eq = stats.tost_paired(a, b, margin)
+    needed = stats.equivalence_margin_needed(a, b)
+    test = (f"{effect_words}; TOST within the declared ±{margin:.2f}: p = {eq.p:.3g}, "
+            f"90% CI [{eq.ci_low:+.2f}, {eq.ci_high:+.2f}]; the verdict would change at a "
+            f"margin of {needed:.2f}")
+    common = {**common, "p": eq.p, "detectable": margin, "margin_needed": needed}
     if eq.equivalent:
         return Decision("reproduced", ours, test, **common)
     if eq.ci_low > margin or eq.ci_high < -margin:
         return Decision("not reproduced", ours, test, **common)
-    needed = (stats.tost_seeds_needed(margin, c.sd) if c.sd > 0 else None)
-    return Decision("inconclusive at this power", ours, test, **common, seeds_needed=needed)
+    seeds_needed = (stats.tost_seeds_needed(margin, c.sd) if c.sd > 0 else None)
+    return Decision("inconclusive at this power", ours, test, **common,
+                    seeds_needed=seeds_needed)
 
 
 def without(decision: Decision, why: str, again: Decision) -> Decision:
@@ -234,3 +322,40 @@ def without(decision: Decision, why: str, again: Decision) -> Decision:
     note = (f"{why}; without it: {again.ours}, {again.verdict}"
             + (f" (p = {again.p:.3g})" if not math.isnan(again.p) else ""))
     return replace(decision, notes=(*decision.notes, note))
+
+
+def premise_not_met(decision: Decision,
+                    premises: Sequence[tuple[str, bool | None, str]]) -> Decision:
+    """`decision` with the premises a claim needs at this scale: where one is not met (False),
+    the verdict is *premise not met at this scale* and the test's own verdict is kept as
+    `tested`; met (True) or unmeasured (None) premises are only recorded beside it."""
+    premises = tuple(premises)
+    if decision.verdict == "not run at this scale" or all(m is not False for _, m, _ in premises):
+        return replace(decision, premises=premises)
+    return replace(decision, verdict="premise not met at this scale", tested=decision.verdict,
+                   premises=premises)
+
+
+def family(decisions: Sequence[Decision]) -> list[Decision]:
+    """Holm's adjustment over a declared family of claims (:func:`kdlib.stats.holm` of each
+    deciding p): each decision gets its `holm_p`, and a verdict that rested on p < α and does
+    not keep it after the adjustment becomes *inconclusive at this power*, with a note. A
+    verdict that rested on power (no difference found) is unchanged: adjusting only makes
+    its p larger."""
+    ps = [d.p if d.verdict != "not run at this scale" else math.nan for d in decisions]
+    adjusted = stats.holm(ps, ALPHA)
+    k = sum(not math.isnan(p) for p in ps)
+    out = []
+    for d, q in zip(decisions, adjusted, strict=True):
+        d = replace(d, holm_p=q)
+        verdict = d.tested or d.verdict
+        rested_on_p = verdict in ("reproduced", "not reproduced") and d.p < ALPHA
+        if rested_on_p and not q < ALPHA:
+            note = (f"{verdict} alone (p = {d.p:.3g}), not after Holm's adjustment over the "
+                    f"{k} claims of its family (p = {q:.3g})")
+            if d.tested is not None:
+                d = replace(d, tested="inconclusive at this power", notes=(*d.notes, note))
+            else:
+                d = replace(d, verdict="inconclusive at this power", notes=(*d.notes, note))
+        out.append(d)
+    return out

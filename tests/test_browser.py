@@ -34,17 +34,34 @@ def site(tmp_path_factory):
     (html / "cdn.html").write_text(page(formula, "https://cdn.jsdelivr.net/npm/mathjax@3/tex.js"))
     (html / "nofig.html").write_text(page('<img src="missing.png">'))
     (html / "noglue.html").write_text(page('<span class="pasted-text"> </span>'))
+    (html / "rawtable.html").write_text(page(
+        "<article><p>| claim | verdict |\n|---|---|\n| T3 | reproduced |</p></article>"))
+    wide = "".join(f"<td>column {i} of a long table</td>" for i in range(40))
+    (html / "wide.html").write_text(page(
+        f'<article style="width: 600px"><div class="cell_output" style="overflow-x: auto">'
+        f"<table><tr>{wide}</tr></table></div></article>"))
+    (html / "longline.html").write_text(page(
+        '<article style="width: 600px"><div class="cell_output"><pre>' + "x" * 400
+        + "</pre></div></article>"))
+    (html / "fits.html").write_text(page(
+        '<article style="width: 600px"><div class="cell_output"><table><tr><td>a</td>'
+        '<td>b</td></tr></table><pre style="white-space: pre-wrap">' + "word " * 200
+        + "</pre></div></article>"))
     return html
 
 
 def test_pages_are_checked_in_a_real_browser(site):
     n, problems = browser.check(site)
-    assert n == 4
+    assert n == 8
     by_page: dict[str, str] = {}
     for p in problems:
         name, text = p.split(":", 1)
         by_page[name] = by_page.get(name, "") + text
-    assert set(by_page) == {"cdn.html", "nofig.html", "noglue.html"}
+    assert set(by_page) == {"cdn.html", "nofig.html", "noglue.html", "rawtable.html",
+                            "wide.html", "longline.html"}
+    assert "1 Markdown table(s) shown as raw text" in by_page["rawtable.html"]
+    assert "runs past its column: table" in by_page["wide.html"]
+    assert "runs past its column: pre" in by_page["longline.html"]
     assert "MathJax is not served with the book" in by_page["cdn.html"]
     assert "1 of 1 formulas not rendered" in by_page["cdn.html"]  # offline, nothing renders
     assert "missing.png did not load" in by_page["nofig.html"]

@@ -3,8 +3,9 @@
 import pytest
 import yaml
 
-from kdlib import chapters, pages, paths, results
+from kdlib import chapters, claims, pages, paths, results, verdicts
 from kdlib.tooling import claims_page
+from kdlib.verdicts import Decision
 
 
 @pytest.fixture
@@ -110,3 +111,120 @@ def test_a_row_whose_every_run_is_unstable_keeps_its_verdict_and_says_so(profile
     assert note.startswith("unstable training: `at_tf_kd_self` seed 0: loss rose")
     assert note.endswith("; without it no run of a row is left")
     assert found.decision.verdict == "not reproduced" and found.decision.n == 3
+
+
+def test_premises_measure_the_records():
+    rec = lambda seed, **m: {"spec": {"seed": seed}, "metrics": m}  # noqa: E731
+    records = {"r50": [rec(s, test_acc=0.88 + 0.001 * s, final_train_loss=0.3) for s in range(4)],
+               "r18": [rec(s, test_acc=0.89 + 0.0012 * s, final_train_loss=0.05)
+                       for s in range(4)]}
+    weak = claims.at_least("r50", "r18", "test_acc", "R50 at least as accurate")
+    text, met, measured = weak.check(records)
+    diffs = [-1.0 - 0.02 * s for s in range(4)]
+    assert met is False and text == "R50 at least as accurate"
+    assert f"{sum(diffs) / len(diffs):+.2f} points" in measured
+    assert claims.at_least("r18", "r50", "test_acc", "x").check(records)[1] is True
+    assert claims.fits("r18", "fits").check(records)[1] is True
+    assert claims.fits("r50", "fits").check(records)[1] is False
+    assert "0.300" in claims.fits("r50", "fits").check(records)[2]
+    assert claims.fits("none", "fits").check(records)[1] is None
+
+
+
+# --- rules know their rows; pilot seeds; the verdict across readings ------------------------------
+
+
+def _decision(p, verdict="reproduced", power=0.9):
+    return Decision(verdict, "ours", "test", difference=1.0, p=p, power=power, claimed=1.0)
+
+
+def _records(treated_gain):
+    rec = lambda seed, v: {"spec": {"seed": seed}, "metrics": {"test_acc": v}}  # noqa: E731
+    base = [0.900, 0.910, 0.920, 0.905, 0.915, 0.908]
+    return {"base": [rec(s, v) for s, v in enumerate(base)],
+            "kd": [rec(s, v + treated_gain + 0.0005 * (-1) ** s) for s, v in enumerate(base)]}
+
+
+def test_a_rule_knows_its_rows_and_shows_the_verdict_without_the_pilots_seeds():
+    from types import SimpleNamespace
+
+    from kdlib.claims import Claim
+
+    rule = claims.gain("kd", "base", 1.0)
+    claim = Claim("X", "ch", "kd beats base", "—", "gain", rule)
+    assert claim.rows == ("kd", "base")
+    records = _records(0.01)
+    plain = claim.judge(records, SimpleNamespace(pilot_seeds=[]))
+    assert not any("pilot" in n for n in plain.notes)
+    d = claim.judge(records, SimpleNamespace(pilot_seeds=[0, 1, 2]))
+    note = next(n for n in d.notes if "pilot" in n)
+    again = verdicts.gain({s: records["kd"][s]["metrics"]["test_acc"] for s in (3, 4, 5)},
+                          {s: records["base"][s]["metrics"]["test_acc"] for s in (3, 4, 5)},
+                          1.0)
+    assert note.startswith("seeds [0, 1, 2] were also run by the pilot")
+    assert f"without it: {again.ours}, {again.verdict}" in note
+
+
+def test_the_verdict_across_readings_says_robust_or_what_it_depends_on():
+    from kdlib.pages import Finding, UnderReading
+    from kdlib.readings import Reading
+
+    claim = claims.Claim("X", "ch", "s", "p", "t", claims.gain("kd", "base", 1.0))
+    r1 = Reading("one", "the first setting", "a", "b", {})
+    r2 = Reading("two", "the second setting", "a", "b", {})
+    rep, inc = _decision(0.001), _decision(0.3, "inconclusive at this power")
+    same = Finding(claim, "cpu", "s", rep, readings=(UnderReading(r1, True, rep),
+                                                     UnderReading(r2, True, rep)))
+    assert same.across_readings == "same unadjusted verdict under all 3 readings"
+    differs = Finding(claim, "cpu", "s", rep, readings=(UnderReading(r1, True, rep),
+                                                        UnderReading(r2, True, inc)))
+    assert differs.across_readings == ("depends on the second setting (two: inconclusive at "
+                                       "this power)")
+    missing = Finding(claim, "cpu", "s", rep, readings=(UnderReading(r1, True, rep),
+                                                        UnderReading(r2, False, None)))
+    assert missing.across_readings == ("same unadjusted verdict under all 2 readings (1 "
+                                       "declared reading not run at this scale)")
+    assert Finding(claim, "cpu", "s", rep).across_readings == ""
+
+
+def test_a_claim_says_when_its_pairs_cross_kinds_of_cpu():
+    from types import SimpleNamespace
+
+    records = _records(0.01)
+    for r in records["base"]:
+        r["environment"] = {"cpu": "Intel(R) Xeon(R) Processor"}
+    for r in records["kd"]:
+        r["environment"] = {"cpu": "Intel(R) Xeon(R) Processor" if r["spec"]["seed"] < 4
+                            else "AMD EPYC"}
+    d = claims.gain("kd", "base", 1.0)(records, SimpleNamespace(pilot_seeds=[]))
+    assert ("pairs across kinds of CPU: within seeds [4, 5] the runs compared were made on "
+            "AMD EPYC and on Intel(R) Xeon(R) Processor") in d.notes
+    for r in records["kd"]:
+        r["environment"] = {"cpu": "Intel(R) Xeon(R) Processor"}
+    assert not any("kinds of CPU" in n for n in
+                   claims.gain("kd", "base", 1.0)(records, SimpleNamespace()).notes)
+
+
+def test_the_tables_show_premise_size_family_and_readings():
+    from kdlib.pages import Finding, UnderReading, verdict_tables
+    from kdlib.readings import Reading
+
+    claim = claims.Claim("T9", "ch", "kd beats base", "1 → 2", "gain", claims.gain("kd", "base",
+                                                                                 0.17))
+    big = Decision("reproduced", "+1.58", "t", difference=1.58, ci=(1.23, 1.93), claimed=0.17,
+                   p=1e-4, paired=True, n=6, exact_p=0.03125, holm_p=9e-4)
+    failed = verdicts.premise_not_met(big, [("the teacher is weaker", False, "-1.32 points")])
+    r = Reading("alt", "an open setting", "a", "b", {})
+    f = Finding(claim, "cpu", "stand-in", failed,
+                readings=(UnderReading(r, True, big), UnderReading(r, False, None)))
+    table = verdict_tables.claims_table([f])
+    assert "not met: the teacher is weaker (-1.32 points)" in table
+    assert "premise not met at this scale* (the test alone: reproduced)" in table
+    numbers = verdict_tables.numbers_table([f])
+    assert "9.3× the paper's effect" in numbers and "| 0.0009 |" in numbers
+    curve = verdict_tables.readings_table([f])
+    assert curve.count("**T9**") == 3 and "not run at this scale" in curve
+    plain = Finding(claim, "cpu", "stand-in", big)
+    assert "**reproduced in direction, 9.3× the paper's effect**" in \
+        verdict_tables.claims_table([plain])
+    assert verdict_tables.readings_table([plain]) == ""

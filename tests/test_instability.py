@@ -173,3 +173,26 @@ def test_a_tie_keeps_the_first_best_epoch_and_unstable_passes_its_drop():
     assert not ins.unstable(dip) and ins.unstable(dip, drop=0.05)
     assert not ins.unstable(dip, drop=0.07)
     assert ins._beyond(0.5, 0.4) and not ins._beyond(0.4, 0.4) and not ins._beyond(0.3, 0.4)
+
+
+# --- collapse to chance ---------------------------------------------------------------
+
+
+def test_a_run_that_collapsed_to_chance_is_flagged_and_a_learning_run_is_not():
+    flat = [{"epoch": e, "loss": 2.07, "ce": c} for e, c in
+            enumerate((2.277, 2.302, 2.302, 2.301, 2.301), 1)]
+    flags = ins.flags(flat, metrics={"clean_acc": 0.1045, "history": flat})
+    assert [f.kind for f in flags] == [ins.CHANCE] and flags[0].epoch == 5
+    assert "0.1045" in flags[0].detail
+    # the loss alone: flat at log 10, whatever the accuracy key
+    assert ins.chance_collapse({"history": flat})[0].kind == ins.CHANCE
+    learnt = [{"epoch": e, "loss": v, "ce": v} for e, v in enumerate((1.28, 0.72, 0.41), 1)]
+    assert ins.flags(learnt, metrics={"clean_acc": 0.979, "history": learnt}) == []
+    # the thresholds: 0.05 of chance, 10% of log K
+    assert ins.chance_collapse({"test_acc": 0.149})
+    assert not ins.chance_collapse({"test_acc": 0.151})
+    near = [{"epoch": 1, "loss": 0.9 * math.log(10) - 0.01}]
+    assert not ins.chance_collapse({"history": near})
+    assert ins.chance_collapse({"history": [{"epoch": 1, "loss": 0.91 * math.log(10)}]})
+    # without metrics the history rules alone apply
+    assert ins.flags(flat) == []

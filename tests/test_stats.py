@@ -1,8 +1,10 @@
 """Summaries over seeds against textbook values: t-table intervals and Welch's test by hand."""
 
+import itertools
 import math
 import warnings
 
+import numpy as np
 import pytest
 from scipy import stats as st
 from scipy.optimize import brentq
@@ -667,3 +669,63 @@ def test_tost_seeds_needed_names_what_it_refuses():
         stats.tost_seeds_needed(0.5, 1.0, difference=-0.6)
     with pytest.raises(ValueError, match="must be positive, got 0.5 and 0"):
         stats.tost_seeds_needed(0.5, 0)
+
+
+# --- the exact sign-flip test --------------------------------------------------------------------
+
+
+def sign_flip_by_enumeration(d):
+    observed = abs(sum(d))
+    count = sum(abs(sum(s * x for s, x in zip(signs, d, strict=True))) >= observed - 1e-12
+                for signs in itertools.product((1, -1), repeat=len(d)))
+    return count / 2 ** len(d)
+
+
+@pytest.mark.parametrize("d", [[1.0, 2.0, 3.0, 4.0, 5.0], [1.0, -2.0, 3.0, 4.0, 5.0],
+                               [0.3, -0.1, 0.2], [0.5, 0.5, -0.5, 0.25, 1.0, -0.75]])
+def test_sign_flip_p_is_the_exact_enumeration_and_scipys_permutation_test(d):
+    p = stats.sign_flip_p(d)
+    assert p == pytest.approx(sign_flip_by_enumeration(d))
+    ref = st.permutation_test((np.asarray(d),), np.mean, permutation_type="samples",
+                              n_resamples=np.inf, alternative="two-sided")
+    assert p == pytest.approx(ref.pvalue)
+
+
+def test_the_sign_flip_floor_is_two_over_two_to_the_n():
+    assert stats.sign_flip_p([0.1, 0.2, 0.3, 0.4, 0.5]) == 0.0625 == stats.smallest_sign_flip_p(5)
+    assert stats.smallest_sign_flip_p(12) == pytest.approx(2 / 4096)
+    assert stats.sign_flip_p([0.0, 0.0]) == 1.0
+    assert math.isnan(stats.sign_flip_p([]))
+    with pytest.raises(ValueError, match="2\\^n"):
+        stats.sign_flip_p([1.0] * 21)
+
+
+
+
+# --- Holm's adjustment ---------------------------------------------------------------------------
+
+
+def test_holm_by_hand_and_against_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    ps = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → running max
+    assert stats.holm(ps) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm(ps) == pytest.approx(list(multipletests(ps, method="holm")[1]))
+    with_nan = stats.holm([0.01, math.nan, 0.04])
+    assert with_nan[0] == pytest.approx(0.02) and math.isnan(with_nan[1])
+    assert with_nan[2] == pytest.approx(0.04)
+
+
+
+
+# --- the spread's confidence bounds ------------------------------------------------------------
+
+
+def test_sd_bounds_against_the_chi_square_table():
+    # printed chi-square quantiles, 3 degrees of freedom: 0.216 (2.5%), 1.005 (20%), 9.348 (97.5%)
+    lo, hi = stats.sd_interval(0.28, 4)
+    assert lo == pytest.approx(0.28 * math.sqrt(3 / 9.348), rel=1e-3)
+    assert hi == pytest.approx(0.28 * math.sqrt(3 / 0.2158), rel=1e-3)
+    assert stats.sd_upper(0.28, 4) == pytest.approx(0.28 * math.sqrt(3 / 1.005), rel=1e-3)
+    assert math.isnan(stats.sd_upper(0.3, 1))

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as st
 
 from kdlib import verdicts
-from kdlib.verdicts import ALPHA, MARGIN_SHARE, POWER
+from kdlib.verdicts import ALPHA, MARGIN_SHARE, POWER, Decision
 
 
 def seeds(*values):
@@ -17,7 +17,8 @@ def seeds(*values):
 def test_the_rules_constants_are_the_stated_ones():
     assert (ALPHA, POWER, MARGIN_SHARE) == (0.05, 0.8, 0.5)
     assert verdicts.VERDICTS == ("reproduced", "not reproduced", "inconclusive at this power",
-                                 "nothing to explain at this scale", "not run at this scale")
+                                 "nothing to explain at this scale",
+                                 "premise not met at this scale", "not run at this scale")
 
 
 def test_compare_pairs_rows_of_the_same_seeds_and_falls_back_to_welch():
@@ -103,24 +104,26 @@ def reading_rows():
 
 def test_alike_needs_an_effect_to_explain_then_decides_by_equivalence():
     base, like, same = reading_rows()
-    d = verdicts.alike(same, like, base)
-    assert d.verdict == "reproduced" and d.detectable == pytest.approx(0.5 * 1.0)
-    assert "TOST within ±0.50" in d.test and d.p < ALPHA
+    d = verdicts.alike(same, like, base, 0.5)
+    assert d.verdict == "reproduced" and d.detectable == pytest.approx(0.5)
+    assert "TOST within the declared ±0.50" in d.test and d.p < ALPHA
+    with pytest.raises(ValueError, match="margin"):
+        verdicts.alike(same, like, base, 0.0)
     apart = {k: v - 0.009 - 0.0002 * k for k, v in like.items()}  # most of the gain gone
-    assert verdicts.alike(apart, like, base).verdict == "not reproduced"
+    assert verdicts.alike(apart, like, base, 0.5).verdict == "not reproduced"
     noisy = {k: v + d for (k, v), d in zip(like.items(), (0.01, -0.01, 0.006, -0.004, 0.0),
                                            strict=True)}
-    d = verdicts.alike(noisy, like, base)
+    d = verdicts.alike(noisy, like, base, 0.5)
     assert d.verdict == "inconclusive at this power" and d.seeds_needed > 5
     # no effect, or one against the paper's direction: nothing to explain
     none = {k: v + d for (k, v), d in zip(base.items(), (0.001, -0.001, 0.0005, -0.0005, 0.0),
                                           strict=True)}
-    assert verdicts.alike(same, none, base).verdict == "nothing to explain at this scale"
+    assert verdicts.alike(same, none, base, 0.5).verdict == "nothing to explain at this scale"
     worse = {k: v - 0.01 for k, v in base.items()}
     worse[0] -= 0.001
-    d = verdicts.alike(same, worse, base)
+    d = verdicts.alike(same, worse, base, 0.5)
     assert d.verdict == "nothing to explain at this scale" and d.seeds_needed is None
-    assert verdicts.alike(same, worse, base, direction=-1).verdict != \
+    assert verdicts.alike(same, worse, base, 0.5, direction=-1).verdict != \
         "nothing to explain at this scale"
 
 
@@ -180,9 +183,13 @@ def test_a_paired_gain_decision_holds_every_number_and_says_them():
     welch = st.ttest_ind(list(up.values()), list(base.values()), equal_var=False).pvalue
     power, det = _power(0.1, sd, 4), _detectable(sd, 4)
     assert g.ours == f"{mean:+.2f} ({_fmt(up.values())} vs {_fmt(base.values())})"
+    exact = 0.125  # all four differences positive: 2 of the 16 sign patterns
     assert g.test == (f"paired t-test over 4 seeds: p = {p:.3g}, 95% CI [{ci[0]:+.2f}, "
-                      f"{ci[1]:+.2f}]; Welch p = {welch:.3g}; detectable with 80% power: "
+                      f"{ci[1]:+.2f}]; Welch p = {welch:.3g}; exact sign-flip p = {exact:.3g} "
+                      f"(the smallest 4 seeds allow is 0.125: only the t-test's normality "
+                      f"decides); detectable with 80% power: "
                       f"{det:.2f}; paper: +0.10, power to detect it {power:.0%}")
+    assert g.exact_p == exact
     assert (g.difference, g.p, g.welch_p, g.power, g.detectable) == pytest.approx(
         (mean, p, welch, power, det), rel=1e-6)
     assert g.ci == pytest.approx(ci) and (g.claimed, g.paired, g.n) == (0.1, True, 4)
@@ -254,19 +261,25 @@ def test_a_reading_decision_holds_every_number_and_says_them():
     from statsmodels.stats.weightstats import ttost_paired
 
     base, like, same = reading_rows()
-    d = verdicts.alike(same, like, base)
+    margin = 0.37  # declared, whatever the effect turns out to be
+    d = verdicts.alike(same, like, base, margin)
     eff, _, eff_p, _ = _paired_by_hand(like, base)
     mean, ci, _, sd = _paired_by_hand(same, like)
-    margin = eff / 2
     x = [100 * same[k] for k in range(5)]
     y = [100 * like[k] for k in range(5)]
     tost_p = ttost_paired(np.asarray(x), np.asarray(y), -margin, margin)[0]
     half = st.t.ppf(0.95, 4) * sd / math.sqrt(5)
     welch = st.ttest_ind(list(same.values()), list(like.values()), equal_var=False).pvalue
     assert d.ours == f"{mean:+.2f} ({_fmt(same.values())} vs {_fmt(like.values())})"
+    needed = max(abs(mean - half), abs(mean + half))
     assert d.test == (f"effect to explain {eff:+.2f} (p = {eff_p:.3g}, paired); TOST within "
-                      f"±{margin:.2f} (half the effect): p = {tost_p:.3g}, 90% CI "
-                      f"[{mean - half:+.2f}, {mean + half:+.2f}]")
+                      f"the declared ±{margin:.2f}: p = {tost_p:.3g}, 90% CI "
+                      f"[{mean - half:+.2f}, {mean + half:+.2f}]; the verdict would change at "
+                      f"a margin of {needed:.2f}")
+    assert d.margin_needed == pytest.approx(needed)
+    # the margin that changes it is where the TOST p crosses 5%
+    assert ttost_paired(np.asarray(x), np.asarray(y), -needed * 1.001, needed * 1.001)[0] < 0.05
+    assert ttost_paired(np.asarray(x), np.asarray(y), -needed * 0.999, needed * 0.999)[0] > 0.05
     assert (d.p, d.detectable, d.difference, d.welch_p) == pytest.approx(
         (tost_p, margin, mean, welch), rel=1e-6)
     assert d.ci == pytest.approx(ci) and d.paired and d.n == 5 and d.seeds_needed is None
@@ -281,16 +294,16 @@ def test_a_reading_is_refuted_on_either_side_and_needs_a_tost_size_when_undecide
     above = {k: v + 0.009 + 0.0002 * k for k, v in like.items()}
     below = {k: v - 0.009 - 0.0002 * k for k, v in like.items()}
     for control in (above, below):
-        assert verdicts.alike(control, like, base).verdict == "not reproduced"
+        assert verdicts.alike(control, like, base, 0.5).verdict == "not reproduced"
     noisy = {k: v + d for (k, v), d in zip(like.items(), (0.01, -0.01, 0.006, -0.004, 0.0),
                                            strict=True)}
-    d = verdicts.alike(noisy, like, base)
+    d = verdicts.alike(noisy, like, base, 0.5)
     eff = verdicts.compare(like, base).difference
     sd = verdicts.compare(noisy, like).sd
-    assert d.seeds_needed == stats.tost_seeds_needed(eff / 2, sd)
+    assert d.seeds_needed == stats.tost_seeds_needed(0.5, sd)
     # the effect to explain is there, but the control ran on other seeds: no TOST
     other = {k + 20: v for k, v in same_seeds(like).items()}
-    d = verdicts.alike(other, like, base)
+    d = verdicts.alike(other, like, base, 0.5)
     assert d.verdict == "inconclusive at this power"
     assert d.test.endswith("; no paired seeds for an equivalence test")
     assert d.test.startswith(f"effect to explain {eff:+.2f} (p = ")
@@ -306,7 +319,7 @@ def test_nothing_to_explain_says_why_and_what_would_establish_it():
     base = seeds(0.900, 0.910, 0.920, 0.905, 0.915)
     weak = {k: v + d for (k, v), d in zip(base.items(), (0.004, -0.002, 0.003, -0.001, 0.001),
                                           strict=True)}
-    d = verdicts.alike(same_seeds(weak), weak, base)
+    d = verdicts.alike(same_seeds(weak), weak, base, 0.5)
     c = verdicts.compare(weak, base)
     assert d.verdict == "nothing to explain at this scale"
     assert d.test == (f"effect to explain {c.difference:+.2f} (p = {c.p:.3g}, paired): not "
@@ -314,9 +327,9 @@ def test_nothing_to_explain_says_why_and_what_would_establish_it():
                       "control to explain")
     assert d.seeds_needed == stats.paired_seeds_needed(abs(c.difference), c.sd)
     unpaired = {k + 10: v for k, v in weak.items()}
-    d = verdicts.alike(weak, unpaired, base)
+    d = verdicts.alike(weak, unpaired, base, 0.5)
     assert ", Welch)" in d.test and d.verdict == "nothing to explain at this scale"
-    flipped = verdicts.alike(same_seeds(weak), weak, base, direction=-1)
+    flipped = verdicts.alike(same_seeds(weak), weak, base, 0.5, direction=-1)
     assert flipped.verdict == "nothing to explain at this scale" and flipped.seeds_needed is None
 
 
@@ -386,7 +399,7 @@ def test_every_branch_of_a_reading_keeps_its_numbers():
     shifted = {k: v + 0.001 for k, v in like.items()}  # the same difference on every seed
     for control, verdict in ((below, "not reproduced"), (noisy, "inconclusive at this power"),
                              (shifted, "inconclusive at this power")):
-        d = verdicts.alike(control, like, base)
+        d = verdicts.alike(control, like, base, eff.difference / 2)
         c = verdicts.compare(control, like)
         eq = __import__("kdlib").stats.tost_paired([100 * control[k] for k in range(5)],
                                                    [100 * like[k] for k in range(5)],
@@ -394,29 +407,29 @@ def test_every_branch_of_a_reading_keeps_its_numbers():
         assert d.verdict == verdict, control
         assert d.ours == (f"{c.difference:+.2f} ({_fmt(control.values())} vs "
                           f"{_fmt(like.values())})")
-        assert d.test.startswith(f"{words}; TOST within ±{eff.difference / 2:.2f} (half the "
-                                 "effect): p = ")
+        assert d.test.startswith(f"{words}; TOST within the declared ±"
+                                 f"{eff.difference / 2:.2f}: p = ")
         assert (d.difference, d.ci, d.welch_p, d.paired, d.n) == (c.difference, c.ci,
                                                                   c.welch_p, True, 5)
         assert d.p == eq.p or (math.isnan(d.p) and math.isnan(eq.p))
     # noisy: below the margin on one side only is not a refutation
-    eq = verdicts.alike(noisy, like, base)
+    eq = verdicts.alike(noisy, like, base, eff.difference / 2)
     assert "90% CI [-" in eq.test and eq.seeds_needed > 5
-    assert verdicts.alike(shifted, like, base).seeds_needed is None  # no spread to plan with
+    assert verdicts.alike(shifted, like, base, 0.5).seeds_needed is None  # no spread to plan with
     # the control on other seeds: no TOST, but its numbers are kept
     other = {k + 20: v + 0.002 for k, v in like.items()}
-    d = verdicts.alike(other, like, base)
+    d = verdicts.alike(other, like, base, 0.5)
     c = verdicts.compare(other, like)
     assert d.ours.startswith(f"{c.difference:+.2f} (") and d.welch_p == c.welch_p
     assert d.difference == c.difference and d.paired is False and d.p == c.p == c.welch_p
     # nothing to explain keeps the control's numbers too
-    none = verdicts.alike(shifted, like, like)
+    none = verdicts.alike(shifted, like, like, 0.5)
     c = verdicts.compare(shifted, like)
     assert none.verdict == "nothing to explain at this scale"
     assert none.ours.startswith(f"{c.difference:+.2f} (") and none.difference == c.difference
     assert (none.ci, none.n) == (c.ci, 5) and math.isnan(none.p) and math.isnan(c.p)
     # two paired seeds are enough for a TOST
-    two = verdicts.alike({0: 0.95, 1: 0.969}, {0: 0.951, 1: 0.9705}, {0: 0.90, 1: 0.92})
+    two = verdicts.alike({0: 0.95, 1: 0.969}, {0: 0.951, 1: 0.9705}, {0: 0.90, 1: 0.92}, 0.5)
     assert "TOST" in two.test
 
 
@@ -424,9 +437,76 @@ def test_rules_in_points_read_points():
     pts = {0: 90.0, 1: 91.0, 2: 92.0, 3: 90.5, 4: 91.5}
     like = {k: v + 1.0 + 0.02 * (k % 2) for k, v in pts.items()}
     same = {k: v + 0.01 * (-1) ** k for k, v in like.items()}
-    d = verdicts.alike(same, like, pts, scale=1.0)
-    assert d.verdict == "reproduced" and "TOST within ±0.50" in d.test
+    d = verdicts.alike(same, like, pts, 0.5, scale=1.0)
+    assert d.verdict == "reproduced" and "TOST within the declared ±0.50" in d.test
     assert d.ours.endswith(f"({_fmt([v / 100 for v in same.values()])} vs "
                            f"{_fmt([v / 100 for v in like.values()])})")
     n = verdicts.near([90.0, 91.0], 90.3, 1.0, scale=1.0)
     assert n.ours == "90.50 ± 0.71 (n = 2)" and n.verdict == "reproduced"
+
+
+# --- issue 25: few seeds, the family, premises and size -----------------------------------
+
+def test_a_paired_verdict_on_five_seeds_says_when_only_the_t_test_decides():
+    base = {k: 0.90 + 0.01 * k for k in range(5)}
+    better = {k: v + 0.01 + 0.0005 * (-1) ** k for k, v in base.items()}
+    d = verdicts.gain(better, base, 1.0)
+    assert d.verdict == "reproduced" and d.p < 0.001
+    assert d.exact_p == 0.0625 and d.only_t_decides
+    assert "exact sign-flip p = 0.0625 (the smallest 5 seeds allow is 0.0625: only the " \
+           "t-test's normality decides)" in d.test
+    # above 6 seeds the exact p is not computed
+    many = verdicts.gain({k: 0.9 + 0.001 * k for k in range(8)},
+                         {k: 0.89 + 0.0012 * k for k in range(8)}, 1.0)
+    assert math.isnan(many.exact_p) and not many.only_t_decides
+
+
+
+def _gain(p, verdict="reproduced", power=0.9):
+    return Decision(verdict, "ours", "test", difference=1.0, p=p, power=power, claimed=1.0)
+
+
+def test_the_family_turns_a_verdict_that_loses_significance_inconclusive():
+    out = verdicts.family([_gain(0.001), _gain(0.03), _gain(0.2, "not reproduced"),
+                           Decision("not run at this scale", "—", "—")])
+    assert [d.holm_p for d in out[:3]] == pytest.approx([0.003, 0.06, 0.2])
+    assert out[0].verdict == "reproduced"
+    assert out[1].verdict == "inconclusive at this power"
+    assert "not after Holm's adjustment over the 3 claims of its family (p = 0.06)" in \
+        out[1].notes[0]
+    assert out[2].verdict == "not reproduced"  # rested on power: unchanged
+    assert out[3].verdict == "not run at this scale" and math.isnan(out[3].holm_p)
+    # a premise-not-met verdict keeps its name; the test's own verdict is adjusted
+    failed = verdicts.premise_not_met(_gain(0.03), [("premise", False, "measured")])
+    out = verdicts.family([failed, _gain(0.04), _gain(0.001)])
+    assert out[0].verdict == "premise not met at this scale"
+    assert out[0].tested == "inconclusive at this power"
+
+
+
+
+
+def test_a_failed_premise_names_itself_and_keeps_the_tests_verdict():
+    d = verdicts.premise_not_met(_gain(0.001), [("a", True, "x"), ("b", False, "y")])
+    assert d.verdict == "premise not met at this scale" and d.tested == "reproduced"
+    assert d.premises == (("a", True, "x"), ("b", False, "y"))
+    kept = verdicts.premise_not_met(_gain(0.001), [("a", True, "x"), ("c", None, "z")])
+    assert kept.verdict == "reproduced" and kept.tested is None
+    assert verdicts.premise_not_met(Decision("not run at this scale", "—", "—"),
+                                    [("b", False, "y")]).verdict == "not run at this scale"
+
+
+def test_size_beside_direction():
+    big = Decision("reproduced", "o", "t", difference=1.58, ci=(1.23, 1.93), claimed=0.17)
+    ratio, lo, hi = big.size_ratio
+    assert (ratio, lo, hi) == pytest.approx((1.58 / 0.17, 1.23 / 0.17, 1.93 / 0.17))
+    assert big.size_consistent is False
+    assert big.label == f"reproduced in direction, {1.58 / 0.17:.1f}× the paper's effect"
+    assert "lies outside it: larger" in big.size()
+    fits = Decision("reproduced", "o", "t", difference=0.5, ci=(0.2, 0.8), claimed=0.41)
+    assert fits.size_consistent and fits.label == "reproduced, consistent with the paper's size"
+    opposite = Decision("not reproduced", "o", "t", difference=-1.2, ci=(-1.6, -0.5),
+                        claimed=1.29)
+    assert opposite.size().startswith("opposite to the paper's effect")
+    assert opposite.label == "not reproduced"
+    assert Decision("reproduced", "o", "t").size() == ""

@@ -18,6 +18,8 @@ records of this chapter, disclosed with their scale, staleness and warnings) and
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import math
 from collections.abc import Sequence
@@ -27,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import chapters, claims, config, flops, paths, report, runs, verdicts, verify
+from kdlib import chapters, claims, config, flops, paths, readings, report, runs, verdicts, verify
 from kdlib.claims import Claim
 from kdlib.verdicts import Decision
 
@@ -40,14 +42,50 @@ def page(chapter: str) -> ModuleType:
 # --- claims decided at a profile ------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class UnderReading:
+    """A claim decided under another reading of the paper's open settings
+    (:mod:`kdlib.readings`); `decision` is None where the profile did not pre-register the
+    reading or its records are not all made."""
+
+    reading: readings.Reading
+    registered: bool
+    decision: Decision | None
+
+
+@dataclass(frozen=True)
 class Finding:
-    """A claim decided at one profile."""
+    """A claim decided at one profile: its primary reading's `decision` (Holm-adjusted over
+    the profile's declared family, :func:`kdlib.verdicts.family`), and the same claim under
+    every other reading that changes one of its rows."""
 
     claim: Claim
     profile: str
     scale: str
     decision: Decision
     stale: tuple[str, ...] = ()  # commits of records made by code that has changed since
+    readings: tuple[UnderReading, ...] = ()
+    #: The primary reading on the other readings' seeds (None: they are the same seeds).
+    on_reading_seeds: Decision | None = None
+    #: The primary decision before Holm's adjustment (None: not adjusted).
+    unadjusted: Decision | None = None
+
+    @property
+    def across_readings(self) -> str:
+        """``same unadjusted verdict under all 3 readings``, ``depends on <setting>``, or ""
+        where no other reading was run. Each reading is compared with the primary one on the same
+        seeds, both unadjusted for the family (like with like)."""
+        reference = self.on_reading_seeds or self.unadjusted or self.decision
+        ran = [u for u in self.readings if u.decision is not None]
+        left = len(self.readings) - len(ran)
+        tail = (f" ({left} declared reading{'s' if left > 1 else ''} not run at this scale)"
+                if left else "")
+        if not ran:
+            return ("no other reading run at this scale" + tail) if self.readings else ""
+        differ = [u for u in ran if u.decision.verdict != reference.verdict]
+        if not differ:
+            return f"same unadjusted verdict under all {len(ran) + 1} readings" + tail
+        return ("depends on " + "; ".join(f"{u.reading.setting} ({u.reading.name}: "
+                                          f"{u.decision.verdict})" for u in differ) + tail)
 
 
 def all_claims() -> list[Claim]:
@@ -55,11 +93,39 @@ def all_claims() -> list[Claim]:
     return [c for ch in chapters.all_chapters() for c in page(ch.name).CLAIMS]
 
 
+@functools.cache
+def _rows_changed(chapter: str, reading: str) -> frozenset[str]:
+    """The rows of `chapter` that `reading` changes (at the chapter's defaults)."""
+    ch = chapters.get(chapter)
+    (r,) = readings.declared(ch.readings, [reading])
+    cfg = dataclasses.replace(ch.params(), seeds=[0], reading_seeds=[0], readings=[],
+                              pilot_seeds=[])
+    return frozenset(run.name.split(readings.SEP)[0] for run in readings.runs_of(r, cfg, ch.plan))
+
+
+def _under_readings(claim: Claim, cfg: config.Common, records: runs.Records
+                    ) -> tuple[UnderReading, ...]:
+    out = []
+    for r in chapters.get(claim.chapter).readings:
+        changed = _rows_changed(claim.chapter, r.name) & set(claim.rows)
+        if not changed:
+            continue
+        registered = r.name in cfg.readings
+        made = registered and all(
+            {int(x["spec"]["seed"]) for x in records.get(f"{row}{readings.SEP}{r.name}", [])}
+            >= set(cfg.reading_seeds) for row in changed)
+        decision = (claim.judge(readings.substitute(records, r.name, cfg.reading_seeds), cfg)
+                    if made else None)
+        out.append(UnderReading(r, registered, decision))
+    return tuple(out)
+
+
 def decide(claim: Claim, cfg: config.Common | None,
            plan: Sequence[runs.Run] | None = None) -> Finding:
-    """`claim` decided from the records of its chapter under `cfg` (None: not run)."""
+    """`claim` decided from the records of its chapter under `cfg` (None: not run), under its
+    primary reading and every other one (not adjusted for its family: :func:`findings`)."""
     if claim.fixed_scale is not None:
-        return Finding(claim, "—", claim.fixed_scale, claim.decide({}, cfg))
+        return Finding(claim, "—", claim.fixed_scale, claim.judge({}, cfg))
     if cfg is None:
         return Finding(claim, "—", "—", verdicts.not_run("no such profile section"))
     plan = plan if plan is not None else chapters.plan(claim.chapter, cfg)
@@ -67,32 +133,87 @@ def decide(claim: Claim, cfg: config.Common | None,
     scale = page(claim.chapter).scale(cfg)
     if records is None:
         return Finding(claim, cfg.profile, scale, verdicts.not_run())
-    return Finding(claim, cfg.profile, scale, claim.decide(records, cfg),
-                   verify.stale_records(records, claim.chapter, plan))
+    under = _under_readings(claim, cfg, records)
+    subset = (claim.judge(readings.substitute(records, "", cfg.reading_seeds), cfg)
+              if any(u.decision for u in under) and set(cfg.reading_seeds) != set(cfg.seeds)
+              else None)
+    return Finding(claim, cfg.profile, scale, claim.judge(readings.primary(records), cfg),
+                   verify.stale_records(records, claim.chapter, plan), under, subset)
+
+
+def family_of(profile: str) -> str:
+    """The multiplicity family `profile` declares (:data:`kdlib.config.FAMILIES`); a profile
+    that is not a file of ``profiles/`` takes each chapter as its family."""
+    try:
+        return config.read(profile).family
+    except config.ProfileError:
+        return "chapter"
+
+
+def adjusted(found: Sequence[Finding], family: str) -> list[Finding]:
+    """`found` with each primary decision adjusted by Holm's method over its `family`: every
+    claim of the list (``profile``), those of one chapter (``chapter``) or none (``claim``)."""
+    if family == "claim":
+        return list(found)
+    groups: dict[str, list[int]] = {}
+    for i, f in enumerate(found):
+        if f.claim.fixed_scale is None:
+            groups.setdefault(f.claim.chapter if family == "chapter" else "", []).append(i)
+    out = list(found)
+    for members in groups.values():
+        decisions = verdicts.family([found[i].decision for i in members])
+        for i, d in zip(members, decisions, strict=True):
+            out[i] = dataclasses.replace(found[i], decision=d, unadjusted=found[i].decision)
+    return out
 
 
 def findings(profile: str) -> list[Finding]:
-    """Every claim decided at `profile` (the profile's records only, nothing is run)."""
+    """Every claim decided at `profile` (the profile's records only, nothing is run), the
+    primary verdicts adjusted over the profile's declared family."""
     cfgs = chapters.load_profile(profile)
     plans = {c: chapters.plan(c, cfg) for c, cfg in cfgs.items()}
-    return [decide(c, cfgs.get(c.chapter), plans.get(c.chapter)) for c in all_claims()]
+    found = [decide(c, cfgs.get(c.chapter), plans.get(c.chapter)) for c in all_claims()]
+    return adjusted(found, family_of(profile))
 
 
 def for_chapter(chapter: str, cfg: config.Common) -> list[Finding]:
-    """The claims `chapter` decides, at `cfg`'s scale."""
+    """The claims `chapter` decides at `cfg`'s scale, adjusted over the family its profile
+    declares (the whole profile's claims where that is the family)."""
+    family = family_of(cfg.profile)
+    if family == "profile":
+        try:
+            cfgs = chapters.load_profile(cfg.profile)
+        except config.ProfileError:
+            cfgs = {}
+        if chapter in cfgs:
+            cfgs[chapter] = cfg
+            found = [decide(c, cfgs.get(c.chapter)) for c in all_claims()]
+            return [f for f in adjusted(found, family) if f.claim.chapter == chapter]
+        family = "chapter"
     plan = chapters.plan(chapter, cfg)
-    return [decide(c, cfg, plan) for c in page(chapter).CLAIMS]
+    return adjusted([decide(c, cfg, plan) for c in page(chapter).CLAIMS], family)
 
 
 def sentence(f: Finding, markdown: bool = True) -> str:
     """One line for a page: the claim, its verdict and scale, the numbers behind it, what
     an undecided claim would need, and any sensitivity note."""
     d = f.decision
-    verdict = f"**{d.verdict}**" if markdown else d.verdict
+    verdict = f"**{d.label}**" if markdown else d.label
     stale = (f" (stale: made at {', '.join(c[:7] for c in f.stale)}; this chapter's "
              f"computation has changed since)" if f.stale else "")
     line = (f"{f.claim.id}, \"{f.claim.statement}\" (paper: {f.claim.paper}): {verdict} at "
             f"{f.scale}{stale}. Ours: {d.ours}; {d.test}.")
+    for text, met, measured in d.premises:
+        state = {True: "met", False: "not met", None: "not measured"}[met]
+        line += f" Premise ({text}): {state}, {measured}."
+    if d.tested:
+        line += f" The test alone says: {d.tested}."
+    if not math.isnan(d.holm_p):
+        line += f" Holm-adjusted p over its family: {d.holm_p:.3g}."
+    if size := d.size():
+        line += f" Size: {size}."
+    if f.across_readings:
+        line += f" Across readings: {f.across_readings}."
     if d.seeds_needed:
         line += (f" Deciding it would take {d.seeds_needed} seeds"
                  + (f" (about {d.hours_needed:.1f} CPU hours, one core a run)"
@@ -139,11 +260,16 @@ def records(chapter: str, cfg: config.Common, progress: bool = True) -> runs.Rec
 def show_claims(chapter: str, cfg: config.Common) -> None:
     """Print the claims the chapter decides at `cfg`'s scale (every scale: the claims page),
     and draw them as a forest plot (:mod:`kdlib.pages.forest`)."""
-    from kdlib.pages import forest
+    from kdlib.pages import forest, verdict_tables
 
     found = for_chapter(chapter, cfg)
-    for f in found:
-        print(sentence(f, markdown=False))
+    text = verdict_tables.claims_table(found)
+    curve = verdict_tables.readings_table(found)
+    if curve:
+        text += ("\n\n**Under every reading** of the settings the paper leaves open (the "
+                 "primary one first; the others on their pre-registered seeds):\n\n" + curve)
+    text += "\n\n" + "\n\n".join(f"- {sentence(f)}" for f in found)
+    _display(_markdown(text))
     fig = forest.figure(found, f"The claims of this chapter at {cfg.profile!r}")
     if fig is not None:
         import matplotlib.pyplot as plt

@@ -6,7 +6,9 @@ measured: the paired mean difference over seeds where the design pairs (else the
 of the means), in accuracy points; for a reading, the control's difference from the
 distilled row (whose paper value is 0: "works like"); for a claim about a value, ours minus
 the paper's. Claims on relative measures (Figure 2's gradient ratios) get a panel of their
-own. Analytic claims and claims not run at a scale have no line.
+own. Analytic claims and claims not run at a scale have no line. A reproduced claim whose
+interval excludes the paper's value is labelled with its size (``9.3× paper``): reproduced
+in direction only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ LIMITS = {"accuracy points": 12.0, "relative to the baseline": 1.0}
 #: The colour of each verdict.
 COLOURS = {"reproduced": "#1a7f37", "not reproduced": "#cf222e",
            "inconclusive at this power": "#9a6700",
-           "nothing to explain at this scale": "#0969da", "not run at this scale": "#8c959f"}
+           "nothing to explain at this scale": "#0969da",
+           "premise not met at this scale": "#8250df", "not run at this scale": "#8c959f"}
 
 
 def rows(found: Sequence[Any]) -> list[dict[str, Any]]:
@@ -35,7 +38,10 @@ def rows(found: Sequence[Any]) -> list[dict[str, Any]]:
         reading = d.verdict == "nothing to explain at this scale" or "TOST" in d.test
         paper = 0.0 if reading else (0.0 if "tolerance" in d.test else d.claimed)
         relative = "relative" in f.claim.test or f.claim.paper.startswith("Figure 2")
-        out.append({"label": f"{f.claim.id} · {f.profile}", "effect": d.difference,
+        ratio = d.size_ratio[0]
+        size = (f" ({ratio:.1f}× paper)" if d.verdict == "reproduced" and not reading
+                and d.size_consistent is False else "")
+        out.append({"label": f"{f.claim.id} · {f.profile}{size}", "effect": d.difference,
                     "low": d.ci[0], "high": d.ci[1], "paper": paper, "verdict": d.verdict,
                     "panel": "relative to the baseline" if relative else "accuracy points"})
     return out
@@ -85,6 +91,8 @@ def figure(found: Sequence[Any], title: str = ""):
     handles = [Line2D([], [], color=COLOURS[v], marker="o", lw=2, label=v) for v in shown]
     handles.append(Line2D([], [], color="black", marker="D", mfc="none", lw=0,
                           label="the paper's value"))
+    if any("× paper)" in r["label"] for r in lines):
+        handles.append(Line2D([], [], lw=0, label="(k× paper): reproduced in direction only"))
     if title:
         fig.suptitle(title, y=1 - 0.08 / height_in, va="top", fontsize=9)
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False,

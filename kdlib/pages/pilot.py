@@ -10,6 +10,14 @@ paired difference's, the cost of a run, and the seeds and CPU hours a paired t-t
 to detect the paper's Tf-KD-reg gain with 80% power; :func:`choice` picks the recipe that
 needs the fewest CPU hours.
 
+The spread from four seeds is uncertain (its 95% interval runs from about half to nearly
+four times the estimate), so the table also gives the seeds needed at the spread's 80% upper
+confidence bound (:func:`kdlib.stats.sd_upper`), the number a plan should use.
+
+:func:`premise_table` shows the *premise pilots* (issue 25): for a claim whose premise fails
+at the `cpu` recipe (chapter 3's "weak teacher", chapter 6's AKD at least as robust as AT),
+how far each candidate recipe got.
+
 Costs are priced by the FLOP model (:mod:`kdlib.flops`) at one rate, measured on the
 recipe the `cpu` profile ran before the pilot (its committed records, made on an idle
 machine): the pilot's own wall times were taken while the machine also did other work,
@@ -118,15 +126,19 @@ def table() -> pd.DataFrame:
         pr = c.paired
         base = stats.summarize(list(c.baseline.values()))
         needed = stats.paired_seeds_needed(EFFECT, pr.sd) if pr.sd > 0 else None
+        upper = stats.sd_upper(pr.sd, pr.n)
+        planned = stats.paired_seeds_needed(EFFECT, upper) if pr.sd > 0 else None
         row = {"recipe": c.profile,
                "training images": c.cfg.train_size, "width": c.cfg.width,
                "epochs": c.cfg.epochs, "seeds": pr.n,
                "baseline (%)": f"{base.mean:.2f}", "baseline std": round(base.std, 2),
                "Tf-KD-reg − baseline (mean)": f"{pr.mean:+.2f}",
                "std of the paired difference": round(pr.sd, 2),
+               "its 95% CI": "[{:.2f}, {:.2f}]".format(*stats.sd_interval(pr.sd, pr.n)),
                "s per run (FLOP model)": round(c.flops / rate) if rate else "—",
                "s per run (measured, loaded machine)": round(c.wall),
-               f"seeds for {EFFECT:+.2f} (paired, 80%)": needed or "—"}
+               f"seeds for {EFFECT:+.2f} (paired, 80%)": needed or "—",
+               "seeds at the spread's 80% upper bound": planned or "—"}
         if rate and needed:
             ch4, ch3 = seconds_per_seed(c.cfg, rate)
             row["CPU hours: Tf-KD-reg and baseline"] = round(needed * 2 * c.flops / rate / 3600,
@@ -164,3 +176,111 @@ def markdown() -> str:
         lines.append(f"Recipe chosen: **{picked}** (fewest CPU hours for chapter 4 at the seeds "
                      f"its paired spread needs).")
     return "\n".join(lines)
+
+
+# --- the premise pilots ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PremisePilot:
+    """A pilot that looks for a recipe in which a claim's premise holds: `row` against
+    `other` on `key`, in `chapter`, under the pilot profile `profile`; `reading` names the
+    candidate when it is a reading of the chapter (else the profile's own recipe is)."""
+
+    profile: str
+    chapter: str
+    premise: str
+    row: str  # the row compared, minus `other`
+    other: str
+    key: str
+    candidate: str
+    reading: str | None = None
+
+
+PREMISE_PILOTS = (
+    PremisePilot("cpu", "03_reversed_kd",
+                 "the ResNet50 baseline at least as accurate as the ResNet18",
+                 "teacher_baseline", "baseline", "test_acc", "the `cpu` recipe (8 epochs)"),
+    PremisePilot("pilot-r50", "03_reversed_kd",
+                 "the ResNet50 baseline at least as accurate as the ResNet18",
+                 "teacher_baseline", "baseline", "test_acc", "24 epochs (the `cpu` recipe: 8)"),
+    PremisePilot("cpu", "06_adversarial_tfkd", "AKD at least as robust as AT",
+                 "akd", "at", "aa_acc", "the `cpu` recipe (AKD at T = 1, α = 0.9)"),
+    PremisePilot("pilot-akd", "06_adversarial_tfkd", "AKD at least as robust as AT",
+                 "akd", "at", "aa_acc", "AKD at the book's T = 1, α = 0.9"),
+    PremisePilot("pilot-akd", "06_adversarial_tfkd", "AKD at least as robust as AT",
+                 "akd", "at", "aa_acc", "AKD at T = 2, weight 0.3 on the labels (Chen et al.)",
+                 "self-teacher-published"),
+)
+
+
+def premise_table() -> pd.DataFrame:
+    """How far each premise pilot's candidate got: the paired difference (points) with its
+    95% interval over the pilot's seeds, whether the premise holds at the mean, and the
+    CPU time of the runs (as measured)."""
+    from kdlib import readings
+
+    rows = []
+    for pp in PREMISE_PILOTS:
+        try:
+            cfg = chapters.load_profile(pp.profile).get(pp.chapter)
+        except config.ProfileError:
+            cfg = None
+        row = {"pilot": pp.profile, "premise": pp.premise, "candidate": pp.candidate,
+               "compared": f"{pp.row} − {pp.other} ({pp.key})"}
+        recs = runs.saved(chapters.plan(pp.chapter, cfg)) if cfg is not None else None
+        if recs is not None and pp.reading:
+            recs = readings.substitute(recs, pp.reading, cfg.reading_seeds)
+        a = {r["spec"]["seed"]: 100 * r["metrics"][pp.key] for r in (recs or {}).get(pp.row, [])}
+        b = {r["spec"]["seed"]: 100 * r["metrics"][pp.key]
+             for r in (recs or {}).get(pp.other, [])}
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            rows.append({**row, "seeds": 0, "difference (points) [95% CI]": "not run",
+                         "premise holds": "—", "CPU minutes of its runs": "—"})
+            continue
+        pr = stats.paired([a[s] for s in seeds], [b[s] for s in seeds])
+        ci = "" if len(seeds) < 2 else f" [{pr.ci_low:+.2f}, {pr.ci_high:+.2f}]"
+        walls = [r["wall_time_s"] for name in (pp.row, pp.other) for r in recs[name]
+                 if r["spec"]["seed"] in seeds]
+        rows.append({**row, "seeds": len(seeds),
+                     "difference (points) [95% CI]": f"{pr.mean:+.2f} points{ci}",
+                     "premise holds": "yes (at the mean)" if pr.mean >= 0 else "no",
+                     "CPU minutes of its runs": round(sum(walls) / 60)})
+    return pd.DataFrame(rows)
+
+
+def fit_table() -> pd.DataFrame:
+    """The self-teacher's premise (it fits its training data) at each recipe of chapter 4 that
+    a committed profile ran: the baseline's final training cross-entropy against the level
+    (:data:`kdlib.claims.FIT_LOSS`)."""
+    from kdlib import claims
+
+    rows = []
+    for profile in ["cpu", *pilot_profiles()]:
+        try:
+            cfg = chapters.load_profile(profile).get(teacher_free.NAME)
+        except config.ProfileError:
+            continue
+        recs = runs.saved(chapters.plan(teacher_free.NAME, cfg)) if cfg is not None else None
+        losses = [r["metrics"]["final_train_loss"] for r in (recs or {}).get(BASELINE.name, [])]
+        if not losses:
+            continue
+        mean = sum(losses) / len(losses)
+        rows.append({"pilot": profile, "premise": "the self-teacher fits its training data",
+                     "candidate": f"baseline of {cfg.epochs} epochs",
+                     "compared": f"final training cross-entropy (level ≤ {claims.FIT_LOSS:g})",
+                     "seeds": len(losses),
+                     "difference (points) [95% CI]": f"{mean:.3f} ({min(losses):.3f}–"
+                                                     f"{max(losses):.3f})",
+                     "premise holds": "yes" if mean <= claims.FIT_LOSS else "no",
+                     "CPU minutes of its runs": round(sum(
+                         r["wall_time_s"] for r in recs[BASELINE.name]) / 60)})
+    return pd.DataFrame(rows)
+
+
+def premise_markdown() -> str:
+    """The premise pilots' section of the methods page."""
+    t = pd.concat([premise_table(), fit_table()], ignore_index=True)
+    t = t.rename(columns={"difference (points) [95% CI]": "measured [95% CI]",
+                          "pilot": "profile"})
+    return report.markdown_table(t.set_index("profile")) if not t.empty else ""

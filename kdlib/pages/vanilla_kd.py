@@ -20,7 +20,7 @@ T1 = paper.TABLE1
 CLAIMS = (
     Claim("T1", NAME, "KD improves the small MNIST model.",
           claims.change(T1["student_acc"], T1["student_kd_acc"]),
-          "gain of `student_kd` over `student` (Welch)",
+          "gain of `student_kd` over `student` (paired)",
           claims.gain("student_kd", "student", 100 * (T1["student_kd_acc"] - T1["student_acc"]))),
 )
 

@@ -1,8 +1,8 @@
 """Execute the chapter notebooks with papermill and build the HTML book.
 
 Each profile gets its own staging folder, ``_build/<profile>/site``: a copy of
-``_config.yml``, ``_toc.yml`` and ``book/``, with the executed notebooks in
-``book/chapters/``. Jupyter Book then renders that folder with notebook
+``_config.yml``, ``_toc.yml``, ``_static/`` (the book's CSS) and ``book/``, with the
+executed notebooks in ``book/chapters/``. Jupyter Book then renders that folder with notebook
 execution off, so the HTML shows exactly the outputs papermill produced.
 """
 
@@ -110,6 +110,7 @@ def stage(profile_name: str) -> Path:
     shutil.copy2(paths.REPO / "_config.yml", site / "_config.yml")
     write_toc(site)
     shutil.copytree(paths.REPO / "book", site / "book")
+    shutil.copytree(paths.REPO / "_static", site / "_static")  # the book's CSS
     (site / "book" / "chapters").mkdir(exist_ok=True)
     write_benchmarks_page(site)
     write_pilot(site)
@@ -117,11 +118,16 @@ def stage(profile_name: str) -> Path:
 
 
 def write_pilot(site: Path) -> None:
-    """``book/pilot.md``, included by the methods page: the variance pilot's table and the
-    recipe it chose (:mod:`kdlib.pages.pilot`)."""
-    from kdlib.pages import pilot
+    """What the methods page includes from the records and the declarations:
+    ``book/pilot.md`` (the variance pilot's table and the recipe it chose),
+    ``book/premise_pilots.md`` (how far each premise pilot got; :mod:`kdlib.pages.pilot`) and
+    ``book/readings.md`` (every declared reading and who runs it)."""
+    from kdlib.pages import pilot, verdict_tables
 
     (site / "book" / "pilot.md").write_text(pilot.markdown() + "\n")
+    (site / "book" / "premise_pilots.md").write_text(
+        (pilot.premise_markdown() or "No premise pilot has records in this checkout.") + "\n")
+    (site / "book" / "readings.md").write_text(verdict_tables.declared_readings() + "\n")
 
 
 def write_benchmarks_page(site: Path) -> None:

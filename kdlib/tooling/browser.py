@@ -10,7 +10,12 @@ reader would see:
 - **glued values**: no value the page pastes from its notebook is missing or empty;
 - **tables**: every chapter page says under its tables where their numbers come from
   (``kdlib-provenance``) and offers each as CSV, and every CSV link decodes to a table;
-- **the forest plot** of the verdicts is on the claims page.
+- **the forest plot** of the verdicts is on the claims page;
+- **layout**: no Markdown table is left as raw text (``| a | b |`` over ``|---|---|``), and
+  every table and printed output fits the text column of a desktop window (1280 pixels):
+  none runs past the column's right edge or hides its last columns until the reader
+  scrolls sideways. A small script, added to each page as it is served (the built book is
+  not changed), measures this after the page's own scripts and CSS.
 
 It returns the problems found, one line each; none means the book passed.
 """
@@ -57,16 +62,55 @@ def serve(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
+#: Measures, once the page has laid out, every table and cell output of the article: where
+#: one is wider than the article's column or than the box that shows it (hidden columns), it
+#: is listed in the body's ``data-kdlib-overflow`` attribute, which ``--dump-dom`` keeps.
+MEASURE = """<script>
+window.addEventListener("load", function () {
+  var column = document.querySelector("article") || document.body;
+  var right = column.getBoundingClientRect().right;
+  var found = [];
+  column.querySelectorAll("table, div.cell_output pre").forEach(function (el) {
+    var box = el.getBoundingClientRect();
+    var shown = el.parentElement ? el.parentElement.clientWidth : box.width;
+    var hidden = el.scrollWidth > el.clientWidth + 1 || box.width > shown + 1;
+    if (box.width > 0 && (box.right > right + 1 || hidden)) {
+      var text = (el.innerText || "").trim().slice(0, 60).replace(/\\s+/g, " ");
+      found.push(el.tagName.toLowerCase() + " (" + Math.round(box.width) + " px in a column of "
+                 + Math.round(column.clientWidth) + "): " + text);
+    }
+  });
+  document.body.setAttribute("data-kdlib-overflow", JSON.stringify(found));
+});
+</script>"""
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # no access log on the console
         pass
+
+    def send_head(self):  # an HTML page gets the measuring script before </body>
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        if path.suffix != ".html" or not path.is_file():
+            return super().send_head()
+        body = path.read_bytes().replace(b"</body>", MEASURE.encode() + b"</body>", 1)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        import io
+
+        return io.BytesIO(body)
 
 
 def render(url: str, chromium: str, budget_ms: int = 15000) -> str:
     """The page's DOM after its scripts ran, as headless Chromium sees it."""
     done = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-                           "--disable-dev-shm-usage", f"--virtual-time-budget={budget_ms}",
-                           "--dump-dom", url], capture_output=True, text=True, timeout=120)
+                           "--disable-dev-shm-usage", "--window-size=1280,900",
+                           f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
+                          capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise RuntimeError(f"chromium failed on {url}: {done.stderr[-500:]}")
     return done.stdout
@@ -78,6 +122,10 @@ IMG = re.compile(r'<img[^>]+src="([^"]+)"')
 PASTED = re.compile(r'<span class="pasted-text">(.*?)</span>', re.S)
 CSV = re.compile(r'<a class="kdlib-csv" download="([^"]+)" href="data:text/csv;base64,([^"]*)"')
 PROVENANCE = re.compile(r'class="kdlib-provenance"')
+OVERFLOW = re.compile(r'data-kdlib-overflow="([^"]*)"')
+#: A Markdown table's separator row left as text: ``|---|---|``.
+RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|\s*:?-{3,}:?\s*\|")
+TAG = re.compile(r"<[^>]+>")
 
 
 def check_page(base: str, page: str, source: str, chromium: str) -> list[str]:
@@ -104,7 +152,27 @@ def check_page(base: str, page: str, source: str, chromium: str) -> list[str]:
     empty = [m for m in PASTED.findall(dom) if not m.strip() or m.strip() in ("nan", "None")]
     if empty:
         problems.append(f"{page}: {len(empty)} glued value(s) missing or empty")
-    return problems + check_tables(page, dom)
+    return problems + check_tables(page, dom) + check_layout(page, dom)
+
+
+def check_layout(page: str, dom: str) -> list[str]:
+    """Raw Markdown tables, and tables or outputs wider than the column (:data:`MEASURE`)."""
+    import html
+    import json
+
+    problems = []
+    text = TAG.sub(" ", dom.split("<body", 1)[-1])
+    raw = RAW_TABLE.findall(html.unescape(text))
+    if raw:
+        problems.append(f"{page}: {len(raw)} Markdown table(s) shown as raw text")
+    measured = OVERFLOW.search(dom)
+    if measured is None:
+        problems.append(f"{page}: the layout was not measured (the page's scripts did not "
+                        f"finish)")
+    else:
+        for item in json.loads(html.unescape(measured.group(1))):
+            problems.append(f"{page}: runs past its column: {item}")
+    return problems
 
 
 def check_tables(page: str, dom: str) -> list[str]:

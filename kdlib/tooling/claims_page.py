@@ -15,18 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kdlib import config, pages, paths
-from kdlib.pages import Finding
+from kdlib.pages import Finding, verdict_tables
+from kdlib.pages.verdict_tables import MARKS
 
-#: How the verdict column shows each verdict.
-MARKS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",
-         "inconclusive at this power": "*inconclusive at this power*",
-         "nothing to explain at this scale": "*nothing to explain at this scale*",
-         "not run at this scale": "not run at this scale"}
+#: The committed profiles whose records decide claims, widest scale first: the paper's
+#: setting, the CPU stand-in, and its within-kind replication of chapter 4's readings.
+CLAIM_SCALES = ("paper", "cpu", "cpu-amd")
 
 
 def scales(build_profile: str) -> list[str]:
     """The profiles whose records decide claims, widest scale first."""
-    names = ["paper"] + (["cpu"] if (paths.profiles_dir() / "cpu.yaml").is_file() else [])
+    names = [n for n in CLAIM_SCALES
+             if n == "paper" or (paths.profiles_dir() / f"{n}.yaml").is_file()]
     return list(dict.fromkeys([*names, build_profile]))
 
 
@@ -44,8 +44,7 @@ def all_findings(build_profile: str) -> list[Finding]:
     return sorted(out, key=lambda f: order[f.claim.id])  # stable: scales in order
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_cell = verdict_tables.cell
 
 
 def _link(chapter: str) -> str:
@@ -53,41 +52,11 @@ def _link(chapter: str) -> str:
 
 
 def table(found: Sequence[Finding]) -> str:
-    """The claims table in Markdown: claim, paper, scale, ours, verdict, where."""
-    lines = ["| claim | paper | scale | ours | verdict | chapter |", "|---|---|---|---|---|---|"]
-    for f in found:
-        d = f.decision
-        stale = (f" (stale: made at `{', '.join(c[:10] for c in f.stale)}`, whose code has "
-                 f"changed since; re-run to refresh)" if f.stale else "")
-        lines.append("| " + " | ".join(_cell(x) for x in (
-            f"**{f.claim.id}** {f.claim.statement}", f.claim.paper, f.scale, d.ours,
-            f"{MARKS[d.verdict]}{stale}", _link(f.claim.chapter))) + " |")
-    return "\n".join(lines)
+    """The claims table in Markdown (:func:`kdlib.pages.verdict_tables.claims_table`)."""
+    return verdict_tables.claims_table(found, _link)
 
 
-def _num(value: float, fmt: str) -> str:
-    return "—" if value is None or math.isnan(value) else format(value, fmt)
-
-
-def numbers(found: Sequence[Finding]) -> str:
-    """The statistics behind each verdict: the effect with its 95% interval, the deciding
-    test's p (paired where the design pairs), Welch's p, the power to detect the paper's
-    effect, what an undecided claim would need, and any sensitivity note."""
-    lines = ["| claim | scale | effect [95% CI] | paired p | Welch p | power at the paper's "
-             "effect | verdict | would need | note |", "|---|---|---|---|---|---|---|---|---|"]
-    for f in found:
-        d = f.decision
-        if f.claim.fixed_scale is not None or d.verdict == "not run at this scale":
-            continue
-        ci = ("" if math.isnan(d.ci[0]) else f" [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]")
-        need = (f"{d.seeds_needed} seeds" + (f", {d.hours_needed:.1f} CPU h"
-                                             if not math.isnan(d.hours_needed) else "")
-                if d.seeds_needed else "—")
-        lines.append("| " + " | ".join(_cell(x) for x in (
-            f"**{f.claim.id}**", f.profile, f"{_num(d.difference, '+.2f')}{ci}",
-            _num(d.p, ".3g") if d.paired else "—", _num(d.welch_p, ".3g"),
-            _num(d.power, ".0%"), MARKS[d.verdict], need, " ".join(d.notes) or "—")) + " |")
-    return "\n".join(lines)
+numbers = verdict_tables.numbers_table
 
 
 def tests(found: Sequence[Finding]) -> str:
@@ -102,14 +71,27 @@ def tests(found: Sequence[Finding]) -> str:
 
 
 def counts(found: Sequence[Finding]) -> str:
-    """One line: how many claims got each verdict, at each scale."""
+    """One line: how many claims got each verdict at each scale (a reproduced one split by
+    whether its size agrees with the paper's), and how many are robust across readings,
+    depend on one, or have a failed premise."""
     by_scale: dict[str, dict[str, int]] = {}
     for f in found:
-        by_scale.setdefault(f.profile, {}).setdefault(f.decision.verdict, 0)
-        by_scale[f.profile][f.decision.verdict] += 1
+        d = f.decision
+        key = d.verdict
+        if d.verdict == "reproduced" and d.size_consistent is not None:
+            key = ("reproduced, consistent in size" if d.size_consistent
+                   else "reproduced in direction only")
+        by_scale.setdefault(f.profile, {}).setdefault(key, 0)
+        by_scale[f.profile][key] += 1
     parts = []
     for profile, n in by_scale.items():
         inner = ", ".join(f"{k} {v}" for k, v in n.items())
+        mine = [f for f in found if f.profile == profile and f.readings]
+        robust = sum(f.across_readings.startswith("same") for f in mine)
+        depends = sum(f.across_readings.startswith("depends") for f in mine)
+        if robust or depends:
+            inner += (f" (across readings: {robust} robust, {depends} depending on a "
+                      f"reading)")
         parts.append(f"`{profile}` profile: {inner}" if profile != "—" else f"analytic: {inner}")
     return "; ".join(parts) + "."
 
@@ -228,7 +210,13 @@ The unit of replication is the training run (a seed). Rows run on the same seeds
 initial weights, batch order, augmentation and attack noise, so two rows are compared seed by
 seed (a paired t-test at 5%, Welch's test beside it); a null result refutes a claim only when
 the test had 80% power to see the paper's effect, and an explanation ("the gain is label
-smoothing") is decided by an equivalence test once the gain it explains is established. An
+smoothing") is decided by an equivalence test, within a margin declared before the records
+(half the paper's gain), once the gain it explains is established. Holm's method adjusts the
+p-values over each profile's declared family of claims. A claim whose premise fails at a
+scale (a Re-KD "teacher" more accurate than its student, a self-teacher that does not fit its
+data, an AKD less robust than AT) is *premise not met at this scale*, whatever the test says;
+a reproduced claim also says whether its size agrees with the paper's; and each claim is
+decided again under every pre-registered reading of the settings the paper leaves open. An
 undecided claim says how many seeds would decide it.
 
 **Results.** {len(decided)} of the {len(judged)} verdicts with records are decided
@@ -266,6 +254,11 @@ def write(site: Path, build_profile: str) -> list[Finding]:
                                        "have detected one as small as the paper's"),
         ("nothing to explain at this scale", "a reading of a gain (\"it is label smoothing\")"
                                              " where the gain itself is not established"),
+        ("premise not met at this scale", "the condition under which the test answers the "
+                                          "paper's question fails at this scale (a Re-KD "
+                                          "teacher more accurate than its student, a "
+                                          "self-teacher that does not fit its data...); the "
+                                          "test's own verdict is shown beside it"),
         ("not run at this scale", "no records at this scale")))
     page = f"""# Claims at a glance
 
@@ -286,7 +279,24 @@ In this build: {counts(found)}
 {figure}
 {table(found)}
 
+## Under every reading of the paper's open settings
+
+The paper leaves settings open that a reproduction must fix (the loss weights for 10
+classes, the self-teacher, early stopping). Each chapter declares the other defensible
+readings of them (`kdlib/chapters/`), a profile pre-registers which it runs and on which
+seeds, and each claim is decided again under every reading that changes one of its rows.
+The primary reading's verdict is Holm-adjusted over the profile's family; the others are
+shown unadjusted, as a sensitivity analysis, beside the primary reading on the same seeds.
+
+{verdict_tables.readings_table(found) or "No other reading has records in this build."}
+
 ## The statistics behind each verdict
+
+Holm's method adjusts the deciding p-values over the family each profile declares
+(`family:` in its YAML; `cpu` and `paper`: every claim of the profile), and each verdict
+is taken from the adjusted p. Where a claim rests on 6 seeds or fewer, the exact sign-flip
+p stands beside the t-test's: it cannot go below 2/2^n (0.0625 for 5 seeds), so a verdict
+significant by the t-test alone rests on its normality, and says so.
 
 {numbers(found)}
 
@@ -304,6 +314,6 @@ Each chapter's claims are declared on its page (`kdlib/pages/`), from the rules 
     status = ["| claim | verdict, scale |", "|---|---|"]
     for f in found:
         status.append(f"| {f.claim.id}: {_cell(f.claim.statement)} | "
-                      f"{MARKS[f.decision.verdict]}, {_cell(f.scale)} |")
+                      f"{verdict_tables.verdict_cell(f)}, {_cell(f.scale)} |")
     (site / "book" / "status.md").write_text("\n".join(status) + "\n")
     return found
