@@ -115,7 +115,7 @@ class Decision:
         """Whether the paper's effect lies in our 95% interval (None: nothing to compare)."""
         if math.isnan(self.claimed) or any(math.isnan(x) for x in self.ci):
             return None
-        return self.ci[0] <= self.claimed <= self.ci[1]
+        return bool(self.ci[0] <= self.claimed <= self.ci[1])
 
     def size(self) -> str:
         """The size beside the direction: ``consistent with the paper's size`` when the

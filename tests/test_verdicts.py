@@ -510,3 +510,12 @@ def test_size_beside_direction():
     assert opposite.size().startswith("opposite to the paper's effect")
     assert opposite.label == "not reproduced"
     assert Decision("reproduced", "o", "t").size() == ""
+
+
+def test_size_from_numpy_numbers_is_a_plain_bool():
+    import numpy as np
+
+    d = Decision("reproduced", "o", "t", difference=0.63,
+                 ci=(np.float64(0.61), np.float64(0.64)), claimed=0.67)
+    assert d.size_consistent is False
+    assert d.label == "reproduced in direction, 0.9× the paper's effect"

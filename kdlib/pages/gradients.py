@@ -83,7 +83,7 @@ def samples(records: runs.Records) -> pd.DataFrame:
                           "sampled steps": r["metrics"]["gradients"]["samples"],
                           "every": r["metrics"]["gradients"]["every"],
                           "layers": len(r["metrics"]["gradients"]["layer"])}
-                         for m in GRADIENT_METHODS for r in records[m]])
+                         for m in GRADIENT_METHODS for r in records.get(m, [])])
 
 
 def show_records(records: runs.Records) -> None:
@@ -97,11 +97,17 @@ GRADIENT_METHODS = tuple(m.name for m in chapter.METHODS)
 LABELS = {m.name: m.label for m in chapter.METHODS}
 
 
+def _methods(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The rows of :data:`GRADIENT_METHODS` that `frame` has, the baseline first."""
+    found = set(frame["method"])
+    return tuple(m for m in GRADIENT_METHODS if m in found)
+
+
 def gradient_frame(records: runs.Records) -> pd.DataFrame:
     """Long form of the recorded gradients: method, seed, position, stage, layer, value."""
     rows = []
     for method in GRADIENT_METHODS:
-        for r in records[method]:
+        for r in records.get(method, []):  # a profile may run some of the rows
             g = r["metrics"]["gradients"]
             if g is None:
                 raise ValueError(f"record {r['name']}-{r['spec_hash']} has no gradient samples")
@@ -115,13 +121,13 @@ def gradient_frame(records: runs.Records) -> pd.DataFrame:
 def network_means(frame: pd.DataFrame) -> dict[str, list[float]]:
     """Per method, each seed's mean over layers of the mean |gradient|."""
     per_seed = frame.groupby(["method", "seed"])["mean_abs_grad"].mean()
-    return {m: per_seed[m].tolist() for m in GRADIENT_METHODS}
+    return {m: per_seed[m].tolist() for m in _methods(frame)}
 
 
 def network_seeds(frame: pd.DataFrame) -> dict[str, dict[int, float]]:
     """Per method, seed -> the mean over layers of the mean |gradient|."""
     per_seed = frame.groupby(["method", "seed"])["mean_abs_grad"].mean()
-    return {m: {int(s): float(v) for s, v in per_seed[m].items()} for m in GRADIENT_METHODS}
+    return {m: {int(s): float(v) for s, v in per_seed[m].items()} for m in _methods(frame)}
 
 
 def gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -130,20 +136,20 @@ def gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
     the baseline's: paired over seeds, Welch beside."""
     order = list(dict.fromkeys(frame.sort_values("position")["stage"]))
     by_stage = (frame.groupby(["method", "stage"])["mean_abs_grad"].mean()
-                .unstack("stage")[order].reindex(list(GRADIENT_METHODS)))
+                .unstack("stage")[order].reindex(list(_methods(frame))))
     means = network_means(frame)
     out = by_stage.map(lambda v: f"{v:.3e}")
-    out["all layers"] = [stats.summarize(means[m]).mean for m in GRADIENT_METHODS]
+    out["all layers"] = [stats.summarize(means[m]).mean for m in _methods(frame)]
     base = out.loc["baseline", "all layers"]
     out["ratio to baseline"] = [f"{v / base:.2f}" for v in out["all layers"]]
     seeds = network_seeds(frame)
-    for m in GRADIENT_METHODS[1:]:
+    for m in _methods(frame)[1:]:
         c = verdicts.compare(seeds[m], seeds["baseline"], scale=1.0)
         out.loc[m, "paired p vs baseline"] = pages.fmt_p(c.p) if c.paired else "—"
         out.loc[m, "Welch p vs baseline"] = pages.fmt_p(c.welch_p)
     out = out.fillna("—")
     out["all layers"] = [f"{v:.3e}" for v in out["all layers"]]
-    out.index = [LABELS[m] for m in GRADIENT_METHODS]
+    out.index = [LABELS[m] for m in _methods(frame)]
     return out
 
 
@@ -152,7 +158,7 @@ def gradient_sentences(frame: pd.DataFrame) -> list[str]:
     means = network_means(frame)
     base = stats.summarize(means["baseline"])
     lines = []
-    for m in GRADIENT_METHODS[1:]:
+    for m in _methods(frame)[1:]:
         s = stats.summarize(means[m])
         ratio = s.mean / base.mean
         c = verdicts.compare(network_seeds(frame)[m], network_seeds(frame)["baseline"], 1.0)
@@ -180,7 +186,7 @@ def gradient_heatmap(frame: pd.DataFrame):
     from matplotlib.colors import LogNorm, TwoSlopeNorm
 
     table = (frame.groupby(["method", "position"])["mean_abs_grad"].mean()
-             .unstack("position").reindex(list(GRADIENT_METHODS)))
+             .unstack("position").reindex(list(_methods(frame))))
     layers = frame.drop_duplicates("position").sort_values("position")
     values = table.to_numpy()
     ratio = np.log2(values / values[0])
@@ -198,8 +204,8 @@ def gradient_heatmap(frame: pd.DataFrame):
     for i, s in enumerate(stages):
         centers.setdefault(s, []).append(i)
     for ax in axes:
-        ax.set_yticks(range(len(GRADIENT_METHODS)))
-        ax.set_yticklabels([LABELS[m].removeprefix("ResNet18: ") for m in GRADIENT_METHODS])
+        ax.set_yticks(range(len(_methods(frame))))
+        ax.set_yticklabels([LABELS[m].removeprefix("ResNet18: ") for m in _methods(frame)])
         for b in bounds:
             ax.axvline(b - 0.5, color="white", lw=1.5)
     axes[1].set_xticks([float(np.mean(v)) for v in centers.values()])

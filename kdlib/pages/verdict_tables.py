@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
-from kdlib.pages import Finding
+#: A decided claim (:class:`kdlib.pages.Finding`; not imported: the package imports this module).
+Finding = Any
 
 #: How a verdict shows in a table.
 MARKS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",
@@ -66,12 +68,12 @@ def claims_table(found: Sequence[Finding], link=None) -> str:
 def numbers_table(found: Sequence[Finding]) -> str:
     """The statistics behind each primary verdict: the effect with its 95% interval, its size
     against the paper's, the paired p, Holm's adjusted p (from which the verdict is taken),
-    the exact sign-flip p where n ≤ 6, Welch's p, the power at the observed spread to detect
-    the paper's effect, the margin at which an equivalence verdict would change, what an
-    undecided claim would need, and the sensitivity notes."""
+    the exact sign-flip p where n ≤ 6, the power at the observed spread to detect the
+    paper's effect, what an undecided claim would need, and the notes: Welch's p, the margin
+    at which an equivalence verdict would change, the sensitivity lines."""
     lines = ["| claim | scale | effect [95% CI] | size vs paper | paired p | Holm p | exact p "
-             "(n ≤ 6) | Welch p | achieved power (the paper's effect, our spread) | margin "
-             "that changes it | verdict | would need | note |", "|" + "---|" * 13]
+             "(n ≤ 6) | achieved power (the paper's effect, our spread) | verdict | would "
+             "need | note |", "|" + "---|" * 11]
     for f in found:
         d = f.decision
         if f.claim.fixed_scale is not None or d.verdict == "not run at this scale":
@@ -82,11 +84,14 @@ def numbers_table(found: Sequence[Finding]) -> str:
                 if d.seeds_needed else "—")
         exact = num(d.exact_p, ".3g") + (" (only the t-test decides)" if d.only_t_decides
                                         else "")
+        notes = [f"Welch p {num(d.welch_p, '.3g')}."]
+        if not math.isnan(d.margin_needed):
+            notes.append(f"The equivalence verdict would change at a margin of "
+                         f"{d.margin_needed:.2f}.")
         lines.append("| " + " | ".join(cell(x) for x in (
             f"**{f.claim.id}**", f.profile, f"{num(d.difference, '+.2f')}{ci}",
             d.size() or "—", num(d.p, ".3g") if d.paired else "—", num(d.holm_p, ".3g"), exact,
-            num(d.welch_p, ".3g"), num(d.power, ".0%"), num(d.margin_needed, ".2f"),
-            verdict_cell(f), need, " ".join(d.notes) or "—")) + " |")
+            num(d.power, ".0%"), verdict_cell(f), need, " ".join([*notes, *d.notes]))) + " |")
     return "\n".join(lines)
 
 
@@ -121,12 +126,11 @@ def readings_table(found: Sequence[Finding]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
-def declared_readings() -> str:
+def declared_readings(profiles: Sequence[str]) -> str:
     """Every reading the chapters declare (:mod:`kdlib.readings`): the setting, the primary
-    reading and this one, the chapters that declare it and the committed profiles that
-    pre-register it, with the seeds."""
+    reading and this one, the chapters that declare it and which of `profiles` pre-register
+    it, with the seeds."""
     from kdlib import chapters, config
-    from kdlib.pages import committed_profiles
 
     seen: dict[str, list[str]] = {}
     found = {}
@@ -137,7 +141,7 @@ def declared_readings() -> str:
             found.setdefault(r.name, r)
             seen.setdefault(r.name, []).append(ch.name.split("_")[0])
     runs_at: dict[str, list[str]] = {}
-    for profile in committed_profiles() + committed_profiles(pilots=True):
+    for profile in profiles:
         try:
             cfgs = chapters.load_profile(profile)
         except config.ProfileError:

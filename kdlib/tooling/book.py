@@ -122,12 +122,14 @@ def write_pilot(site: Path) -> None:
     ``book/pilot.md`` (the variance pilot's table and the recipe it chose),
     ``book/premise_pilots.md`` (how far each premise pilot got; :mod:`kdlib.pages.pilot`) and
     ``book/readings.md`` (every declared reading and who runs it)."""
+    from kdlib import pages
     from kdlib.pages import pilot, verdict_tables
 
     (site / "book" / "pilot.md").write_text(pilot.markdown() + "\n")
     (site / "book" / "premise_pilots.md").write_text(
         (pilot.premise_markdown() or "No premise pilot has records in this checkout.") + "\n")
-    (site / "book" / "readings.md").write_text(verdict_tables.declared_readings() + "\n")
+    (site / "book" / "readings.md").write_text(verdict_tables.declared_readings(
+        pages.committed_profiles() + pages.committed_profiles(pilots=True)) + "\n")
 
 
 def write_benchmarks_page(site: Path) -> None:
