@@ -412,14 +412,3 @@ def sd_interval(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
     return (sd * math.sqrt((n - 1) / _st.chi2.ppf(1 - tail, n - 1)),
             sd * math.sqrt((n - 1) / _st.chi2.ppf(tail, n - 1)))
 
-
-def equivalence_margin_needed(a: Sequence[float], b: Sequence[float],
-                              alpha: float = 0.05) -> float:
-    """The smallest margin at which a paired TOST of `a` and `b` shows equivalence: the
-    larger end, in absolute value, of the ``1 - 2·alpha`` interval of the mean difference.
-    A declared margin above it passes, one below it does not."""
-    pr = paired(a, b)
-    if math.isnan(pr.sd):
-        return math.nan
-    half = _st.t.ppf(1 - alpha, pr.n - 1) * pr.sd / math.sqrt(pr.n)
-    return max(abs(pr.mean - half), abs(pr.mean + half))

@@ -167,31 +167,33 @@ def adjusted(found: Sequence[Finding], family: str) -> list[Finding]:
     return out
 
 
+def _decided(cfgs: dict[str, config.Common], family: str) -> list[Finding]:
+    """Every claim decided under `cfgs` (each chapter's plan built once), adjusted over
+    `family`."""
+    plans = {c: chapters.plan(c, cfg) for c, cfg in cfgs.items()}
+    found = [decide(c, cfgs.get(c.chapter), plans.get(c.chapter)) for c in all_claims()]
+    return adjusted(found, family)
+
+
 def findings(profile: str) -> list[Finding]:
     """Every claim decided at `profile` (the profile's records only, nothing is run), the
     primary verdicts adjusted over the profile's declared family."""
-    cfgs = chapters.load_profile(profile)
-    plans = {c: chapters.plan(c, cfg) for c, cfg in cfgs.items()}
-    found = [decide(c, cfgs.get(c.chapter), plans.get(c.chapter)) for c in all_claims()]
-    return adjusted(found, family_of(profile))
+    return _decided(chapters.load_profile(profile), family_of(profile))
 
 
 def for_chapter(chapter: str, cfg: config.Common) -> list[Finding]:
     """The claims `chapter` decides at `cfg`'s scale, adjusted over the family its profile
     declares (the whole profile's claims where that is the family)."""
     family = family_of(cfg.profile)
+    cfgs: dict[str, config.Common] = {}
     if family == "profile":
         try:
             cfgs = chapters.load_profile(cfg.profile)
         except config.ProfileError:
             cfgs = {}
-        if chapter in cfgs:
-            cfgs[chapter] = cfg
-            found = [decide(c, cfgs.get(c.chapter)) for c in all_claims()]
-            return [f for f in adjusted(found, family) if f.claim.chapter == chapter]
-        family = "chapter"
-    plan = chapters.plan(chapter, cfg)
-    return adjusted([decide(c, cfg, plan) for c in page(chapter).CLAIMS], family)
+        family = "profile" if chapter in cfgs else "chapter"
+    found = _decided({**cfgs, chapter: cfg}, family)
+    return [f for f in found if f.claim.chapter == chapter]
 
 
 def sentence(f: Finding, markdown: bool = True) -> str:
