@@ -324,7 +324,9 @@ def tost_power(margin: float, sd: float, n: float, alpha: float = 0.05,
                                                                            / se))
 
     # s = sd·sqrt(X/df), X ~ chi²(df): integrate over X
-    upper = df * (margin * math.sqrt(n) / (t * sd)) ** 2  # beyond it no equivalence is shown
+    # beyond `upper` no equivalence is shown; beyond the chi-square's 1e-15 tail nothing is
+    # left to integrate (a wider range would let the quadrature miss the density's peak)
+    upper = min(df * (margin * math.sqrt(n) / (t * sd)) ** 2, _st.chi2.isf(1e-15, df))
     value, _ = quad(lambda x: given(sd * math.sqrt(x / df)) * _st.chi2.pdf(x, df), 0, upper,
                     limit=200)
     return float(min(1.0, max(0.0, value)))

@@ -105,7 +105,8 @@ class Decision:
         """Our effect over the paper's, with the 95% interval's ends over it (NaN where
         there is no claimed effect or no interval)."""
         c = self.claimed
-        if math.isnan(c) or c == 0 or math.isnan(self.difference):
+        if math.isnan(c) or c == 0 or math.isnan(self.difference) or \
+                any(math.isnan(x) for x in self.ci):
             return math.nan, math.nan, math.nan
         lo, hi = sorted((self.ci[0] / c, self.ci[1] / c))
         return self.difference / c, lo, hi

@@ -91,6 +91,33 @@ def at_or_after(commit: str | None, change: str | None) -> bool:
     return results.git("merge-base", "--is-ancestor", change, commit) is not None
 
 
+#: The packages whose version can change a computed number (the others only present them).
+COMPUTING_PACKAGES = ("torch", "torchvision", "numpy", "pyautoattack")
+
+
+def other_environment(records: runs.Records) -> list[str]:
+    """How the environments that made `records` differ from this one, one line per package
+    version (of :data:`COMPUTING_PACKAGES`) or Python version, with the number of records made
+    under it: a number made under another torch may differ in its last bits, and the
+    staleness of :func:`stale_records` sees only the pinned versions, not the installed ones.
+    Empty when every record was made under today's versions."""
+    now = results.code_environment()
+    counts: dict[str, int] = {}
+    for recs in records.values():
+        for r in recs:
+            env = r["environment"]
+            made = {**{k: (env.get("packages") or {}).get(k) for k in COMPUTING_PACKAGES},
+                    "python": env.get("python")}
+            today = {**{k: now["packages"].get(k) for k in COMPUTING_PACKAGES},
+                     "python": now["python"]}
+            for key in made:
+                if made[key] != today[key]:
+                    line = f"{key} {made[key] or 'not recorded'} (here {today[key]})"
+                    counts[line] = counts.get(line, 0) + 1
+    return [f"{n} record{'s' if n != 1 else ''} made under {line}"
+            for line, n in sorted(counts.items())]
+
+
 # --- the verification stamp ---------------------------------------------------------------------
 
 def stamp_path(profile: str) -> Path:

@@ -9,6 +9,11 @@ that both compute with the same number of threads. It then compares the two sets
 records: the same files, the same specs and thread counts, and every metric identical
 (:func:`kdlib.verify.compare`, timings excepted). Exit status 0 when all are equal, 1 on
 any difference or failure; the reason is printed.
+
+Then a fault: one longer run (Table 1's teacher over several epochs, a profile written to
+the scratch folder) is submitted to SLURM and its job cancelled (``scancel``) as soon as
+its first epoch is saved; no record may exist then. Submitted again, it must resume from
+the saved epoch and end in a record identical to the local executor's.
 """
 
 from __future__ import annotations
@@ -95,6 +100,89 @@ def differences(local: dict[str, dict], slurm: dict[str, dict]) -> list[str]:
     return out
 
 
+#: The run killed mid-training: Table 1's teacher at smoke size but over several epochs, so
+#: that its job can be cancelled between its first saved epoch and its end.
+KILL_PROFILE = """description: slurm-check's run killed mid-training (written by the check)
+defaults: true
+chapters:
+  01_vanilla_kd:
+    seeds: [0]
+    train_size: 60000
+    teacher_epochs: 8
+    sweep_temperatures: []
+    sweep_alphas: []
+"""
+
+
+def submit_and_kill(profile: Path, root: Path, threads: int, timeout_s: float) -> str | None:
+    """Submit `profile`'s runs to SLURM, cancel the array once a training has saved an epoch
+    (its ``.resume.pt`` beside the checkpoint), and return why that failed (None: killed
+    mid-run, no record written)."""
+    env = {**os.environ, "KDLIB_RESULTS": str(root / "results"),
+           "KDLIB_CHECKPOINTS": str(root / "models"), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "kdlib", "jobs", str(profile), "--executor", "slurm",
+           "--gpus-per-node", "0", "--cpus-per-task", str(threads), "--timeout-min", "10"]
+    say(f"$ python -m kdlib jobs {profile.name} --executor slurm ... (to be cancelled)")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    ids: list[str] = []
+    for line in proc.stdout:  # the submission's log, up to the job ids
+        print(f"    {line}", end="", flush=True)
+        if line.startswith("[jobs] job ids: "):
+            ids = line.split(": ", 1)[1].split()
+            break
+    if not ids:
+        proc.kill()
+        return "the submission logged no job ids"
+    deadline = time.monotonic() + timeout_s
+    while not any((root / "models").rglob("*.resume.pt")):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            subprocess.run(["scancel", *sorted({j.split("_")[0] for j in ids})], check=False)
+            return "no epoch was saved before the job ended or the time ran out"
+        time.sleep(0.2)
+    subprocess.run(["scancel", *sorted({j.split("_")[0] for j in ids})], check=False)
+    proc.kill()
+    proc.wait()
+    while subprocess.run(["squeue", "-h", "-j", ",".join(ids)], capture_output=True,
+                         text=True).stdout.strip():
+        time.sleep(0.5)  # until SLURM has ended the job
+    made = list((root / "results").rglob("*.json"))
+    if made:
+        return f"a record was written although the job was cancelled: {made[0]}"
+    say(f"cancelled SLURM job {' '.join(ids)} after its first saved epoch; no record written")
+    return None
+
+
+def killed_mid_run(scratch: Path, workers: int, threads: int, timeout_s: float) -> str | None:
+    """The fault check (module docstring): why it failed, or None."""
+    profile = scratch / "killed.yaml"
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    profile.write_text(KILL_PROFILE)
+    local_root, slurm_root = scratch / "killed-local", scratch / "killed-slurm"
+    rc, _ = jobs(str(profile), local_root, ["--workers", str(workers)], timeout_s)
+    if rc:
+        return f"the local executor failed on the killed run's profile (exit status {rc})"
+    why = submit_and_kill(profile, slurm_root, threads, timeout_s)
+    if why:
+        return why
+    resumed = [p.name for p in (slurm_root / "models").rglob("*.resume.pt")]
+    rc, out = jobs(str(profile), slurm_root,
+                   ["--executor", "slurm", "--gpus-per-node", "0", "--cpus-per-task",
+                    str(threads), "--timeout-min", "10"], timeout_s)
+    if rc:
+        return f"the resubmitted job failed (exit status {rc})"
+    local, slurm = records(local_root, "killed"), records(slurm_root, "killed")
+    diffs = differences(local, slurm)
+    if diffs or not local:
+        return (f"{len(diffs)} difference(s) after the resume: " + "; ".join(diffs[:5])
+                if diffs else "no record")
+    say(f"resumed from {', '.join(resumed)}: {len(slurm)} record(s) identical to the local "
+        f"executor's")
+    return None
+
+
 def slurm_reachable() -> str | None:
     """Why no SLURM cluster can take jobs, or None when ``sinfo`` lists a node that can."""
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
@@ -169,6 +257,10 @@ def main() -> int:
         return fail(f"{len(diffs)} difference(s) between the SLURM and the local records")
     say(f"records equal to the local executor's: {len(slurm)} of {len(local)}, every metric "
         f"identical (timings excepted), in {time.monotonic() - t0:.0f} s")
+    why = killed_mid_run(args.scratch, args.workers, threads[0], timeout_s)
+    if why:
+        return fail(f"a job killed mid-run: {why}")
+    say(f"done in {time.monotonic() - t0:.0f} s")
     shutil.rmtree(args.scratch, ignore_errors=True)
     return 0
 

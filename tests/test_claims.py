@@ -228,3 +228,36 @@ def test_the_tables_show_premise_size_family_and_readings():
     assert "**reproduced in direction, 9.3× the paper's effect**" in \
         verdict_tables.claims_table([plain])
     assert verdict_tables.readings_table([plain]) == ""
+
+
+def test_the_replication_table_compares_each_claim_with_its_original():
+    from kdlib.pages import Finding, verdict_tables
+
+    claim = claims.Claim("T9", "ch", "kd beats base", "1 → 2", "gain", claims.gain("kd", "base",
+                                                                                 0.17))
+    other = claims.Claim("T8", "ch", "kd2 beats base", "1 → 2", "gain",
+                         claims.gain("kd2", "base", 0.17))
+    original = Decision("reproduced", "+0.69", "t", difference=0.69, ci=(0.31, 1.08), n=12)
+    same = Decision("reproduced", "+0.5", "t", difference=0.5, ci=(0.1, 0.9), n=8)
+    outside = Decision("inconclusive at this power", "+0.2", "t", difference=0.2,
+                       ci=(-0.2, 0.6), n=8)
+    found = [Finding(claim, "cpu", "s", original), Finding(other, "cpu", "s", original),
+             Finding(claim, "cpu-amd", "s", same), Finding(other, "cpu-amd", "s", outside),
+             Finding(claim, "quick", "s", same)]
+    table = verdict_tables.replication_table(found, {"cpu-amd": "cpu"})
+    lines = table.splitlines()
+    assert len(lines) == 4  # header, rule, T9 and T8 (quick replicates nothing)
+    assert lines[2].endswith("| yes | yes |") and "`cpu`: **reproduced**, +0.69 [+0.31, +1.08]" \
+        ", n = 12" in lines[2] and "`cpu-amd`: **reproduced**, +0.50 [+0.10, +0.90], n = 8" \
+        in lines[2]
+    # 0.2 lies below the original's interval [0.31, 1.08], and the verdict changed
+    assert lines[3].startswith("| **T8** |") and lines[3].endswith("| **no** | **no** |")
+    # a claim not run at either profile has no line; nothing to compare: no table
+    gone = [Finding(claim, "cpu", "s", original), Finding(claim, "cpu-amd", "s",
+                                                          verdicts.not_run())]
+    assert verdict_tables.replication_table(gone, {"cpu-amd": "cpu"}) == ""
+    # the original's interval bounds count as inside
+    edge = Decision("reproduced", "+0.31", "t", difference=0.31, ci=(0.0, 0.6), n=8)
+    assert verdict_tables.replication_table(
+        [Finding(claim, "cpu", "s", original), Finding(claim, "cpu-amd", "s", edge)],
+        {"cpu-amd": "cpu"}).endswith("| yes | yes |")

@@ -196,3 +196,49 @@ def test_a_run_that_collapsed_to_chance_is_flagged_and_a_learning_run_is_not():
     assert ins.chance_collapse({"history": [{"epoch": 1, "loss": 0.91 * math.log(10)}]})
     # without metrics the history rules alone apply
     assert ins.flags(flat) == []
+
+
+def test_a_chance_flag_from_the_accuracy_alone_and_its_detail():
+    # no history: no last epoch to name, so epoch 0
+    assert ins.chance_collapse({"test_acc": 0.1}) == [
+        Flag(ins.CHANCE, 0, "final accuracy 0.1000, within 0.05 of chance (0.1)")]
+    (found,) = ins.chance_collapse({"clean_acc": 0.26}, num_classes=4)
+    assert found.detail == "final accuracy 0.2600, within 0.05 of chance (0.25)"
+    assert ins.chance_collapse({"clean_acc": 0.26}) == []  # 0.16 from 10 classes' chance
+
+
+def test_a_chance_flag_from_the_cross_entropy_names_the_last_epoch():
+    flat = [{"epoch": e, "loss": 2.07, "ce": c} for e, c in enumerate((2.277, 2.302, 2.301), 1)]
+    assert ins.chance_collapse({"history": flat}) == [
+        Flag(ins.CHANCE, 3, "cross-entropy 2.301 at the last epoch, within 10% of log 10 = "
+                            "2.303 (a uniform prediction)")]
+
+
+def test_within_the_chance_thresholds_includes_the_thresholds():
+    # |0.5 - 1/4| and |2·log 10 - log 10| are exactly the margins, in floating point too
+    assert ins.chance_collapse({"test_acc": 0.5}, num_classes=4, chance_margin=0.25)
+    assert not ins.chance_collapse({"test_acc": 0.5001}, num_classes=4, chance_margin=0.25)
+    last = [{"epoch": 1, "loss": 2 * math.log(10)}]
+    assert ins.chance_collapse({"history": last}, flat_share=1.0)
+    assert not ins.chance_collapse({"history": last}, flat_share=0.99)
+
+
+def test_flags_and_unstable_with_a_record():
+    # ten classes unless told: 0.149 is within 0.05 of 1/10, not of 1/11 or 1/4
+    assert [f.kind for f in ins.flags([], metrics={"test_acc": 0.149})] == [ins.CHANCE]
+    assert ins.flags([], metrics={"test_acc": 0.149}, num_classes=11) == []
+    assert ins.flags([], metrics={"test_acc": 0.149}, num_classes=4) == []
+    assert [f.kind for f in ins.flags([], metrics={"test_acc": 0.27}, num_classes=4)] == [
+        ins.CHANCE]
+    # a loss spike and a collapse to chance are both kept, in epoch order
+    assert [(f.kind, f.epoch) for f in ins.flags(SEED_0, metrics={"clean_acc": 0.11,
+                                                                    "history": SEED_0})] == [
+        ("loss spike", 3), ("collapse to chance", 5)]
+    # unstable looks at the record too
+    assert ins.unstable(SEED_1, metrics={"clean_acc": 0.11, "history": SEED_1})
+    assert not ins.unstable(SEED_1, metrics={"clean_acc": 0.97, "history": SEED_1})
+
+
+def test_unstable_flags_a_rise_beyond_three_times_by_default():
+    assert ins.unstable(history([1.0, 3.5]))  # 3.5×
+    assert not ins.unstable(history([1.0, 2.9]))

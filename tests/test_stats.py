@@ -729,3 +729,115 @@ def test_sd_bounds_against_the_chi_square_table():
     assert hi == pytest.approx(0.28 * math.sqrt(3 / 0.2158), rel=1e-3)
     assert stats.sd_upper(0.28, 4) == pytest.approx(0.28 * math.sqrt(3 / 1.005), rel=1e-3)
     assert math.isnan(stats.sd_upper(0.3, 1))
+
+
+# --- edges and independent checks, from the mutation run -----------------------------------------
+
+
+def test_detectable_difference_of_no_runs_is_nan():
+    assert math.isnan(stats.detectable_difference(0.5, 0))  # fewer than two runs, not an error
+
+
+def test_sd_bounds_of_two_values_use_one_degree_of_freedom():
+    # printed chi-square quantiles, 1 degree of freedom: 0.000982 (2.5%), 0.0642 (20%),
+    # 5.024 (97.5%)
+    assert stats.sd_upper(0.5, 2) == pytest.approx(0.5 * math.sqrt(1 / 0.0642), rel=1e-3)
+    lo, hi = stats.sd_interval(0.5, 2)
+    assert lo == pytest.approx(0.5 * math.sqrt(1 / 5.024), rel=1e-3)
+    assert hi == pytest.approx(0.5 * math.sqrt(1 / 0.000982), rel=1e-3)
+    assert all(math.isnan(x) for x in stats.sd_interval(0.5, 1))
+
+
+def tost_power_over_the_sample_std(margin, sd, n, alpha=0.05, difference=0.0):
+    """The TOST's power integrated over the sample std s itself (s·√(n-1)/sd is chi-distributed
+    with n - 1 degrees of freedom), up to s = margin·√n / t, where the interval of half-width
+    t·s/√n no longer fits inside the margin."""
+    from scipy.integrate import quad
+
+    df = n - 1
+    t = st.t.ppf(1 - alpha, df)
+    se = sd / math.sqrt(n)
+
+    def density(s):
+        half = margin - t * s / math.sqrt(n)
+        shown = st.norm.cdf((half - difference) / se) - st.norm.cdf((-half - difference) / se)
+        return shown * st.chi.pdf(s * math.sqrt(df) / sd, df) * math.sqrt(df) / sd
+
+    return quad(density, 0, margin * math.sqrt(n) / t, epsabs=1e-13, epsrel=1e-12, limit=500)[0]
+
+
+@pytest.mark.parametrize(("margin", "sd", "n", "alpha", "difference"), [
+    (1.0, 0.1, 2, 0.05, 0.0), (1.0, 0.45, 3, 0.05, 0.0), (1.0, 0.6, 4, 0.05, 0.2),
+    (0.5, 1.0, 10, 0.05, 0.0), (0.3, 0.2, 5, 0.1, 0.05), (1.0, 0.75, 7, 0.05, 0.0),
+    (2.0, 3.0, 20, 0.05, -0.5)])
+def test_tost_power_is_the_integral_over_the_sample_std(margin, sd, n, alpha, difference):
+    """Spreads other than 1, with and without a true difference."""
+    expected = tost_power_over_the_sample_std(margin, sd, n, alpha, difference)
+    assert 0.01 < expected < 0.99
+    assert stats.tost_power(margin, sd, n, alpha, difference) == pytest.approx(expected,
+                                                                             abs=1e-9)
+
+
+def test_tost_power_stays_a_probability_far_beyond_the_noise():
+    for margin, n in ((5.0, 8), (3.0, 10), (2.0, 64)):  # margins far beyond the noise
+        p = stats.tost_power(margin, 1.0, n)
+        assert 1.0 - 1e-9 < p <= 1.0
+
+
+def test_tost_seeds_needed_of_seven_pairs():
+    # by the integral over the sample std: 0.752 with six pairs, 0.854 with seven
+    assert tost_power_over_the_sample_std(1.0, 0.75, 6) < 0.8
+    assert tost_power_over_the_sample_std(1.0, 0.75, 7) >= 0.8
+    n = stats.tost_seeds_needed(1.0, 0.75)
+    assert type(n) is int and n == 7
+    assert type(stats.tost_seeds_needed(0.5, 1.0)) is int  # 36
+    # a power reached exactly counts as reached
+    exact = stats.tost_power(1.0, 0.75, 7)
+    assert stats.tost_seeds_needed(1.0, 0.75, power=exact) == 7
+    assert stats.tost_seeds_needed(1.0, 0.75, power=exact + 1e-9) == 8
+
+
+def test_tost_seeds_needed_says_why_a_difference_at_the_margin_is_refused():
+    with pytest.raises(ValueError, match="^a true difference at or beyond the margin is never "
+                                         "equivalent$"):
+        stats.tost_seeds_needed(0.5, 1.0, difference=0.5)
+
+
+def test_sign_flip_p_of_twenty_pairs_reaches_its_floor():
+    # the most seeds it enumerates: 2^20 patterns, of which only all + and all - are as far out
+    assert stats.sign_flip_p([0.01 * (i + 1) for i in range(20)]) == 2 / 2**20
+    assert stats.smallest_sign_flip_p(20) == 2 / 2**20
+
+
+@pytest.mark.parametrize("d", [["34.3", "79.6", "-113.9", "-48.3"],
+                               ["221.7", "437.9", "-659.6", "-8.4"],
+                               ["125.1", "259.1", "-384.2", "657.9"]])
+def test_sign_flip_p_counts_exact_ties_in_large_units(d):
+    """The first three differences sum to 0, so flipping them ties with the observed sum;
+    floating-point sums miss the tie by rounding, in any unit. Against the enumeration in
+    exact fractions."""
+    from fractions import Fraction
+
+    exact = [Fraction(x) for x in d]
+    observed = abs(sum(exact))
+    count = sum(abs(sum(s * x for s, x in zip(signs, exact, strict=True))) >= observed
+                for signs in itertools.product((1, -1), repeat=len(d)))
+    assert stats.sign_flip_p([float(x) for x in d]) == count / 2 ** len(d)
+    assert stats.sign_flip_p([float(x) / 1000 for x in d]) == count / 2 ** len(d)
+
+
+def test_smallest_sign_flip_p_of_one_and_no_pairs():
+    # one pair: both signs give the same |mean|, so p is 1; two pairs: 2 of 4 patterns
+    assert stats.smallest_sign_flip_p(1) == 1.0 == stats.sign_flip_p([0.3])
+    assert stats.smallest_sign_flip_p(2) == 0.5 == stats.sign_flip_p([0.3, 0.1])
+    # no pairs: no test, as sign_flip_p([]) says
+    assert math.isnan(stats.smallest_sign_flip_p(0)) and math.isnan(stats.sign_flip_p([]))
+
+
+def test_tost_power_is_one_where_equivalence_is_all_but_certain():
+    # a margin of many standard errors: the mean and the sample std both lie far inside it,
+    # so the power is 1 (a quadrature over the whole range up to where equivalence fails
+    # used to miss the chi-square density and return about 0)
+    assert stats.tost_power(1.0, 1.0, 1000) == pytest.approx(1.0, abs=1e-9)
+    assert stats.tost_power(2.0, 1.0, 200) == pytest.approx(1.0, abs=1e-9)
+    assert stats.tost_power(10.0, 0.1, 50) == pytest.approx(1.0, abs=1e-9)

@@ -519,3 +519,195 @@ def test_size_from_numpy_numbers_is_a_plain_bool():
                  ci=(np.float64(0.61), np.float64(0.64)), claimed=0.67)
     assert d.size_consistent is False
     assert d.label == "reproduced in direction, 0.9× the paper's effect"
+
+
+# --- the edges of each rule, in the words a reader sees (mutation testing's survivors) -----
+
+def test_size_says_on_which_side_of_the_interval_the_papers_effect_lies():
+    smaller = Decision("reproduced", "o", "t", difference=0.5, ci=(0.2, 0.8), claimed=1.5)
+    # by hand: 0.5 / 1.5 = 0.33, 0.2 / 1.5 = 0.13, 0.8 / 1.5 = 0.53
+    assert smaller.size() == ("0.3× the paper's effect (95% CI 0.1× to 0.5×; the paper's "
+                              "+1.50 lies outside it: smaller)")
+    assert smaller.label == "reproduced in direction, 0.3× the paper's effect"
+    # a negative claim: our interval lies above it, straddling 0, so not opposite
+    above = Decision("reproduced", "o", "t", difference=0.1, ci=(-0.5, 0.5), claimed=-1.0)
+    assert above.size() == ("-0.1× the paper's effect (95% CI -0.5× to 0.5×; the paper's "
+                            "-1.00 lies outside it: larger)")
+    # an interval that only touches 0 is not wholly opposite to the paper's effect
+    touch_low = Decision("reproduced", "o", "t", difference=-0.5, ci=(-1.0, 0.0), claimed=0.5)
+    assert touch_low.size() == ("-1.0× the paper's effect (95% CI -2.0× to 0.0×; the paper's "
+                                "+0.50 lies outside it: smaller)")
+    touch_high = Decision("reproduced", "o", "t", difference=0.5, ci=(0.0, 1.0), claimed=-0.5)
+    assert not touch_high.size().startswith("opposite")
+    assert touch_high.size().endswith("the paper's -0.50 lies outside it: larger)")
+    # wholly above 0 against a negative claim: opposite, with the ratios by hand
+    opposite = Decision("not reproduced", "o", "t", difference=0.6, ci=(0.3, 0.9), claimed=-1.0)
+    assert opposite.size() == "opposite to the paper's effect (-0.6× it, 95% CI -0.9× to -0.3×)"
+
+
+def test_the_exact_p_is_that_of_the_per_seed_differences_up_to_six_seeds():
+    from itertools import product
+
+    a = seeds(0.91, 0.93, 0.905, 0.95)
+    b = seeds(0.90, 0.91, 0.91, 0.92)  # differences +1, +2, -0.5, +3 points
+    d = [a[k] - b[k] for k in range(4)]
+    far = [abs(sum(s * x for s, x in zip(signs, d, strict=True))) >= abs(sum(d)) - 1e-12
+           for signs in product((1, -1), repeat=4)]
+    assert sum(far) / 16 == 0.25  # the observed pattern, the one with -0.5 flipped, negated
+    c = verdicts.compare(a, b)
+    assert c.exact_p == 0.25
+    assert c.in_words().endswith(f"; Welch p = {c.welch_p:.3g}; exact sign-flip p = 0.25")
+    six = verdicts.compare({k: 0.90 + 0.01 * k for k in range(6)},
+                           {k: 0.89 + 0.01 * k + 0.001 * (k % 2) for k in range(6)})
+    assert six.paired and six.n == 6 and six.exact_p == 2 / 2**6  # all six differences > 0
+    seven = verdicts.compare({k: 0.90 + 0.01 * k for k in range(7)},
+                             {k: 0.89 + 0.01 * k + 0.001 * (k % 2) for k in range(7)})
+    assert seven.paired and math.isnan(seven.exact_p)
+
+
+def test_above_six_seeds_the_paired_words_say_no_exact_p():
+    a = {k: 0.9 + 0.001 * k for k in range(8)}
+    b = {k: 0.89 + 0.0012 * k for k in range(8)}
+    g = verdicts.gain(a, b, 1.0)
+    mean, ci, p, sd = _paired_by_hand(a, b)
+    welch = st.ttest_ind(list(a.values()), list(b.values()), equal_var=False).pvalue
+    assert g.test == (f"paired t-test over 8 seeds: p = {p:.3g}, 95% CI [{ci[0]:+.2f}, "
+                      f"{ci[1]:+.2f}]; Welch p = {welch:.3g}; detectable with 80% power: "
+                      f"{_detectable(sd, 8):.2f}; paper: +1.00, power to detect it "
+                      f"{_power(1.0, sd, 8):.0%}")
+
+
+def _paired_comparison(p, exact_p, n=5):
+    return verdicts.Comparison(True, n, 1.0, (0.1, 1.9), p, 0.2, 0.8, 1.0, 1.0, n, n, exact_p)
+
+
+def test_only_the_t_test_decides_exactly_when_it_is_below_alpha_and_the_exact_p_is_not():
+    head = "paired t-test over 5 seeds: p = {p}, 95% CI [+0.10, +1.90]; Welch p = 0.2; "
+    note = (" (the smallest 5 seeds allow is 0.0625: only the t-test's normality decides)")
+    cases = [(0.05, 0.0625, False),  # p at alpha is not significant: nothing to flag
+             (0.01, 0.05, True),  # an exact p at alpha does not reach it either
+             (0.01, 0.0625, True), (0.01, 0.03125, False)]
+    for p, exact, flagged in cases:
+        words = _paired_comparison(p, exact).in_words()
+        assert words == head.format(p=f"{p:.3g}") + f"exact sign-flip p = {exact:.3g}" + (
+            note if flagged else "")
+        decision = Decision("reproduced", "o", "t", p=p, exact_p=exact, paired=True, n=5)
+        assert decision.only_t_decides is flagged
+
+
+def test_gain_at_p_exactly_alpha_or_power_exactly_80_percent(monkeypatch):
+    from kdlib import stats
+
+    base, treated = seeds(0.90, 0.91, 0.92, 0.93), seeds(0.91, 0.92, 0.93, 0.94)
+    at_alpha = _paired_comparison(ALPHA, 0.125, n=4)
+    monkeypatch.setattr(verdicts, "compare", lambda a, b, scale=100.0: at_alpha)
+    g = verdicts.gain(treated, base, 0.5)  # p = 0.05 is not below 0.05: power decides
+    assert g.verdict == "inconclusive at this power" and g.p == ALPHA
+    assert g.power == pytest.approx(_power(0.5, 0.8, 4)) and g.power < POWER
+    assert g.seeds_needed == stats.paired_seeds_needed(0.5, 0.8)
+    assert "p = 0.05, 95% CI [+0.10, +1.90]" in g.test
+    # a null result at exactly 80% power refutes
+    monkeypatch.setattr(verdicts, "compare",
+                        lambda a, b, scale=100.0: _paired_comparison(0.3, 0.5, n=4))
+    monkeypatch.setattr(verdicts.Comparison, "power", lambda self, effect: POWER)
+    g = verdicts.gain(treated, base, 0.5)
+    assert g.verdict == "not reproduced" and g.power == POWER and g.seeds_needed is None
+    assert g.test.endswith("; paper: +0.50, power to detect it 80%")
+
+
+def test_a_reading_in_points_says_its_effect_and_difference_in_points():
+    pts = {0: 90.0, 1: 91.0, 2: 92.0, 3: 90.5, 4: 91.5}
+    like = {k: v + 1.0 + 0.02 * (k % 2) for k, v in pts.items()}
+    same = {k: v + 0.01 * (-1) ** k for k, v in like.items()}
+    d = verdicts.alike(same, like, pts, 0.5, scale=1.0)
+    effect = sum(like[k] - pts[k] for k in range(5)) / 5  # 1.008, by hand
+    diff = sum(same[k] - like[k] for k in range(5)) / 5  # 0.002
+    p = st.ttest_rel(list(like.values()), list(pts.values())).pvalue
+    assert d.test.startswith(f"effect to explain {effect:+.2f} (p = {p:.3g}, paired); TOST ")
+    assert d.difference == pytest.approx(diff) and d.ours.startswith(f"{diff:+.2f} (")
+
+
+def test_a_reading_refuses_a_zero_margin_in_its_own_words():
+    base, like, same = reading_rows()
+    with pytest.raises(ValueError, match=r"^the equivalence margin must be positive, got 0\.0$"):
+        verdicts.alike(same, like, base, 0.0)
+
+
+def test_an_effect_at_p_exactly_alpha_is_not_established(monkeypatch):
+    from dataclasses import replace
+
+    base, like, same = reading_rows()
+    real = verdicts.compare
+
+    def effect_at_alpha(a, b, scale=100.0):
+        c = real(a, b, scale)
+        return replace(c, p=ALPHA) if (a, b) == (like, base) else c
+
+    monkeypatch.setattr(verdicts, "compare", effect_at_alpha)
+    d = verdicts.alike(same, like, base, 0.5)
+    assert d.verdict == "nothing to explain at this scale"
+    assert d.test.startswith(f"effect to explain {real(like, base).difference:+.2f} (p = 0.05, "
+                             "paired): not established")
+
+
+def test_an_interval_touching_the_margin_is_not_wholly_beyond_it(monkeypatch):
+    from kdlib import stats
+
+    base, like, same = reading_rows()
+    sd = verdicts.compare(same, like).sd
+    for lo, hi in ((0.5, 0.8), (-0.8, -0.5)):
+        monkeypatch.setattr(stats, "tost_paired", lambda a, b, margin, lo=lo, hi=hi:
+                            stats.Equivalence(margin, (lo + hi) / 2, lo, hi, 0.7, False))
+        d = verdicts.alike(same, like, base, 0.5)
+        assert d.verdict == "inconclusive at this power", (lo, hi)
+        assert d.margin_needed == 0.8 and d.seeds_needed == stats.tost_seeds_needed(0.5, sd)
+        assert f"90% CI [{lo:+.2f}, {hi:+.2f}]; the verdict would change at a margin of 0.80" \
+            in d.test
+
+
+def test_premises_met_or_unmeasured_are_recorded_beside_the_verdict():
+    premises = [("a", True, "x"), ("c", None, "z")]
+    kept = verdicts.premise_not_met(_gain(0.001), premises)
+    assert kept.premises == (("a", True, "x"), ("c", None, "z")) and kept.verdict == "reproduced"
+    not_run = verdicts.premise_not_met(verdicts.not_run(), [("b", False, "y")])
+    assert not_run.premises == (("b", False, "y"),) and not_run.tested is None
+
+
+def test_the_family_holds_only_claims_that_ran_and_says_what_the_adjustment_took():
+    # a claim not run is no member of the family, whatever numbers it carries
+    out = verdicts.family([_gain(0.03), Decision("not run at this scale", "—", "—", p=0.04)])
+    assert out[0].verdict == "reproduced" and out[0].holm_p == pytest.approx(0.03)
+    assert math.isnan(out[1].holm_p) and out[1].notes == ()
+    # a refutation by a significant difference against the paper loses it too: Holm by hand,
+    # 0.03 and 0.04 of two claims are 2 x 0.03 = 0.06 and max(0.06, 0.04) = 0.06
+    against = Decision("not reproduced", "o", "t", difference=-1.0, p=0.03, claimed=1.0)
+    out = verdicts.family([against, _gain(0.04)])
+    assert [d.verdict for d in out] == ["inconclusive at this power"] * 2
+    assert out[0].notes == ("not reproduced alone (p = 0.03), not after Holm's adjustment over "
+                            "the 2 claims of its family (p = 0.06)",)
+    # a null result at p = 0.05 rested on power, not on p: the adjustment leaves it alone
+    out = verdicts.family([_gain(0.05, "not reproduced"), _gain(0.001)])
+    assert out[0].verdict == "not reproduced" and out[0].notes == ()
+    assert out[0].holm_p == pytest.approx(0.05)
+    # an adjusted p of exactly 0.05 (2 x 0.025) is not below alpha
+    out = verdicts.family([_gain(0.025), _gain(0.5, "not reproduced")])
+    assert out[0].holm_p == 0.05 and out[0].verdict == "inconclusive at this power"
+    assert out[1].verdict == "not reproduced"
+    # a failed premise keeps its name, and the note says what the test's verdict lost
+    failed = verdicts.premise_not_met(_gain(0.03), [("premise", False, "measured")])
+    out = verdicts.family([failed, _gain(0.04), _gain(0.001)])
+    assert (out[0].verdict, out[0].tested) == ("premise not met at this scale",
+                                               "inconclusive at this power")
+    assert out[0].notes == ("reproduced alone (p = 0.03), not after Holm's adjustment over the "
+                            "3 claims of its family (p = 0.06)",)
+
+
+def test_an_effect_without_an_interval_has_no_size():
+    # an unpaired (Welch) decision carries no interval: no ratio, no size sentence, the bare
+    # verdict as its label
+    d = verdicts.Decision("reproduced", "x", "y", difference=0.9, claimed=0.5)
+    assert all(math.isnan(x) for x in d.size_ratio)
+    assert d.size() == "" and d.size_consistent is None and d.label == "reproduced"
+    half = verdicts.Decision("reproduced", "x", "y", difference=0.9, claimed=0.5,
+                             ci=(0.2, math.nan))
+    assert half.size() == "" and half.label == "reproduced"

@@ -103,6 +103,23 @@ def test_compare_finds_every_difference_but_timings():
         "acc: missing in the re-run", "nan: recorded nan, re-run 1.0"]
 
 
+
+def test_a_record_made_under_another_torch_or_python_is_named_with_both_versions():
+    now = results.code_environment()
+    same = {"environment": {"packages": dict(now["packages"]), "python": now["python"]}}
+    older = {"environment": {"packages": {**now["packages"], "torch": "2.0.0"},
+                             "python": now["python"]}}
+    no_python = {"environment": {"packages": dict(now["packages"])}}
+    assert verify.other_environment({"a": [same, same]}) == []
+    assert verify.other_environment({"a": [same, older], "b": [older]}) == [
+        f"2 records made under torch 2.0.0 (here {now['packages']['torch']})"]
+    assert verify.other_environment({"a": [no_python]}) == [
+        f"1 record made under python not recorded (here {now['python']})"]
+    # a package that only presents results (papermill) does not count
+    shown = {"environment": {"packages": {**now["packages"], "papermill": "0.1"},
+                             "python": now["python"]}}
+    assert verify.other_environment({"a": [shown]}) == []
+
 TINY = {"seeds": [0, 1], "device": "cpu", "engine": "fast", "trials": False, "dataset": "mnist",
         "train_size": 256, "batch_size": 128, "teacher_epochs": 1, "teacher_lr": 0.05,
         "teacher_weight_decay": 0.0001, "teacher_dropout": 0.3, "teacher_jitter": 1,
@@ -236,3 +253,32 @@ def test_an_edited_metric_of_a_committed_record_is_refused_by_name(tmp_path, mon
     err = capsys.readouterr().err
     assert f"damaged record {target}: metric test_acc (changed)" in err
     assert "python -m kdlib jobs cpu --chapters 04_teacher_free" in err
+
+
+def test_the_stamp_lists_the_claims_a_replication_decided_again(tmp_path, monkeypatch):
+    from kdlib import claims, pages
+    from kdlib.pages import Finding
+    from kdlib.tooling import claims_page
+    from kdlib.verdicts import Decision
+
+    for name in ("orig", "rep"):
+        (tmp_path / f"{name}.yaml").write_text("chapters: {}\n")
+    monkeypatch.setattr(paths, "profiles_dir", lambda: tmp_path)
+    monkeypatch.setattr(claims_page, "REPLICATIONS", {"rep": "orig", "gone": "orig"})
+    claim = claims.Claim("T9", "ch", "kd beats base", "1 → 2", "gain",
+                         claims.gain("kd", "base", 0.17))
+    decided = {"orig": Decision("reproduced", "", "", difference=0.69, ci=(0.31, 1.08), n=12),
+               "rep": Decision("inconclusive at this power", "", "", difference=0.2,
+                               ci=(-0.2, 0.6), n=8)}
+    monkeypatch.setattr(pages, "findings",
+                        lambda p: [Finding(claim, p, "s", decided[p])])
+    rows = verification.replicated("orig")
+    assert rows == [{"claim": "T9", "original_profile": "orig", "original_verdict": "reproduced",
+                     "original_effect": 0.69, "original_ci": [0.31, 1.08], "original_n": 12,
+                     "replication_profile": "rep",
+                     "replication_verdict": "inconclusive at this power",
+                     "replication_effect": 0.2, "replication_ci": [-0.2, 0.6],
+                     "replication_n": 8, "verdict_replicates": False,
+                     "effect_inside_original_ci": False}]
+    assert verification.replicated("rep") == rows
+    assert verification.replicated("other") == []

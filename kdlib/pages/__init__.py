@@ -311,6 +311,9 @@ def show_committed(chapter: str) -> None:
         for commit in verify.stale_records(recs, chapter):
             print(f"Made at commit {commit[:7]}; this chapter's computation has changed since "
                   f"and the profile was not verified after it.")
+        for line in verify.other_environment(recs):
+            print(f"Environment: {line}; its numbers may differ from this one's in their "
+                  f"last bits.")
         for line in warnings(recs, getattr(p, "LABELS", {})):
             print("Warning:", line)
         p.show_records(recs)
@@ -343,6 +346,9 @@ def provenance_line(records: runs.Records, chapter: str) -> str:
     state = ("stale for today's code (made at " + ", ".join(c[:7] for c in stale)
              + "; `python -m kdlib verify` checks by re-running a sample)" if stale
              else "current for today's code")
+    other = verify.other_environment(records)
+    if other:
+        state += "; " + "; ".join(other)
     profile = profiles[0]
     return (f"Records: profile {', '.join(profiles)}, {len(recs)} runs, seeds "
             f"{', '.join(map(str, seeds))}, made at commit {', '.join(commits)}, {state}. "

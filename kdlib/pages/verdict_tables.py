@@ -126,6 +126,54 @@ def readings_table(found: Sequence[Finding]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+
+def replications(found: Sequence[Finding], pairs: dict[str, str]) -> list[dict[str, Any]]:
+    """Each claim decided both at a profile and at its replication (`pairs`: replication ->
+    original, e.g. the same recipe re-made on another kind of CPU): both verdicts and effects
+    (primary readings, Holm-adjusted within each profile), whether the verdict replicates, and
+    whether the replication's effect lies inside the original's 95% interval (None: no
+    interval or no effect)."""
+    by = {(f.profile, f.claim.id): f for f in found}
+    out = []
+    for f in found:
+        o = by.get((pairs.get(f.profile), f.claim.id))
+        if o is None or f.claim.fixed_scale is not None or "not run at this scale" in (
+                o.decision.verdict, f.decision.verdict):
+            continue
+        lo, hi = o.decision.ci
+        effect = f.decision.difference
+        out.append({
+            "claim": f.claim.id,
+            **{f"{side}_{key}": value for side, x in (("original", o), ("replication", f))
+               for key, value in (("profile", x.profile), ("verdict", x.decision.verdict),
+                                  ("effect", x.decision.difference),
+                                  ("ci", list(x.decision.ci)), ("n", x.decision.n))},
+            "verdict_replicates": f.decision.verdict == o.decision.verdict,
+            "effect_inside_original_ci": (None if math.isnan(lo) or math.isnan(effect)
+                                          else bool(lo <= effect <= hi))})
+    return out
+
+
+def replication_table(found: Sequence[Finding], pairs: dict[str, str]) -> str:
+    """:func:`replications` as a Markdown table (empty: none)."""
+    lines = ["| claim | original: verdict, effect [95% CI], n | replication: verdict, effect "
+             "[95% CI], n | verdict replicates | replication's effect inside the original's "
+             "interval |", "|---|---|---|---|---|"]
+
+    def side(r: dict[str, Any], key: str) -> str:
+        lo, hi = r[f"{key}_ci"]
+        ci = "" if math.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]"
+        return (f"`{r[f'{key}_profile']}`: {MARKS[r[f'{key}_verdict']]}, "
+                f"{num(r[f'{key}_effect'], '+.2f')}{ci}, n = {r[f'{key}_n']}")
+
+    for r in replications(found, pairs):
+        inside = r["effect_inside_original_ci"]
+        lines.append("| " + " | ".join(cell(x) for x in (
+            f"**{r['claim']}**", side(r, "original"), side(r, "replication"),
+            "yes" if r["verdict_replicates"] else "**no**",
+            "—" if inside is None else "yes" if inside else "**no**")) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
 def declared_readings(profiles: Sequence[str]) -> str:
     """Every reading the chapters declare (:mod:`kdlib.readings`): the setting, the primary
     reading and this one, the chapters that declare it and which of `profiles` pre-register

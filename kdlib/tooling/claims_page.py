@@ -21,6 +21,8 @@ from kdlib.pages.verdict_tables import MARKS
 #: The committed profiles whose records decide claims, widest scale first: the paper's
 #: setting, the CPU stand-in, and its within-kind replication of chapter 4's readings.
 CLAIM_SCALES = ("paper", "cpu", "cpu-amd")
+#: Profiles that re-make another's recipe on another kind of CPU: replication -> original.
+REPLICATIONS = {"cpu-amd": "cpu"}
 
 
 def scales(build_profile: str) -> list[str]:
@@ -240,6 +242,16 @@ verdict with its numbers.
 """
 
 
+def _replication_intro() -> str:
+    """Which profile replicates which, in words."""
+    parts = [f"`{rep}` re-makes rows of `{orig}` on the same recipe and decides the same claims"
+             for rep, orig in REPLICATIONS.items()
+             if (paths.profiles_dir() / f"{rep}.yaml").is_file()]
+    return ("; ".join(parts) + ". Below, each claim decided at both: whether its verdict "
+            "replicates, and whether the replication's effect lies inside the original's 95% "
+            "interval.") if parts else "no profile replicates another here."
+
+
 def write(site: Path, build_profile: str) -> list[Finding]:
     """Write ``book/claims.md`` and ``book/status.md`` (included by the intro), with the
     forest plot of every verdict."""
@@ -260,6 +272,8 @@ def write(site: Path, build_profile: str) -> list[Finding]:
                                           "self-teacher that does not fit its data...); the "
                                           "test's own verdict is shown beside it"),
         ("not run at this scale", "no records at this scale")))
+    replicated = (verdict_tables.replication_table(found, REPLICATIONS)
+                  or "No replication has records in this build.")
     page = f"""# Claims at a glance
 
 Every claim of the paper, decided by a stated test from this book's records. Each row
@@ -289,6 +303,14 @@ The primary reading's verdict is Holm-adjusted over the profile's family; the ot
 shown unadjusted, as a sensitivity analysis, beside the primary reading on the same seeds.
 
 {verdict_tables.readings_table(found) or "No other reading has records in this build."}
+
+## Replicated on another kind of CPU
+
+A training need not end bit for bit the same on two kinds of CPU (the methods page says
+why), so a record made on one kind cannot be re-made exactly on another. What can be
+checked there is the claim: {_replication_intro()}
+
+{replicated}
 
 ## The statistics behind each verdict
 

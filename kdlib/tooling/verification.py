@@ -196,8 +196,24 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
     report.stamp = _stamp(report, threads, workers, commit=end[0],
                           sample={"per_row": per_row, "seed": seed, "records": len(every),
                                   "sealed": sealed, "made_on": _kinds(committed)})
+    report.stamp["replicated"] = replicated(name)
     results.write_record(verify_.stamp_path(name), report.stamp)
     return report
+
+
+def replicated(profile: str) -> list[dict[str, Any]]:
+    """The claims of `profile` that a replication profile decided again on another kind of
+    CPU, or that `profile` replicates (:data:`kdlib.tooling.claims_page.REPLICATIONS`): a
+    check of the claims where the records themselves cannot be re-made bit for bit here."""
+    from kdlib import pages
+    from kdlib.pages import verdict_tables
+    from kdlib.tooling import claims_page
+
+    pairs = {rep: orig for rep, orig in claims_page.REPLICATIONS.items()
+             if profile in (rep, orig) and all((paths.profiles_dir() / f"{n}.yaml").is_file()
+                                               for n in (rep, orig))}
+    found = [f for p in sorted({*pairs, *pairs.values()}) for f in pages.findings(p)]
+    return verdict_tables.replications(found, pairs)
 
 
 def _kind(record: dict[str, Any]) -> str:
