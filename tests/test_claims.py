@@ -185,6 +185,10 @@ def test_the_verdict_across_readings_says_robust_or_what_it_depends_on():
     assert missing.across_readings == ("same unadjusted verdict under all 2 readings (1 "
                                        "declared reading not run at this scale)")
     assert Finding(claim, "cpu", "s", rep).across_readings == ""
+    # a claim not run at a scale is robust to nothing there, whatever its readings say
+    unrun = verdicts.not_run()
+    assert Finding(claim, "cpu", "s", unrun, readings=(
+        UnderReading(r1, True, unrun), UnderReading(r2, True, unrun))).across_readings == ""
 
 
 def test_a_claim_says_when_its_pairs_cross_kinds_of_cpu():

@@ -58,3 +58,20 @@ def test_substitute_swaps_a_row_for_its_reading_on_the_reading_seeds():
     assert [r["spec"]["seed"] for r in seen["baseline"]] == [1, 2]
     assert readings.rows_changed(records, "alpha-cifar100") == {"tf_kd_self"}
     assert sorted(readings.primary(records)) == ["baseline", "tf_kd_self"]
+
+
+def test_the_rows_a_reading_changes_depend_on_the_profile():
+    # the final-epoch reading changes the adversarially trained rows of a profile that stops
+    # early (the `cpu` recipe) and nothing where every row already ends at its final epoch
+    from kdlib import pages
+    from kdlib.chapters import adversarial
+
+    def cfg(early_stop):
+        return chapters.validate("06_adversarial_tfkd", {
+            "profile": "smoke", "seeds": [0], "early_stop": early_stop, "val_size": 8,
+            "methods": ["standard", "at", "at_tf_kd_reg_official"]}, complete=False)
+
+    stopping = pages._rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH, cfg(True))
+    assert stopping == {"at", "at_tf_kd_reg_official"}
+    assert pages._rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH,
+                               cfg(False)) == frozenset()

@@ -19,7 +19,6 @@ records of this chapter, disclosed with their scale, staleness and warnings) and
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import math
 from collections.abc import Sequence
@@ -75,6 +74,8 @@ class Finding:
         where no other reading was run. Each reading is compared with the primary one on the same
         seeds, both unadjusted for the family (like with like)."""
         reference = self.on_reading_seeds or self.unadjusted or self.decision
+        if reference.verdict == "not run at this scale":
+            return ""
         ran = [u for u in self.readings if u.decision is not None]
         left = len(self.readings) - len(ran)
         tail = (f" ({left} declared reading{'s' if left > 1 else ''} not run at this scale)"
@@ -93,21 +94,22 @@ def all_claims() -> list[Claim]:
     return [c for ch in chapters.all_chapters() for c in page(ch.name).CLAIMS]
 
 
-@functools.cache
-def _rows_changed(chapter: str, reading: str) -> frozenset[str]:
-    """The rows of `chapter` that `reading` changes (at the chapter's defaults)."""
-    ch = chapters.get(chapter)
-    (r,) = readings.declared(ch.readings, [reading])
-    cfg = dataclasses.replace(ch.params(), seeds=[0], reading_seeds=[0], readings=[],
-                              pilot_seeds=[])
-    return frozenset(run.name.split(readings.SEP)[0] for run in readings.runs_of(r, cfg, ch.plan))
+def _rows_changed(chapter: str, reading: readings.Reading, cfg: config.Common
+                  ) -> frozenset[str]:
+    """The rows of `chapter` that `reading` changes under `cfg` (a reading can change a row
+    under one profile and not under another: the final epoch is the best one for a profile
+    that does not stop early)."""
+    base = dataclasses.replace(cfg, seeds=cfg.seeds[:1], reading_seeds=cfg.seeds[:1],
+                               readings=[], pilot_seeds=[])
+    return frozenset(run.name.split(readings.SEP)[0]
+                     for run in readings.runs_of(reading, base, chapters.get(chapter).plan))
 
 
 def _under_readings(claim: Claim, cfg: config.Common, records: runs.Records
                     ) -> tuple[UnderReading, ...]:
     out = []
     for r in chapters.get(claim.chapter).readings:
-        changed = _rows_changed(claim.chapter, r.name) & set(claim.rows)
+        changed = _rows_changed(claim.chapter, r, cfg) & set(claim.rows)
         if not changed:
             continue
         registered = r.name in cfg.readings
@@ -116,6 +118,8 @@ def _under_readings(claim: Claim, cfg: config.Common, records: runs.Records
             >= set(cfg.reading_seeds) for row in changed)
         decision = (claim.judge(readings.substitute(records, r.name, cfg.reading_seeds), cfg)
                     if made else None)
+        if decision is not None and decision.verdict == "not run at this scale":
+            decision = None  # a row the claim compares was not run under this profile
         out.append(UnderReading(r, registered, decision))
     return tuple(out)
 
