@@ -108,7 +108,7 @@ chapters:
   01_vanilla_kd:
     seeds: [0]
     train_size: 60000
-    teacher_epochs: 8
+    teacher_epochs: 4
     sweep_temperatures: []
     sweep_alphas: []
 """
@@ -148,10 +148,15 @@ def submit_and_kill(profile: Path, root: Path, threads: int, timeout_s: float) -
     while subprocess.run(["squeue", "-h", "-j", ",".join(ids)], capture_output=True,
                          text=True).stdout.strip():
         time.sleep(0.5)  # until SLURM has ended the job
-    made = list((root / "results").rglob("*.json"))
+    (resume,) = (root / "models").rglob("*.resume.pt")
+    stem = resume.name.removesuffix(".resume.pt")
+    if resume.with_name(f"{stem}.pt").exists():
+        return f"the cancelled training saved its final weights: {stem}.pt"
+    made = list((root / "results").rglob(f"*-{stem.rsplit('-', 1)[1]}.json"))
     if made:
-        return f"a record was written although the job was cancelled: {made[0]}"
-    say(f"cancelled SLURM job {' '.join(ids)} after its first saved epoch; no record written")
+        return f"the cancelled run wrote a record: {made[0]}"
+    say(f"cancelled SLURM job {' '.join(ids)} after {stem} saved an epoch; no record or "
+        f"final weights of it")
     return None
 
 
