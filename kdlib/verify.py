@@ -41,8 +41,9 @@ COMPUTATION = ("data", "models", "losses", "objectives", "training", "attacks", 
 #: Files outside the computation modules that can change every result: the pinned packages
 #: (torch's version changes the last bits of a float), the build, and the profiles' parser.
 INPUTS = ("requirements.txt", "pyproject.toml", "kdlib/config.py")
-#: Metric keys that are timings: they differ between runs and are not compared.
-TIMINGS = {"seconds"}
+#: Metric keys not compared: timings, which differ between runs, and where the data came
+#: from, which names the state of a cache ("(via local cache)"), not a computed number.
+NOT_COMPARED = {"seconds", "data_source"}
 STAMP = "verified.json"
 
 
@@ -183,11 +184,12 @@ def committed_records(profile: str | Path) -> dict[Path, dict[str, Any]]:
 
 
 def compare(old: Any, new: Any, where: str = "") -> list[str]:
-    """Where two metric trees differ (timings excluded): one line per difference."""
+    """Where two metric trees differ (:data:`NOT_COMPARED` excluded): one line per
+    difference."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         out = []
         for key in sorted(set(old) | set(new)):
-            if key in TIMINGS:
+            if key in NOT_COMPARED:
                 continue
             if key not in new:
                 out.append(f"{where}{key}: missing in the re-run")

@@ -95,6 +95,9 @@ def test_a_pinned_package_the_build_or_the_parser_changed_stales_every_chapter(c
 def test_compare_finds_every_difference_but_timings():
     old = {"acc": 0.5, "history": [{"loss": 1.0, "seconds": 3.0}], "nan": float("nan")}
     assert verify.compare(old, {**old, "history": [{"loss": 1.0, "seconds": 9.0}]}) == []
+    # where the data came from names a cache's state, not a computed number
+    assert verify.compare({**old, "data_source": "mnist"},
+                          {**old, "data_source": "mnist (via local cache)"}) == []
     diff = verify.compare(old, {**old, "history": [{"loss": 1.5, "seconds": 3.0}], "new": 1})
     assert diff == ["history.0.loss: recorded 1.0, re-run 1.5"]
     assert verify.compare(old, {"acc": 0.5, "history": [], "nan": float("nan")}) == [
