@@ -102,18 +102,17 @@ def other_environment(records: runs.Records) -> list[str]:
     under it: a number made under another torch may differ in its last bits, and the
     staleness of :func:`stale_records` sees only the pinned versions, not the installed ones.
     Empty when every record was made under today's versions."""
-    now = results.code_environment()
+    def versions(env: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: (env.get("packages") or {}).get(k) for k in COMPUTING_PACKAGES},
+                "python": env.get("python")}
+
+    today = versions(results.code_environment())
     counts: dict[str, int] = {}
     for recs in records.values():
         for r in recs:
-            env = r["environment"]
-            made = {**{k: (env.get("packages") or {}).get(k) for k in COMPUTING_PACKAGES},
-                    "python": env.get("python")}
-            today = {**{k: now["packages"].get(k) for k in COMPUTING_PACKAGES},
-                     "python": now["python"]}
-            for key in made:
-                if made[key] != today[key]:
-                    line = f"{key} {made[key] or 'not recorded'} (here {today[key]})"
+            for key, made in versions(r["environment"]).items():
+                if made != today[key]:
+                    line = f"{key} {made or 'not recorded'} (here {today[key]})"
                     counts[line] = counts.get(line, 0) + 1
     return [f"{n} record{'s' if n != 1 else ''} made under {line}"
             for line, n in sorted(counts.items())]
