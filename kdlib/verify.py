@@ -203,3 +203,50 @@ def compare(old: Any, new: Any, where: str = "") -> list[str]:
     if old != new and not (old != old and new != new):  # NaN equals NaN here
         return [f"{where.rstrip('.')}: recorded {old!r}, re-run {new!r}"]
     return []
+
+
+# --- records made twice -------------------------------------------------------------------------
+
+def twins(profiles: Sequence[str]) -> list[dict[str, Any]]:
+    """Committed records made twice: the same chapter and spec (their file name, which holds
+    the spec's hash) in two of `profiles`, on one named kind of CPU with the same number of
+    threads, where training is deterministic. One entry per pair: the two profiles, the
+    record's folder and file, the two commits that made it and every metric that differs
+    (:func:`compare`; empty when the second re-made the first bit for bit). An edited metric
+    in either record is refused when it is read (its seal), and one edited with its seal shows
+    here as a difference."""
+    seen: dict[tuple[str, str, str, Any], tuple[str, dict[str, Any]]] = {}
+    out = []
+    for profile in profiles:
+        for path, record in committed_records(profile).items():
+            env = record["environment"]
+            if not env.get("cpu_isa"):
+                continue
+            key = (path.parent.name, path.name, env["cpu_isa"], env.get("cpu_threads"))
+            if key not in seen:
+                seen[key] = (profile, record)
+                continue
+            first, old = seen[key]
+            out.append({"profiles": (first, profile), "chapter": key[0], "record": key[1],
+                        "commits": (old["environment"].get("git_commit"), env.get("git_commit")),
+                        "differences": compare(old["metrics"], record["metrics"])})
+    return out
+
+
+def twins_table(pairs: Sequence[dict[str, Any]]) -> str:
+    """:func:`twins` in Markdown: per pair of profiles and chapter, how many records the second
+    re-made and how many of them bit for bit, with the first differing metrics."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for t in pairs:
+        groups.setdefault((*t["profiles"], t["chapter"]), []).append(t)
+    if not groups:
+        return "No committed record was made twice on one kind of CPU in this checkout."
+    lines = ["| made first in | re-made in | chapter | records | identical | where they differ |",
+             "|---|---|---|---|---|---|"]
+    for (first, second, chapter), ts in sorted(groups.items()):
+        same = sum(not t["differences"] for t in ts)
+        diff = "; ".join(f"`{t['record']}`: {t['differences'][0]}" + (
+            f" (+{len(t['differences']) - 1} more)" if len(t["differences"]) > 1 else "")
+            for t in ts if t["differences"]) or "—"
+        lines.append(f"| `{first}` | `{second}` | {chapter} | {len(ts)} | {same} | {diff} |")
+    return "\n".join(lines)

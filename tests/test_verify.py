@@ -285,3 +285,46 @@ def test_the_stamp_lists_the_claims_a_replication_decided_again(tmp_path, monkey
                      "effect_inside_original_ci": False}]
     assert verification.replicated("rep") == rows
     assert verification.replicated("other") == []
+
+
+def test_records_made_twice_on_one_kind_of_cpu_are_compared_metric_by_metric():
+    """Two profiles that hold a record of one spec, made on one named kind of CPU with the
+    same threads, are paired and compared (timings aside); records of another thread count
+    or of no named CPU are not paired; a number edited and sealed again shows by name."""
+    spec = {"seed": 0}
+    env = {"cpu_isa": "AVX512 flags-0123", "cpu_threads": 1, "git_commit": "a"}
+
+    def put(profile: str, metrics: dict, **changes) -> None:
+        path = paths.record_file(profile, "04_teacher_free", "baseline", results.spec_hash(spec))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        results.write_record(path, results.sealed(
+            {"spec": spec, "metrics": metrics, "environment": {**env, **changes}}))
+
+    put("p1", {"test_acc": 0.5, "seconds": 1.0})
+    put("p2", {"test_acc": 0.5, "seconds": 2.0}, git_commit="b")
+    put("p3", {"test_acc": 0.51, "seconds": 1.0}, git_commit="c")
+    put("p4", {"test_acc": 0.9}, cpu_threads=2)
+    put("p5", {"test_acc": 0.9}, cpu_isa=None)
+    found = verify.twins(["p1", "p2", "p3", "p4", "p5"])
+    assert [(t["profiles"], t["commits"], t["differences"]) for t in found] == [
+        (("p1", "p2"), ("a", "b"), []),
+        (("p1", "p3"), ("a", "c"), ["test_acc: recorded 0.5, re-run 0.51"])]
+    table = verify.twins_table(found).splitlines()
+    name = f"baseline-{results.spec_hash(spec)}.json"
+    assert table[2:] == [
+        "| `p1` | `p2` | 04_teacher_free | 1 | 1 | — |",
+        f"| `p1` | `p3` | 04_teacher_free | 1 | 0 | `{name}`: test_acc: recorded 0.5, re-run "
+        "0.51 |"]
+    assert verify.twins([]) == [] and "No committed record" in verify.twins_table([])
+
+
+def test_every_committed_record_made_twice_on_one_kind_of_cpu_is_identical(monkeypatch):
+    """The committed numbers themselves, checked where a profile re-made another's runs on
+    the same kind of CPU (the methods page's table): not one metric differs."""
+    from kdlib import pages
+
+    monkeypatch.delenv("KDLIB_RESULTS")
+    found = verify.twins(pages.committed_profiles() + pages.committed_profiles(pilots=True))
+    assert len(found) >= 24
+    assert {t["profiles"] for t in found} >= {("cpu", "cpu-amd")}
+    assert [t for t in found if t["differences"]] == []

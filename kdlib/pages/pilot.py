@@ -210,6 +210,11 @@ PREMISE_PILOTS = (
     PremisePilot("pilot-akd", "06_adversarial_tfkd", "AKD at least as robust as AT",
                  "akd", "at", "aa_acc", "AKD at T = 2, weight 0.3 on the labels (Chen et al.)",
                  "self-teacher-published"),
+    PremisePilot("cpu-amd-teachers", "06_adversarial_tfkd", "AKD at least as robust as AT",
+                 "akd", "at", "aa_acc", "AKD at the book's T = 1, α = 0.9 (AMD EPYC)"),
+    PremisePilot("cpu-amd-teachers", "06_adversarial_tfkd", "AKD at least as robust as AT",
+                 "akd", "at", "aa_acc", "AKD at T = 2, weight 0.3 on the labels (AMD EPYC)",
+                 "self-teacher-published"),
 )
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from kdlib import chapters as registry
-from kdlib import config, paths, results
+from kdlib import config, paths, results, verify
 from kdlib.tooling import claims_page
 
 
@@ -121,15 +121,18 @@ def write_pilot(site: Path) -> None:
     """What the methods page includes from the records and the declarations:
     ``book/pilot.md`` (the variance pilot's table and the recipe it chose),
     ``book/premise_pilots.md`` (how far each premise pilot got; :mod:`kdlib.pages.pilot`) and
-    ``book/readings.md`` (every declared reading and who runs it)."""
+    ``book/readings.md`` (every declared reading and who runs it) and ``book/twins.md``
+    (committed records made twice on one kind of CPU, compared: :func:`kdlib.verify.twins`)."""
     from kdlib import pages
     from kdlib.pages import pilot, verdict_tables
 
     (site / "book" / "pilot.md").write_text(pilot.markdown() + "\n")
     (site / "book" / "premise_pilots.md").write_text(
         (pilot.premise_markdown() or "No premise pilot has records in this checkout.") + "\n")
-    (site / "book" / "readings.md").write_text(verdict_tables.declared_readings(
-        pages.committed_profiles() + pages.committed_profiles(pilots=True)) + "\n")
+    committed = pages.committed_profiles() + pages.committed_profiles(pilots=True)
+    (site / "book" / "readings.md").write_text(verdict_tables.declared_readings(committed)
+                                               + "\n")
+    (site / "book" / "twins.md").write_text(verify.twins_table(verify.twins(committed)) + "\n")
 
 
 def write_benchmarks_page(site: Path) -> None:

@@ -19,10 +19,11 @@ from kdlib.pages import Finding, verdict_tables
 from kdlib.pages.verdict_tables import MARKS
 
 #: The committed profiles whose records decide claims, widest scale first: the paper's
-#: setting, the CPU stand-in, and its within-kind replication of chapter 4's readings.
-CLAIM_SCALES = ("paper", "cpu", "cpu-amd")
+#: setting, the CPU stand-in, and its within-kind re-makes on an AMD EPYC (chapters 4-6's
+#: readings, and chapter 6's self-teacher reading).
+CLAIM_SCALES = ("paper", "cpu", "cpu-amd", "cpu-amd-teachers")
 #: Profiles that re-make another's recipe on another kind of CPU: replication -> original.
-REPLICATIONS = {"cpu-amd": "cpu"}
+REPLICATIONS = {"cpu-amd": "cpu", "cpu-amd-teachers": "cpu"}
 
 
 def scales(build_profile: str) -> list[str]:
