@@ -39,6 +39,28 @@ Rule = Callable[[Records, Any], Decision]
 FIT_LOSS = 0.10
 
 
+class MissingMetricError(LookupError):
+    """A record lacks a metric a claim reads: a renamed or never-written metric is a bug to
+    fix, never a verdict."""
+
+
+class NotRecorded(Exception):  # noqa: N818 (a state of the records, not an error)
+    """A derived measure the records lack by design (a profile that samples no gradients):
+    the claim is not run, and says why."""
+
+
+def metric(record: dict[str, Any], key: str) -> Any:
+    """`key` of `record`'s metrics; a :class:`MissingMetricError` names the record's file
+    and the metrics it has when the key is missing."""
+    metrics = record["metrics"]
+    if key not in metrics:
+        where = (f"results/{record.get('profile', '?')}/{record.get('chapter', '?')}/"
+                 f"{record.get('name', '?')}-{record.get('spec_hash', '?')}.json")
+        raise MissingMetricError(f"record {where} (seed {record['spec'].get('seed')}) has no "
+                                 f"metric {key!r}; it has {sorted(metrics)}")
+    return metrics[key]
+
+
 class Row(Protocol):
     """A table row a rule compares: anything with the ``name`` of its records."""
 
@@ -51,7 +73,7 @@ class Claim:
 
     id: str
     chapter: str
-    statement: str  # as the paper states it (kdlib.paper.STATEMENTS)
+    statement: str  # the claim in words, as the paper makes it
     paper: str  # the paper's numbers
     test: str  # the rule, in words
     decide: Rule  # (records of the chapter, its parameters) -> Decision
@@ -123,7 +145,7 @@ def values(records: Records, row: Row | str, key: str = "test_acc") -> list[floa
 def by_seed(records: Records, row: Row | str, key: str = "test_acc",
             measure: Callable[[dict[str, Any]], float] | None = None) -> dict[int, float]:
     """Seed -> `key` (or `measure(record)`) of every record of `row`."""
-    get = measure or (lambda r: float(r["metrics"][key]))
+    get = measure or (lambda r: float(metric(r, key)))
     return {int(r["spec"]["seed"]): get(r) for r in records.get(_name(row), [])}
 
 
@@ -260,7 +282,9 @@ def per_seed_gain(treated: Row, baseline: Row, measure: Callable[[dict[str, Any]
                   claimed: float) -> Rule:
     """"`treated` has a larger `measure` than `baseline` by `claimed`": `measure` of each
     seed's record, both divided by the baseline's mean, so that the rule sees ratios and
-    `claimed` is a relative size (0.10: ten per cent larger)."""
+    `claimed` is a relative size (0.10: ten per cent larger). A `measure` raises
+    :class:`NotRecorded` where the records lack it by design (the claim is then not run);
+    any other error propagates."""
     def rule(records: Records) -> Decision:
         base = by_seed(records, baseline, measure=measure)
         mean = stats.summarize(list(base.values())).mean
@@ -268,7 +292,7 @@ def per_seed_gain(treated: Row, baseline: Row, measure: Callable[[dict[str, Any]
         return verdicts.gain({s: v / mean for s, v in ours.items()},
                              {s: v / mean for s, v in base.items()}, claimed, scale=1.0)
 
-    return RowRule((_name(treated), _name(baseline)), rule, (KeyError, TypeError),
+    return RowRule((_name(treated), _name(baseline)), rule, (NotRecorded,),
                    "no gradient samples recorded")
 
 

@@ -38,16 +38,6 @@ def comparison_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows)).set_index("")
 
 
-def glue_summary(name: str, values: Sequence[float], scale: float = 100.0) -> stats.Summary:
-    """Glue ``<name>_mean`` and ``<name>_std`` (as plain floats, scaled) for the page text."""
-    from myst_nb import glue  # only inside a notebook
-
-    s = stats.summarize(values)
-    glue(f"{name}_mean", float(s.mean * scale), display=False)
-    glue(f"{name}_std", float(s.std * scale), display=False)
-    return s
-
-
 def glue_value(name: str, value: float | int | str) -> None:
     """Glue one plain value (numbers become Python floats or ints, never numpy scalars)."""
     from myst_nb import glue

@@ -265,3 +265,35 @@ def test_the_replication_table_compares_each_claim_with_its_original():
     assert verdict_tables.replication_table(
         [Finding(claim, "cpu", "s", original), Finding(claim, "cpu-amd", "s", edge)],
         {"cpu-amd": "cpu"}).endswith("| yes | yes |")
+
+
+def _gradient_records(gradients):
+    """Two seeds of the baseline and Tf-KD-reg (official) records with `gradients` as each
+    record's ``gradients`` metric."""
+    return {name: [{"profile": "p", "chapter": "04_teacher_free", "name": name,
+                    "spec_hash": f"{name[:4]}{seed}", "spec": {"seed": seed},
+                    "metrics": {"gradients": gradients, "history": []}} for seed in (0, 1)]
+            for name in ("baseline", "tf_kd_reg_official")}
+
+
+def test_a_metric_read_but_missing_is_an_error_naming_the_record_not_a_verdict():
+    from kdlib.pages import gradients
+
+    (f2,) = [c for c in gradients.CLAIMS if c.id == "F2 (reg)"]
+    # the profile sampled no gradients: the claim is not run, and says why
+    none = f2.decide(_gradient_records(None), None)
+    assert none.verdict == "not run at this scale" and "no gradient samples" in none.test
+    # a renamed metric is a bug: an error that names the record and what it has
+    renamed = _gradient_records(None)
+    for rs in renamed.values():
+        for r in rs:
+            r["metrics"] = {"grads": {}, "history": []}
+    with pytest.raises(claims.MissingMetricError,
+                       match=r"results/p/04_teacher_free/base.*0\.json \(seed 0\) has no "
+                             r"metric 'gradients'; it has \['grads', 'history'\]"):
+        f2.decide(renamed, None)
+    with pytest.raises(claims.MissingMetricError, match="no metric 'test_acc'"):
+        claims.gain("tf_kd_reg_official", "baseline", 0.41)(renamed, None)
+    # a gradient record that breaks the measure in any other way propagates too
+    with pytest.raises(KeyError):
+        f2.decide(_gradient_records({"layer": []}), None)

@@ -98,11 +98,6 @@ def get(name: str) -> Chapter:
     return chapters[name]
 
 
-def module(name: str) -> ModuleType:
-    """The module that declares chapter `name`."""
-    return importlib.import_module(get(name).plan.__module__)
-
-
 def params_class(name: str) -> type[config.Common]:
     return get(name).params
 

@@ -18,9 +18,18 @@ NAME = "05_gradients"
 scale = common.scale
 
 
+def gradients_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The gradient samples of one run; :class:`kdlib.claims.NotRecorded` where the profile
+    sampled none (``grad_every: 0``)."""
+    g = claims.metric(record, "gradients")
+    if g is None:
+        raise claims.NotRecorded(f"record {record.get('name')} has no gradient samples")
+    return g
+
+
 def mean_gradient(record: dict[str, Any]) -> float:
     """Mean |gradient| over all layers of one run."""
-    values = record["metrics"]["gradients"]["mean_abs_grad"]
+    values = gradients_of(record)["mean_abs_grad"]
     return sum(values) / len(values)
 
 
@@ -228,7 +237,7 @@ def depth_ratio(record: dict[str, Any]) -> float:
     leaves this ratio unchanged; a loss that keeps the early layers learning relative to
     the head raises it. Vanishing gradients are a small ratio.
     """
-    g = record["metrics"]["gradients"]
+    g = gradients_of(record)
     early = [v for v, s in zip(g["mean_abs_grad"], g["stage"], strict=True) if s in EARLY]
     last = [v for v, s in zip(g["mean_abs_grad"], g["stage"], strict=True) if s == "fc"]
     return (sum(early) / len(early)) / (sum(last) / len(last))
