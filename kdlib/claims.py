@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kdlib import instability, report, runs, stats, verdicts
+from kdlib import instability, report, results, runs, stats, verdicts
 from kdlib.verdicts import Decision
 
 Records = runs.Records
@@ -39,26 +39,9 @@ Rule = Callable[[Records, Any], Decision]
 FIT_LOSS = 0.10
 
 
-class MissingMetricError(LookupError):
-    """A record lacks a metric a claim reads: a renamed or never-written metric is a bug to
-    fix, never a verdict."""
-
-
 class NotRecorded(Exception):  # noqa: N818 (a state of the records, not an error)
     """A derived measure the records lack by design (a profile that samples no gradients):
     the claim is not run, and says why."""
-
-
-def metric(record: dict[str, Any], key: str) -> Any:
-    """`key` of `record`'s metrics; a :class:`MissingMetricError` names the record's file
-    and the metrics it has when the key is missing."""
-    metrics = record["metrics"]
-    if key not in metrics:
-        where = (f"results/{record.get('profile', '?')}/{record.get('chapter', '?')}/"
-                 f"{record.get('name', '?')}-{record.get('spec_hash', '?')}.json")
-        raise MissingMetricError(f"record {where} (seed {record['spec'].get('seed')}) has no "
-                                 f"metric {key!r}; it has {sorted(metrics)}")
-    return metrics[key]
 
 
 class Row(Protocol):
@@ -126,8 +109,8 @@ def fits(teacher: Row | str, what: str, level: float = FIT_LOSS) -> Premise:
     """"The teacher `teacher` fits its training data": the mean final training cross-entropy
     of its runs is at most `level`."""
     def measure(records: Records) -> tuple[bool | None, str]:
-        losses = [float(r["metrics"]["final_train_loss"]) for r in records.get(_name(teacher), [])
-                  if "final_train_loss" in r["metrics"]]
+        losses = [float(r.metrics["final_train_loss"]) for r in records.get(_name(teacher), [])
+                  if "final_train_loss" in r.metrics]
         if not losses:
             return None, "no training loss recorded"
         mean = sum(losses) / len(losses)
@@ -143,10 +126,11 @@ def values(records: Records, row: Row | str, key: str = "test_acc") -> list[floa
 
 
 def by_seed(records: Records, row: Row | str, key: str = "test_acc",
-            measure: Callable[[dict[str, Any]], float] | None = None) -> dict[int, float]:
-    """Seed -> `key` (or `measure(record)`) of every record of `row`."""
-    get = measure or (lambda r: float(metric(r, key)))
-    return {int(r["spec"]["seed"]): get(r) for r in records.get(_name(row), [])}
+            measure: Callable[[results.Record], float] | None = None) -> dict[int, float]:
+    """Seed -> `key` (or `measure(record)`) of every record of `row`; a missing metric is a
+    :class:`kdlib.results.MissingMetricError` naming the record."""
+    get = measure or (lambda r: float(r.metric(key)))
+    return {int(r.seed): get(r) for r in records.get(_name(row), [])}
 
 
 def _name(row: Row | str) -> str:
@@ -163,15 +147,15 @@ def unstable(records: Records, rows: Sequence[Row | str]) -> dict[int, str]:
     out: dict[int, list[str]] = {}
     for row in rows:
         for r in records.get(_name(row), []):
-            flags = instability.flags(r["metrics"].get("history") or [], metrics=r["metrics"])
+            flags = instability.flags(r.metrics.get("history") or [], metrics=r.metrics)
             if flags:
-                out.setdefault(int(r["spec"]["seed"]), []).append(
-                    f"`{_name(row)}` seed {r['spec']['seed']}: {flags[0].detail}")
+                out.setdefault(int(r.seed), []).append(
+                    f"`{_name(row)}` seed {r.seed}: {flags[0].detail}")
     return {seed: "; ".join(why) for seed, why in out.items()}
 
 
 def _drop(records: Records, seeds: set[int]) -> Records:
-    return {name: [r for r in rs if int(r["spec"]["seed"]) not in seeds]
+    return {name: [r for r in rs if int(r.seed) not in seeds]
             for name, rs in records.items()}
 
 
@@ -182,14 +166,9 @@ def hours(records: Records, rows: Sequence[Row | str], seeds: int | None) -> flo
         return math.nan
     per_seed = 0.0
     for row in rows:
-        times = [r["wall_time_s"] for r in records.get(_name(row), []) if "wall_time_s" in r]
+        times = [r.wall_time_s for r in records.get(_name(row), []) if r.wall_time_s is not None]
         per_seed += sum(times) / len(times) if times else 0.0
     return seeds * per_seed / 3600
-
-
-def cpu_kind(record: dict[str, Any]) -> str:
-    """The kind of CPU a record was made on: its CPU model (``unknown`` where not recorded)."""
-    return (record.get("environment") or {}).get("cpu") or "unknown"
 
 
 def mixed_kinds(records: Records, rows: Sequence[Row | str]) -> str:
@@ -198,7 +177,7 @@ def mixed_kinds(records: Records, rows: Sequence[Row | str]) -> str:
     kinds: dict[int, set[str]] = {}
     for row in rows:
         for r in records.get(_name(row), []):
-            kinds.setdefault(int(r["spec"]["seed"]), set()).add(cpu_kind(r))
+            kinds.setdefault(int(r.seed), set()).add(r.cpu)
     mixed = sorted(s for s, k in kinds.items() if len(k) > 1)
     if not mixed:
         return ""
@@ -240,7 +219,7 @@ class RowRule:
         if mixed:
             decision = dataclasses.replace(decision, notes=(*decision.notes, mixed))
         pilot = set(getattr(cfg, "pilot_seeds", []) or []) & {
-            int(r["spec"]["seed"]) for r in records.get(self.rows[0], [])}
+            int(r.seed) for r in records.get(self.rows[0], [])}
         if pilot:
             decision = self._without(decision, records, pilot,
                                      f"seeds {sorted(pilot)} were also run by the pilot that "
@@ -278,7 +257,7 @@ def alike(control: Row, like: Row, base: Row, claimed: float, key: str = "test_a
                                                   by_seed(records, base, key), margin))
 
 
-def per_seed_gain(treated: Row, baseline: Row, measure: Callable[[dict[str, Any]], float],
+def per_seed_gain(treated: Row, baseline: Row, measure: Callable[[results.Record], float],
                   claimed: float) -> Rule:
     """"`treated` has a larger `measure` than `baseline` by `claimed`": `measure` of each
     seed's record, both divided by the baseline's mean, so that the rule sees ratios and

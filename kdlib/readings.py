@@ -80,7 +80,7 @@ def substitute(records: runs.Records, reading: str, seeds: Sequence[int]) -> run
         if SEP in name:
             continue
         chosen = records.get(f"{name}{SEP}{reading}", rs)
-        out[name] = [r for r in chosen if int(r["spec"]["seed"]) in keep]
+        out[name] = [r for r in chosen if int(r.seed) in keep]
     return out
 
 

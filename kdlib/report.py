@@ -10,6 +10,7 @@ import pandas as pd
 
 from kdlib import stats
 from kdlib.config import Common, as_dict
+from kdlib.results import Record
 
 
 def params_table(cfg: Common) -> pd.DataFrame:
@@ -18,9 +19,9 @@ def params_table(cfg: Common) -> pd.DataFrame:
                          for k, v in as_dict(cfg).items()]).set_index("parameter")
 
 
-def metric(records: Iterable[Mapping[str, Any]], key: str = "test_acc") -> list[float]:
-    """One metric from each record, in order."""
-    return [float(r["metrics"][key]) for r in records]
+def metric(records: Iterable[Record], key: str = "test_acc") -> list[float]:
+    """One metric from each record, in order (:meth:`kdlib.results.Record.metric`)."""
+    return [float(r.metric(key)) for r in records]
 
 
 def comparison_row(label: str, paper: float | str | None, values: Sequence[float],
@@ -72,17 +73,17 @@ def gain_sentence(treated: str, a: Sequence[float], baseline: str, b: Sequence[f
     return head + detail + ": no gain in this build."
 
 
-def collapsed(records: Mapping[str, Sequence[Mapping[str, Any]]], labels: Mapping[str, str],
+def collapsed(records: Mapping[str, Sequence[Record]], labels: Mapping[str, str],
               key: str = "clean_acc", classes: int = 10, margin: float = 0.02) -> list[str]:
     """One sentence per row with runs whose `key` is at chance (at most 1/`classes` +
     `margin`): such a network predicts (nearly) one class, its training collapsed, and its
     robust accuracy says nothing about its method."""
     out = []
     for name, recs in records.items():
-        bad = [r for r in recs if r["metrics"][key] <= 1 / classes + margin]
+        bad = [r for r in recs if r.metrics[key] <= 1 / classes + margin]
         if bad:
-            seeds = ", ".join(str(r["spec"].get("seed")) for r in bad)
-            accs = ", ".join(f"{100 * r['metrics'][key]:.1f}%" for r in bad)
+            seeds = ", ".join(str(r.seed) for r in bad)
+            accs = ", ".join(f"{100 * r.metrics[key]:.1f}%" for r in bad)
             out.append(f"{labels.get(name, name)}: training collapsed in {len(bad)} of "
                        f"{len(recs)} run(s) (seed {seeds}; clean accuracy {accs}, chance "
                        f"is {100 / classes:.0f}%).")

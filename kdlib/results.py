@@ -4,7 +4,8 @@ A *spec* is a JSON-able dict of everything that determines a run's outcome
 (data, model, recipe, seed, loss settings, the specs of the models it learns
 from); :func:`spec_hash` names the record and the checkpoint after it, so equal
 runs share both and changed runs never collide. :class:`kdlib.runs.Run` writes
-the records; this module reads and writes the files.
+the records; this module reads and writes the files, and parses each file once into a
+:class:`Record`, the one form every reader (pages, claims, verification) uses.
 
 Each record also carries what a reader needs to trust it: the profile, the
 wall time, the git commit, package versions and the device.
@@ -18,6 +19,7 @@ import os
 import platform
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -181,12 +183,12 @@ def sealed(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def seal_breaks(record: Mapping[str, Any]) -> list[str]:
+def seal_breaks(record: Record) -> list[str]:
     """The metrics of `record` that no longer match its seal (none when it has no seal)."""
-    want = record.get("seal")
+    want = record.seal
     if want is None:
         return []
-    got = seal(record["metrics"])
+    got = seal(record.metrics)
     return [f"{k} ({'removed' if k not in got else 'added' if k not in want else 'changed'})"
             for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
 
@@ -197,21 +199,89 @@ def remake_command(path: Path) -> str:
     return f"rm {path} && python -m kdlib jobs {profile} --chapters {chapter}"
 
 
-def load_record(path: Path) -> dict[str, Any]:
+class MissingMetricError(LookupError):
+    """A record lacks a metric its reader asks for: a renamed or never-written metric is a
+    bug to fix, never a verdict."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One run's record, parsed once from its file: what ran (`spec`), what it measured
+    (`metrics`), where and by which code (`environment`), and how long it took. Readers use
+    these attributes; :meth:`metric` names the record when a metric is missing."""
+
+    spec: Mapping[str, Any]
+    metrics: Mapping[str, Any]
+    profile: str = "?"
+    chapter: str = "?"
+    name: str = "?"
+    spec_hash: str = "?"
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    wall_time_s: float | None = None
+    started_utc: str | None = None
+    device: str | None = None
+    seal: Mapping[str, str] | None = None
+    #: where scripts/migrate_specs.py carried the record from (its old spec hash and commit)
+    migrated_from: Mapping[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> Record:
+        """The record of `data` (a record file's JSON); ValueError says what is wrong."""
+        if not isinstance(data, dict) or not isinstance(data.get("spec"), dict) \
+                or not isinstance(data.get("metrics"), dict):
+            raise ValueError("not a record (no spec or metrics)")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"not a record (unknown fields {sorted(unknown)})")
+        return cls(**data)
+
+    def json(self) -> dict[str, Any]:
+        """The record's JSON form, as its file holds it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None}
+
+    @property
+    def seed(self) -> int | None:
+        return self.spec.get("seed")
+
+    @property
+    def commit(self) -> str | None:
+        """The git commit of the code that made the record."""
+        return self.environment.get("git_commit")
+
+    @property
+    def cpu(self) -> str:
+        """The kind of CPU that made the record: its model (``unknown`` where not recorded)."""
+        return self.environment.get("cpu") or "unknown"
+
+    @property
+    def file(self) -> str:
+        """Where the record lies: results/<profile>/<chapter>/<name>-<hash>.json."""
+        return f"results/{self.profile}/{self.chapter}/{self.name}-{self.spec_hash}.json"
+
+    def metric(self, key: str) -> Any:
+        """Metric `key`; a :class:`MissingMetricError` names the record's file, its seed and
+        the metrics it has when the key is missing."""
+        if key not in self.metrics:
+            raise MissingMetricError(f"record {self.file} (seed {self.seed}) has no metric "
+                                     f"{key!r}; it has {sorted(self.metrics)}")
+        return self.metrics[key]
+
+
+def load_record(path: Path) -> Record:
     """The record at `path`, refused with :class:`DamagedRecordError` when it does not parse
     as a record, its spec does not hash to the hash in its file name, or a metric does not
     match the record's seal (:func:`seal_breaks`)."""
     try:
-        record = json.loads(path.read_text())
+        record = Record.parse(json.loads(path.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         problem = f"not valid JSON ({err})"
+    except ValueError as err:
+        problem = str(err)
     else:
         name_hash = path.stem.rpartition("-")[2]
-        if not isinstance(record, dict) or not isinstance(record.get("spec"), dict) \
-                or "metrics" not in record:
-            problem = "not a record (no spec or metrics)"
-        elif spec_hash(record["spec"]) != name_hash:
-            problem = (f"its spec hashes to {spec_hash(record['spec'])}, not to the "
+        if spec_hash(record.spec) != name_hash:
+            problem = (f"its spec hashes to {spec_hash(record.spec)}, not to the "
                        f"{name_hash} of its name")
         elif broken := seal_breaks(record):
             problem = (f"metric {', '.join(broken)} no longer matches the seal made when the "

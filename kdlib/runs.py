@@ -31,7 +31,7 @@ import pandas as pd
 from kdlib import checkpoints, paths, results
 
 #: Records of a chapter grouped by run name, in plan order, each list in seed order.
-Records = dict[str, list[dict[str, Any]]]
+Records = dict[str, list[results.Record]]
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Run:
     def label(self) -> str:
         return f"{self.chapter}/{self.name}-{self.spec_hash} (seed {self.seed})"
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> results.Record:
         return results.load_record(self.path)
 
     @property
@@ -116,7 +116,7 @@ class Run:
         return (paths.checkpoints_dir() / "runs"
                 / f"{self.profile}-{self.chapter}-{self.name}-{self.spec_hash}.lock")
 
-    def execute(self, progress: bool = True) -> dict[str, Any]:
+    def execute(self, progress: bool = True) -> results.Record:
         """The run's record: read from disk, or computed now and then saved. The process
         that makes it holds :attr:`lock_path`, so two processes making one plan compute each
         run once: the second waits, then reads the first one's record."""
@@ -137,14 +137,14 @@ class Run:
                 "environment": results.environment(),
             }
             results.write_record(self.path, results.sealed(record))
-        return self.load()  # the JSON form, identical to what a later call reads
+        return self.load()  # as read from its file, identical to what a later call reads
 
 
-def group(records: Iterable[Mapping[str, Any]]) -> Records:
+def group(records: Iterable[results.Record]) -> Records:
     """Records grouped by run name, in the order given."""
     out: Records = {}
     for r in records:
-        out.setdefault(r["name"], []).append(dict(r))
+        out.setdefault(r.name, []).append(r)
     return out
 
 
@@ -239,19 +239,19 @@ def unique(plan: Iterable[Run]) -> list[Run]:
 
 
 def provenance(records: Records,
-               columns: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None
+               columns: Mapping[str, Callable[[results.Record], Any]] | None = None
                ) -> pd.DataFrame:
     """One row per record: run, seed, record file, the chapter's `columns`, wall time,
     commit and device."""
     rows = []
     for recs in records.values():
         for r in recs:
-            env = r["environment"]
-            commit = (env.get("git_commit") or "")[:10]
-            rows.append({"run": r["name"], "seed": r["spec"].get("seed"),
-                         "record": f"{r['name']}-{r['spec_hash']}.json",
+            commit = (r.commit or "")[:10]
+            rows.append({"run": r.name, "seed": r.seed,
+                         "record": f"{r.name}-{r.spec_hash}.json",
                          **{k: f(r) for k, f in (columns or {}).items()},
-                         "wall time (s)": round(r["wall_time_s"], 1),
-                         "commit": commit + (" (modified)" if env.get("git_dirty") else ""),
-                         "device": r["device"]})
+                         "wall time (s)": round(r.wall_time_s or 0.0, 1),
+                         "commit": commit + (" (modified)" if r.environment.get("git_dirty")
+                                             else ""),
+                         "device": r.device})
     return pd.DataFrame(rows)

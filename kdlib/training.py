@@ -18,6 +18,7 @@ engines against a textbook loop, and their accuracy against each other.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -147,16 +148,10 @@ def seeded(seed: int, factory: Callable[[], nn.Module]) -> nn.Module:
     return factory()
 
 
-#: Where :func:`train` reports each finished epoch when it shows no progress bar (a worker of
-#: ``kdlib jobs`` prints one line per epoch); None: nowhere (:func:`log_epochs`).
-_epoch_log: Callable[[str], None] | None = None
-
-
-def log_epochs(log: Callable[[str], None] | None) -> None:
-    """Report every finished epoch of a training that shows no progress bar to `log`, one
-    line each (its name, epoch, loss and seconds); None stops it."""
-    global _epoch_log
-    _epoch_log = log
+#: Where :func:`train` reports each finished epoch (its name, epoch, loss and seconds, at
+#: level INFO) when it shows no progress bar: a worker of ``kdlib jobs`` gives it a handler
+#: that prints one line per epoch; without one, nothing is shown.
+EPOCHS = logging.getLogger("kdlib.training.epochs")
 
 
 def _take(y: Targets, idx: torch.Tensor) -> Targets:
@@ -272,9 +267,9 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
                 model.train()
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=epoch + 1)
-            if not progress and _epoch_log is not None:
-                _epoch_log(f"{desc}: epoch {epoch + 1}/{recipe.epochs}, loss {row['loss']:.4f}, "
-                           f"{row['seconds']:.0f} s")
+            if not progress:
+                EPOCHS.info("%s: epoch %d/%d, loss %.4f, %.0f s", desc, epoch + 1,
+                            recipe.epochs, row["loss"], row["seconds"])
             if checkpoint is not None:
                 state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                          "scheduler": sched.state_dict(), "generator": gen.get_state(),

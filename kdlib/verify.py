@@ -102,7 +102,7 @@ def other_environment(records: runs.Records) -> list[str]:
     under it: a number made under another torch may differ in its last bits, and the
     staleness of :func:`stale_records` sees only the pinned versions, not the installed ones.
     Empty when every record was made under today's versions."""
-    def versions(env: dict[str, Any]) -> dict[str, Any]:
+    def versions(env: Mapping[str, Any]) -> dict[str, Any]:
         return {**{k: (env.get("packages") or {}).get(k) for k in COMPUTING_PACKAGES},
                 "python": env.get("python")}
 
@@ -110,7 +110,7 @@ def other_environment(records: runs.Records) -> list[str]:
     counts: dict[str, int] = {}
     for recs in records.values():
         for r in recs:
-            for key, made in versions(r["environment"]).items():
+            for key, made in versions(r.environment).items():
                 if made != today[key]:
                     line = f"{key} {made or 'not recorded'} (here {today[key]})"
                     counts[line] = counts.get(line, 0) + 1
@@ -139,7 +139,7 @@ def stale_records(records: runs.Records, chapter: str,
         return ()
     verified: dict[str, str | None] = {}
     out = []
-    for commit, profile in sorted({(r["environment"].get("git_commit"), r["profile"])
+    for commit, profile in sorted({(r.commit, r.profile)
                                    for rs in records.values() for r in rs}, key=str):
         if profile not in verified:
             s = stamp(profile)
@@ -174,7 +174,7 @@ def sample(profile: str | Path, per_row: int = 1, seed: int = 0) -> list[runs.Ru
     return out
 
 
-def committed_records(profile: str | Path) -> dict[Path, dict[str, Any]]:
+def committed_records(profile: str | Path) -> dict[Path, results.Record]:
     """Every committed record of `profile`, by file, each read once, so that a damaged or
     edited one is refused by name (:func:`kdlib.results.load_record`)."""
     name = Path(str(profile)).stem
@@ -215,11 +215,11 @@ def twins(profiles: Sequence[str]) -> list[dict[str, Any]]:
     (:func:`compare`; empty when the second re-made the first bit for bit). An edited metric
     in either record is refused when it is read (its seal), and one edited with its seal shows
     here as a difference."""
-    seen: dict[tuple[str, str, str, Any], tuple[str, dict[str, Any]]] = {}
+    seen: dict[tuple[str, str, str, Any], tuple[str, results.Record]] = {}
     out = []
     for profile in profiles:
         for path, record in committed_records(profile).items():
-            env = record["environment"]
+            env = record.environment
             if not env.get("cpu_isa"):
                 continue
             key = (path.parent.name, path.name, env["cpu_isa"], env.get("cpu_threads"))
@@ -228,8 +228,8 @@ def twins(profiles: Sequence[str]) -> list[dict[str, Any]]:
                 continue
             first, old = seen[key]
             out.append({"profiles": (first, profile), "chapter": key[0], "record": key[1],
-                        "commits": (old["environment"].get("git_commit"), env.get("git_commit")),
-                        "differences": compare(old["metrics"], record["metrics"])})
+                        "commits": (old.commit, env.get("git_commit")),
+                        "differences": compare(old.metrics, record.metrics)})
     return out
 
 

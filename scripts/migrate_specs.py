@@ -114,16 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             planned = {r.spec_hash: r for r in chapters.plan(chapter, cfg)}
             for path in sorted((paths.results_dir() / profile / chapter).glob("*.json")):
                 record = results.load_record(path)
-                new = migrate(chapter, record["spec"])
+                new = migrate(chapter, record.spec)
                 run = planned.get(results.spec_hash(new))
-                if run is None or run.name != record["name"]:
+                if run is None or run.name != record.name:
                     print(f"{path}: the migrated spec is not what today's plan makes",
                           file=sys.stderr)
                     return 1
                 if run.path == path:
                     continue
-                out = {**record, "spec": new, "spec_hash": run.spec_hash,
-                       "migrated_from": {"spec_hash": record["spec_hash"], "commit": commit}}
+                out = {**record.json(), "spec": new, "spec_hash": run.spec_hash,
+                       "migrated_from": {"spec_hash": record.spec_hash, "commit": commit}}
                 moves.append((path, run.path, out))
     for old, new, record in moves:
         print(f"{old.relative_to(paths.results_dir())} -> {new.name}")

@@ -22,10 +22,10 @@ def main() -> int:
             continue
         for path in sorted((paths.results_dir() / yaml_path.stem).glob("*/*.json")):
             record = results.load_record(path)  # refuses a damaged one
-            if "seal" in record:
+            if record.seal is not None:
                 kept += 1
                 continue
-            results.write_record(path, results.sealed(record))
+            results.write_record(path, results.sealed(record.json()))
             sealed += 1
     print(f"sealed {sealed} records; {kept} had a seal already")
     return 0

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,14 +72,16 @@ def jobs(profile: str, root: Path, args: list[str], timeout_s: float) -> tuple[i
     return (124 if killed.is_set() else rc), "".join(lines)
 
 
-def records(root: Path, profile: str) -> dict[str, dict]:
+def records(root: Path, profile: str) -> dict[str, Any]:
     """Every record under `root`/results/PROFILE, by its path below that folder."""
     base = root / "results" / profile
-    return {str(p.relative_to(base)): json.loads(p.read_text())
+    from kdlib import results
+
+    return {str(p.relative_to(base)): results.Record.parse(json.loads(p.read_text()))
             for p in sorted(base.rglob("*.json"))}
 
 
-def differences(local: dict[str, dict], slurm: dict[str, dict]) -> list[str]:
+def differences(local: dict[str, Any], slurm: dict[str, Any]) -> list[str]:
     """Where the SLURM records differ from the local ones (timings excepted)."""
     from kdlib import verify
 
@@ -86,16 +89,16 @@ def differences(local: dict[str, dict], slurm: dict[str, dict]) -> list[str]:
     out += [f"{name}: only SLURM wrote it" for name in sorted(set(slurm) - set(local))]
     for name in sorted(set(local) & set(slurm)):
         a, b = local[name], slurm[name]
-        if a["spec"] != b["spec"]:
+        if a.spec != b.spec:
             out.append(f"{name}: the specs differ")
-        ta, tb = a["environment"]["cpu_threads"], b["environment"]["cpu_threads"]
+        ta, tb = a.environment["cpu_threads"], b.environment["cpu_threads"]
         if ta != tb:
             out.append(f"{name}: {ta} torch threads locally, {tb} in SLURM")
         missing = "missing in the re-run"
         both = [d.replace(missing, "missing in the SLURM record")
-                for d in verify.compare(a["metrics"], b["metrics"])]
+                for d in verify.compare(a.metrics, b.metrics)]
         both += [d.replace(missing, "only in the SLURM record")
-                 for d in verify.compare(b["metrics"], a["metrics"]) if d.endswith(missing)]
+                 for d in verify.compare(b.metrics, a.metrics) if d.endswith(missing)]
         out += [f"{name}: {d}" for d in both]
     return out
 
@@ -226,7 +229,7 @@ def main() -> int:
     local = records(local_root, args.profile)
     if not local:
         return fail(f"the local executor wrote no record of {args.profile}")
-    threads = sorted({r["environment"]["cpu_threads"] for r in local.values()})
+    threads = sorted({r.environment["cpu_threads"] for r in local.values()})
     if len(threads) != 1:
         return fail(f"the local workers used different thread counts: {threads}")
 

@@ -223,9 +223,9 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, monkeypatch):
 
 def rec(pgd: str, aa: str, square: str = "", flags=(), audit=()):
     """A record with per-image flags (as the evaluation writes them)."""
-    return {"metrics": {"pgd_bits": pgd, "aa_bits": aa, "square_bits": square or pgd,
-                        "square_size": len(square or pgd), "aa_flags": list(flags),
-                        "audit": list(audit)}}
+    return results.Record({}, {"pgd_bits": pgd, "aa_bits": aa, "square_bits": square or pgd,
+                               "square_size": len(square or pgd), "aa_flags": list(flags),
+                               "audit": list(audit)})
 
 
 def test_masking_is_decided_by_paired_tests_on_constructed_records():
@@ -255,7 +255,7 @@ def test_one_run_end_to_end_is_recorded_and_then_reused(monkeypatch):
     cfg = smoke(early_stop=True, val_size=64, epochs=2, aa_size=10, square_size=10)
     (at,) = [r for r in adv.plan(cfg) if r.name == "at"]
     record = at.execute(progress=False)
-    m = record["metrics"]
+    m = record.metrics
     assert {"clean_acc", "pgd_acc", "aa_acc", "square_acc", "pgd_aa_gap", "aa_flags",
             "aa_after_attack", "aa_ci", "pgd_bits", "aa_bits", "audit"} <= set(m)
     assert m["aa_ci"][0] <= m["aa_acc"] <= m["aa_ci"][1]

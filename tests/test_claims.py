@@ -1,5 +1,7 @@
 """Claims: verdicts follow the records, and a claim without records is 'not run'."""
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -114,7 +116,7 @@ def test_a_row_whose_every_run_is_unstable_keeps_its_verdict_and_says_so(profile
 
 
 def test_premises_measure_the_records():
-    rec = lambda seed, **m: {"spec": {"seed": seed}, "metrics": m}  # noqa: E731
+    rec = lambda seed, **m: results.Record({"seed": seed}, m)  # noqa: E731
     records = {"r50": [rec(s, test_acc=0.88 + 0.001 * s, final_train_loss=0.3) for s in range(4)],
                "r18": [rec(s, test_acc=0.89 + 0.0012 * s, final_train_loss=0.05)
                        for s in range(4)]}
@@ -139,7 +141,7 @@ def _decision(p, verdict="reproduced", power=0.9):
 
 
 def _records(treated_gain):
-    rec = lambda seed, v: {"spec": {"seed": seed}, "metrics": {"test_acc": v}}  # noqa: E731
+    rec = lambda seed, v: results.Record({"seed": seed}, {"test_acc": v})  # noqa: E731
     base = [0.900, 0.910, 0.920, 0.905, 0.915, 0.908]
     return {"base": [rec(s, v) for s, v in enumerate(base)],
             "kd": [rec(s, v + treated_gain + 0.0005 * (-1) ** s) for s, v in enumerate(base)]}
@@ -158,8 +160,8 @@ def test_a_rule_knows_its_rows_and_shows_the_verdict_without_the_pilots_seeds():
     assert not any("pilot" in n for n in plain.notes)
     d = claim.judge(records, SimpleNamespace(pilot_seeds=[0, 1, 2]))
     note = next(n for n in d.notes if "pilot" in n)
-    again = verdicts.gain({s: records["kd"][s]["metrics"]["test_acc"] for s in (3, 4, 5)},
-                          {s: records["base"][s]["metrics"]["test_acc"] for s in (3, 4, 5)},
+    again = verdicts.gain({s: records["kd"][s].metrics["test_acc"] for s in (3, 4, 5)},
+                          {s: records["base"][s].metrics["test_acc"] for s in (3, 4, 5)},
                           1.0)
     assert note.startswith("seeds [0, 1, 2] were also run by the pilot")
     assert f"without it: {again.ours}, {again.verdict}" in note
@@ -194,17 +196,17 @@ def test_the_verdict_across_readings_says_robust_or_what_it_depends_on():
 def test_a_claim_says_when_its_pairs_cross_kinds_of_cpu():
     from types import SimpleNamespace
 
-    records = _records(0.01)
-    for r in records["base"]:
-        r["environment"] = {"cpu": "Intel(R) Xeon(R) Processor"}
-    for r in records["kd"]:
-        r["environment"] = {"cpu": "Intel(R) Xeon(R) Processor" if r["spec"]["seed"] < 4
-                            else "AMD EPYC"}
+    def on(records, cpu):
+        return {name: [dataclasses.replace(r, environment={"cpu": cpu(r.seed)}) for r in rs]
+                for name, rs in records.items()}
+
+    intel = "Intel(R) Xeon(R) Processor"
+    records = on(_records(0.01), lambda seed: intel)
+    records["kd"] = on(records, lambda seed: intel if seed < 4 else "AMD EPYC")["kd"]
     d = claims.gain("kd", "base", 1.0)(records, SimpleNamespace(pilot_seeds=[]))
     assert ("pairs across kinds of CPU: within seeds [4, 5] the runs compared were made on "
             "AMD EPYC and on Intel(R) Xeon(R) Processor") in d.notes
-    for r in records["kd"]:
-        r["environment"] = {"cpu": "Intel(R) Xeon(R) Processor"}
+    records = on(records, lambda seed: intel)
     assert not any("kinds of CPU" in n for n in
                    claims.gain("kd", "base", 1.0)(records, SimpleNamespace()).notes)
 
@@ -267,12 +269,12 @@ def test_the_replication_table_compares_each_claim_with_its_original():
         {"cpu-amd": "cpu"}).endswith("| yes | yes |")
 
 
-def _gradient_records(gradients):
+def _gradient_records(gradients, key="gradients"):
     """Two seeds of the baseline and Tf-KD-reg (official) records with `gradients` as each
-    record's ``gradients`` metric."""
-    return {name: [{"profile": "p", "chapter": "04_teacher_free", "name": name,
-                    "spec_hash": f"{name[:4]}{seed}", "spec": {"seed": seed},
-                    "metrics": {"gradients": gradients, "history": []}} for seed in (0, 1)]
+    record's `key` metric."""
+    return {name: [results.Record({"seed": seed}, {key: gradients, "history": []}, profile="p",
+                                  chapter="04_teacher_free", name=name,
+                                  spec_hash=f"{name[:4]}{seed}") for seed in (0, 1)]
             for name in ("baseline", "tf_kd_reg_official")}
 
 
@@ -284,15 +286,12 @@ def test_a_metric_read_but_missing_is_an_error_naming_the_record_not_a_verdict()
     none = f2.decide(_gradient_records(None), None)
     assert none.verdict == "not run at this scale" and "no gradient samples" in none.test
     # a renamed metric is a bug: an error that names the record and what it has
-    renamed = _gradient_records(None)
-    for rs in renamed.values():
-        for r in rs:
-            r["metrics"] = {"grads": {}, "history": []}
-    with pytest.raises(claims.MissingMetricError,
+    renamed = _gradient_records({}, key="grads")
+    with pytest.raises(results.MissingMetricError,
                        match=r"results/p/04_teacher_free/base.*0\.json \(seed 0\) has no "
                              r"metric 'gradients'; it has \['grads', 'history'\]"):
         f2.decide(renamed, None)
-    with pytest.raises(claims.MissingMetricError, match="no metric 'test_acc'"):
+    with pytest.raises(results.MissingMetricError, match="no metric 'test_acc'"):
         claims.gain("tf_kd_reg_official", "baseline", 0.41)(renamed, None)
     # a gradient record that breaks the measure in any other way propagates too
     with pytest.raises(KeyError):

@@ -1,5 +1,7 @@
 """Scale-out: a profile's runs on a pool of worker processes, skipped once recorded."""
 
+import re
+
 import pytest
 import yaml
 
@@ -109,12 +111,15 @@ def test_unknown_chapter_is_refused(profile):
         jobs.plan(profile, ["02_omitted_digit"])
 
 
-def test_two_workers_record_both_runs_then_the_cache_skips_them(profile, monkeypatch):
+def test_two_workers_record_both_runs_then_the_cache_skips_them(profile, monkeypatch, capfd):
     two = [j for j in jobs.plan(profile) if j.name in ("teacher", "student")]
     assert len(two) == 2 and not any(j.done for j in two)
     out = jobs.run_local(two, workers=2, gpus=[])
     assert not out.failed, out.failed
     assert len(out.ran) == 2 and all(j.path.is_file() for j in two)
+    # each worker prints one line per finished epoch of each training it runs
+    printed = capfd.readouterr().out
+    assert re.search(r"\[jobs pid \d+\]   .*teacher.*: epoch 1/1, loss \d\.\d{4}, \d+ s", printed)
 
     def no_pool(*a, **k):
         raise AssertionError("a worker was started for a cached run")
@@ -126,7 +131,7 @@ def test_two_workers_record_both_runs_then_the_cache_skips_them(profile, monkeyp
     # the notebook's own call finds the record: nothing trains
     monkeypatch.setattr(vanilla.training, "train", no_pool)
     cfg = chapters.load_profile(profile)["01_vanilla_kd"]
-    assert runs.run_all(vanilla.plan(cfg)[:2])["student"][0]["spec"] == two[1].spec
+    assert runs.run_all(vanilla.plan(cfg)[:2])["student"][0].spec == two[1].spec
 
 
 def test_cli_dry_run_lists_without_running(profile, capsys):

@@ -213,10 +213,10 @@ def test_chapter_runs_tables_and_figure(cfg, setup, shared_teacher):
     records = runs.run_all(od.plan(cfg), progress=False)
     assert set(records) == {"teacher", "student_omit1", "student_kd_omit1"}
     kd = records["student_kd_omit1"][0]
-    assert kd["spec"]["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
-    assert kd["spec"]["data"]["omitted_digit"] == DIGIT
-    assert kd["metrics"]["transfer_size"] == len(od.transfer_set(setup, DIGIT)[1])
-    assert len(kd["metrics"]["shifted_per_class_acc"]) == 10
+    assert kd.spec["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
+    assert kd.spec["data"]["omitted_digit"] == DIGIT
+    assert kd.metrics["transfer_size"] == len(od.transfer_set(setup, DIGIT)[1])
+    assert len(kd.metrics["shifted_per_class_acc"]) == 10
     table = page.table2(records)
     assert list(table.index) == ["omit 1: no KD (T=1)", "omit 1: KD (T=10)",
                                  "omit 1: KD + bias shift"]

@@ -1,11 +1,12 @@
 """What the pages draw from decisions: the forest plot's lines, the provenance line, CSV links."""
 
 import base64
+import dataclasses
 import math
 
 import pandas as pd
 
-from kdlib import pages, verdicts
+from kdlib import pages, results, verdicts
 from kdlib.claims import Claim
 from kdlib.pages import forest
 from kdlib.pages import vanilla_kd as page
@@ -44,14 +45,15 @@ def test_a_csv_link_holds_the_table_and_the_provenance_names_its_records():
     data = link.split("base64,")[1].split('"')[0]
     assert base64.b64decode(data).decode() == table.to_csv()
     assert 'download="t.csv"' in link
-    record = {"profile": "paper", "spec": {"seed": 3}, "environment": {"git_commit": "0" * 40}}
+    record = results.Record({"seed": 3}, {}, profile="paper",
+                            environment={"git_commit": "0" * 40})
     line = pages.provenance_line({"student": [record]}, page.NAME)
     assert line.startswith("Records: profile paper, 1 runs, seeds 3, made at commit 0000000, "
                            "stale for today's code")
     assert "python -m kdlib jobs paper --chapters 01_vanilla_kd" in line
     assert "python -m kdlib run paper 01_vanilla_kd" in line
     assert pages.provenance_line({}, page.NAME) == "No records."
-    many = [{**record, "spec": {"seed": s}} for s in (10, 2, 11, 0)]
+    many = [dataclasses.replace(record, spec={"seed": s}) for s in (10, 2, 11, 0)]
     assert ", seeds 0, 2, 10, 11, made" in pages.provenance_line({"student": many}, page.NAME)
 
 
@@ -61,7 +63,8 @@ def test_the_csv_link_under_a_shown_table_holds_that_table(monkeypatch):
     shown = []
     monkeypatch.setattr(pages, "_display", lambda *objects: shown.extend(objects))
     table = pd.DataFrame({"acc": [98.125, 97.5], "n": [3, 4]}, index=["teacher", "student"])
-    record = {"profile": "paper", "spec": {"seed": 3}, "environment": {"git_commit": "0" * 40}}
+    record = results.Record({"seed": 3}, {}, profile="paper",
+                            environment={"git_commit": "0" * 40})
     pages.show(table, {"student": [record]}, page.NAME, "t")
     assert len(shown) == 2 and shown[0] is table
     link = shown[1].data

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from kdlib import chapters, readings
+from kdlib import chapters, readings, results
 from kdlib.config import ProfileError
 
 
@@ -48,14 +48,14 @@ def test_readings_are_checked_before_any_compute():
 
 
 def test_substitute_swaps_a_row_for_its_reading_on_the_reading_seeds():
-    rec = lambda seed, v: {"spec": {"seed": seed}, "metrics": {"test_acc": v}}  # noqa: E731
+    rec = lambda seed, v: results.Record({"seed": seed}, {"test_acc": v})  # noqa: E731
     records = {"baseline": [rec(s, 0.5) for s in range(3)],
                "tf_kd_self": [rec(s, 0.6) for s in range(3)],
                "tf_kd_self@alpha-cifar100": [rec(s, 0.7) for s in (1, 2)]}
     seen = readings.substitute(records, "alpha-cifar100", [1, 2])
     assert sorted(seen) == ["baseline", "tf_kd_self"]
-    assert [r["metrics"]["test_acc"] for r in seen["tf_kd_self"]] == [0.7, 0.7]
-    assert [r["spec"]["seed"] for r in seen["baseline"]] == [1, 2]
+    assert [r.metrics["test_acc"] for r in seen["tf_kd_self"]] == [0.7, 0.7]
+    assert [r.spec["seed"] for r in seen["baseline"]] == [1, 2]
     assert readings.rows_changed(records, "alpha-cifar100") == {"tf_kd_self"}
     assert sorted(readings.primary(records)) == ["baseline", "tf_kd_self"]
 

@@ -155,7 +155,7 @@ def test_figure_1_formula_and_kdlib_agree():
 
 def test_teachers_are_reused_not_retrained(tf_cfg, re_cfg, monkeypatch):
     base = run(ch4, tf_cfg, "baseline")
-    g = base["metrics"]["gradients"]
+    g = base.metrics["gradients"]
     assert g["samples"] == 3 and len(g["layer"]) == len(g["mean_abs_grad"]) == 21  # 8 steps
     assert [s["stage"] for s in g["stage_means"]] == ["stem", "layer1", "layer2", "layer3",
                                                       "layer4", "fc"]
@@ -164,13 +164,13 @@ def test_teachers_are_reused_not_retrained(tf_cfg, re_cfg, monkeypatch):
     self_kd = run(ch4, tf_cfg, "tf_kd_self")
     re_kd = run(ch3, re_cfg, "re_kd")
     assert counter.calls == ["tf_kd_self seed 0", "re_kd seed 0"]  # students only
-    assert self_kd["spec"]["objective"]["teacher"] == base["spec"]
-    assert re_kd["spec"]["objective"]["teacher"] == base["spec"]
+    assert self_kd.spec["objective"]["teacher"] == base.spec
+    assert re_kd.spec["objective"]["teacher"] == base.spec
     # chapter 3's baseline record comes from the same checkpoint, with the same numbers
     base3 = run(ch3, re_cfg, "baseline")
     assert counter.calls == ["tf_kd_self seed 0", "re_kd seed 0"]
-    assert base3["spec"] == base["spec"] and base3["metrics"] == base["metrics"]
-    assert base3["chapter"] == "03_reversed_kd" and base["chapter"] == "04_teacher_free"
+    assert base3.spec == base.spec and base3.metrics == base.metrics
+    assert base3.chapter == "03_reversed_kd" and base.chapter == "04_teacher_free"
     # records are reused too: nothing trains, nothing is evaluated again
     assert run(ch4, tf_cfg, "tf_kd_self") == self_kd and len(counter.calls) == 2
 
@@ -235,9 +235,9 @@ def test_interrupted_run_resumes_to_identical_weights(tf_cfg, tmp_path, monkeypa
     assert reference.keys() == weights.keys()
     assert all(torch.equal(reference[k], weights[k]) for k in reference)
     for key in ("test_acc", "gradients", "final_train_loss"):
-        assert resumed["metrics"][key] == whole["metrics"][key], key
-    assert [h["loss"] for h in resumed["metrics"]["history"]] == \
-        [h["loss"] for h in whole["metrics"]["history"]]
+        assert resumed.metrics[key] == whole.metrics[key], key
+    assert [h["loss"] for h in resumed.metrics["history"]] == \
+        [h["loss"] for h in whole.metrics["history"]]
 
 
 # --- CIFAR-10 ------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_cifar10_runs_with_crop_flip_and_the_teacher_sees_the_augmented_batch(tm
     setup = images.data(cfg).load("cpu")
     assert setup.x_train.shape == (100, 3, 32, 32) and len(setup.y_test) == 16
     record = run(ch4, cfg, "tf_kd_self")
-    assert record["spec"]["recipe"]["crop_flip"] and record["metrics"]["test_size"] == 16
+    assert record.spec["recipe"]["crop_flip"] and record.metrics["test_size"] == 16
 
     seen = {"teacher": [], "student": []}
     teacher = cfg.network("resnet18").build()

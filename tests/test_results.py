@@ -19,7 +19,7 @@ def test_a_record_is_written_whole_and_read_back(tmp_path):
     path = tmp_path / "deep" / f"rec-{results.spec_hash(spec)}.json"
     record = {"spec": spec, "metrics": {"b": 1, "a": [1.5, "x"]}}
     results.write_record(path, record)
-    assert results.load_record(path) == {"metrics": {"a": [1.5, "x"], "b": 1}, "spec": spec}
+    assert results.load_record(path) == results.Record(spec, {"a": [1.5, "x"], "b": 1})
     assert path.read_text().index('"a"') < path.read_text().index('"b"')  # sorted keys
     assert path.read_text().index('"metrics"') < path.read_text().index('"spec"')
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
@@ -48,7 +48,7 @@ def test_collapsed_runs_are_named_and_healthy_ones_are_not():
     from kdlib import report
 
     def rec(seed, acc):
-        return {"spec": {"seed": seed}, "metrics": {"clean_acc": acc}}
+        return results.Record({"seed": seed}, {"clean_acc": acc})
 
     records = {"at": [rec(0, 0.979), rec(1, 0.105)], "standard": [rec(0, 0.99)],
                "akd": [rec(0, 0.121)]}

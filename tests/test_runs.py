@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from kdlib import runs
+from kdlib import results, runs
 from kdlib.tooling import costs
 
 
@@ -35,6 +35,7 @@ def test_a_run_computes_once_and_records_provenance():
         assert key in rec
     assert {"git_commit", "git_dirty", "packages", "python"} <= set(rec["environment"])
     assert rec["environment"]["packages"]["torch"]
+    assert first == results.Record.parse(rec)  # what a reader gets is the file, parsed
 
 
 def test_an_interrupted_run_leaves_no_record_and_the_others_stay():
@@ -51,8 +52,8 @@ def test_records_are_grouped_by_name_in_plan_order():
     plan = [make("b", 0)[0], make("a", 0)[0], make("b", 1)[0]]
     records = runs.run_all(plan, progress=False)
     assert list(records) == ["b", "a"]
-    assert [r["spec"]["seed"] for r in records["b"]] == [0, 1]
-    table = runs.provenance(records, {"acc": lambda r: r["metrics"]["test_acc"]})
+    assert [r.spec["seed"] for r in records["b"]] == [0, 1]
+    table = runs.provenance(records, {"acc": lambda r: r.metrics["test_acc"]})
     assert list(table["run"]) == ["b", "b", "a"] and list(table["acc"]) == [0.5] * 3
     assert table["record"][0] == f"b-{plan[0].spec_hash}.json"
 
@@ -81,7 +82,7 @@ def test_a_committed_profile_is_refused_from_a_modified_tree(monkeypatch):
     assert calls == [] and not paper.done  # refused before any compute
     other, _ = make()  # another profile's record is written, with the diff's hash
     rec = other.execute()
-    assert rec["environment"]["git_dirty"] and rec["environment"]["git_diff_sha256"] == "ab" * 32
+    assert rec.environment["git_dirty"] and rec.environment["git_diff_sha256"] == "ab" * 32
 
 
 def test_the_time_left_is_priced_per_network_family():
@@ -161,7 +162,7 @@ def test_two_processes_on_one_plan_make_each_run_once(tmp_path):
     assert [w.exitcode for w in workers] == [0, 0]
     assert log.read_text().count("computed") == 3  # each run once, not twice
     plan = make_plan(log)
-    assert [r.load()["metrics"]["test_acc"] for r in plan] == [0, 1, 2]
+    assert [r.load().metrics["test_acc"] for r in plan] == [0, 1, 2]
     folder = plan[0].path.parent
     assert sorted(p.name for p in folder.iterdir()) == sorted(r.path.name for r in plan)
 
@@ -185,5 +186,5 @@ def test_a_write_that_fails_half_way_leaves_no_record_and_says_why(monkeypatch):
     assert str(run.path) in str(err.value) and "nothing was recorded" in str(err.value)
     monkeypatch.setattr(Path, "write_text", write_text)  # the space is free again
     assert not run.done and list(run.path.parent.iterdir()) == []  # no part, no temporary
-    assert run.execute(progress=False)["metrics"] == {"test_acc": 0.5}  # the rerun records it
+    assert run.execute(progress=False).metrics == {"test_acc": 0.5}  # the rerun records it
     assert calls == [False, False]

@@ -23,8 +23,8 @@ def test_runs_are_recorded_and_reused(cfg, monkeypatch):
     kd = plan[("student_kd", 0)].execute(progress=False)
     # distilling trained (and cached) the teacher it needed
     assert checkpoints.checkpoint_path("mnist-teacher", mnist.teacher_spec(cfg, 0)).is_file()
-    assert 0.0 <= kd["metrics"]["test_acc"] <= 1.0
-    assert kd["spec"]["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
+    assert 0.0 <= kd.metrics["test_acc"] <= 1.0
+    assert kd.spec["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
 
     # from now on nothing may train: every call must come from a record or checkpoint
     def no_training(*a, **k):
@@ -33,7 +33,7 @@ def test_runs_are_recorded_and_reused(cfg, monkeypatch):
     monkeypatch.setattr(chapter.training, "train", no_training)
     monkeypatch.setattr(mnist.training, "train", no_training)
     teacher = plan[("teacher", 0)].execute(progress=False)  # weights from the checkpoint cache
-    assert teacher["metrics"]["history"]  # the loss history travelled with the weights
+    assert teacher.metrics["history"]  # the loss history travelled with the weights
     assert plan[("student_kd", 0)].execute() == kd
     assert runs.saved(list(plan.values())) is None  # the no-KD student is still missing
 

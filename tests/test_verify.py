@@ -55,7 +55,7 @@ def edit(repo, path, old, new):
 
 def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
     made = git(clone, "rev-parse", "HEAD")
-    records = {"at": [{"profile": "cpu", "environment": {"git_commit": made}}]}
+    records = {"at": [results.Record({}, {}, profile="cpu", environment={"git_commit": made})]}
     assert verify.stale_records(records, "06_adversarial_tfkd") == ()
     edit(clone, "kdlib/pages/adversarial.py", 'ax.set_ylabel("test accuracy (%)")',
          'ax.set_ylabel("accuracy on test images (%)")')
@@ -73,7 +73,7 @@ def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
     # a failed verification does not
     verify.stamp_path("cpu").write_text(json.dumps({**stamp, "verified": False}))
     assert verify.stale_records(records, "06_adversarial_tfkd") == (made,)
-    unknown = {"at": [{"profile": "cpu", "environment": {"git_commit": "0" * 40}}]}
+    unknown = {"at": [results.Record({}, {}, profile="cpu", environment={"git_commit": "0" * 40})]}
     assert verify.stale_records(unknown, "06_adversarial_tfkd") == ("0" * 40,)
 
 
@@ -85,7 +85,7 @@ def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
 def test_a_pinned_package_the_build_or_the_parser_changed_stales_every_chapter(clone, path,
                                                                                 old, new):
     made = git(clone, "rev-parse", "HEAD")
-    records = {"row": [{"profile": "cpu", "environment": {"git_commit": made}}]}
+    records = {"row": [results.Record({}, {}, profile="cpu", environment={"git_commit": made})]}
     assert verify.stale_records(records, "01_vanilla_kd") == ()
     edit(clone, path, old, new)
     for chapter in ("01_vanilla_kd", "04_teacher_free", "06_adversarial_tfkd"):
@@ -109,18 +109,19 @@ def test_compare_finds_every_difference_but_timings():
 
 def test_a_record_made_under_another_torch_or_python_is_named_with_both_versions():
     now = results.code_environment()
-    same = {"environment": {"packages": dict(now["packages"]), "python": now["python"]}}
-    older = {"environment": {"packages": {**now["packages"], "torch": "2.0.0"},
-                             "python": now["python"]}}
-    no_python = {"environment": {"packages": dict(now["packages"])}}
+    def made_under(**env):
+        return results.Record({}, {}, environment=env)
+
+    same = made_under(packages=dict(now["packages"]), python=now["python"])
+    older = made_under(packages={**now["packages"], "torch": "2.0.0"}, python=now["python"])
+    no_python = made_under(packages=dict(now["packages"]))
     assert verify.other_environment({"a": [same, same]}) == []
     assert verify.other_environment({"a": [same, older], "b": [older]}) == [
         f"2 records made under torch 2.0.0 (here {now['packages']['torch']})"]
     assert verify.other_environment({"a": [no_python]}) == [
         f"1 record made under python not recorded (here {now['python']})"]
     # a package that only presents results (papermill) does not count
-    shown = {"environment": {"packages": {**now["packages"], "papermill": "0.1"},
-                             "python": now["python"]}}
+    shown = made_under(packages={**now["packages"], "papermill": "0.1"}, python=now["python"])
     assert verify.other_environment({"a": [shown]}) == []
 
 TINY = {"seeds": [0, 1], "device": "cpu", "engine": "fast", "trials": False, "dataset": "mnist",
@@ -155,7 +156,7 @@ def test_verify_re_makes_one_record_per_name_and_stamps_the_profile(tmp_path, mo
     assert stamp["commit"] == results.environment()["git_commit"] and stamp["threads"] == 1
     # a record whose metric was changed by hand is refused by its seal, named with the metric
     student = next(r for r in plan if r.name == "student" and r.seed == 0)
-    record = student.load()
+    record = student.load().json()
     record["metrics"]["test_acc"] += 0.01
     results.write_record(student.path, record)
     capsys.readouterr()
@@ -183,7 +184,10 @@ def test_a_damaged_record_is_named_with_the_command_that_re_makes_it(tmp_path):
     good = paths.record_file("cpu", "04_teacher_free", "baseline",
                              results.spec_hash({"seed": 0}))
     good.write_text(json.dumps({"spec": {"seed": 0}, "metrics": {"test_acc": 1.0}}))
-    assert results.load_record(good)["metrics"] == {"test_acc": 1.0}
+    assert results.load_record(good).metrics == {"test_acc": 1.0}
+    good.write_text(json.dumps({"spec": {"seed": 0}, "metrics": {}, "metrix": {}}))
+    with pytest.raises(results.DamagedRecordError, match=r"unknown fields \['metrix'\]"):
+        results.load_record(good)
 
 
 def test_on_another_cpu_the_records_own_code_re_makes_the_sample(tmp_path, monkeypatch,
@@ -200,7 +204,7 @@ def test_on_another_cpu_the_records_own_code_re_makes_the_sample(tmp_path, monke
             if r.name == "student"]
     runs.run_all(plan, progress=False)
     for run in plan:
-        record = run.load()
+        record = run.load().json()
         record["environment"] = {**record["environment"], "git_commit": head, "git_dirty": False,
                                  "cpu_isa": "AVX2 flags-0123456789ab"}
         record["metrics"]["test_acc"] += 1e-7  # another CPU's last bits

@@ -114,7 +114,7 @@ def _under_readings(claim: Claim, cfg: config.Common, records: runs.Records
             continue
         registered = r.name in cfg.readings
         made = registered and all(
-            {int(x["spec"]["seed"]) for x in records.get(f"{row}{readings.SEP}{r.name}", [])}
+            {int(x.seed) for x in records.get(f"{row}{readings.SEP}{r.name}", [])}
             >= set(cfg.reading_seeds) for row in changed)
         decision = (claim.judge(readings.substitute(records, r.name, cfg.reading_seeds), cfg)
                     if made else None)
@@ -326,7 +326,7 @@ def show_committed(chapter: str) -> None:
 
 def warnings(recs: runs.Records, labels: dict[str, str]) -> list[str]:
     """Training that collapsed to one class (:func:`kdlib.report.collapsed`)."""
-    if not any("clean_acc" in r["metrics"] for rs in recs.values() for r in rs):
+    if not any("clean_acc" in r.metrics for rs in recs.values() for r in rs):
         return []
     return report.collapsed(recs, labels)
 
@@ -341,10 +341,10 @@ def provenance_line(records: runs.Records, chapter: str) -> str:
     recs = [r for rs in records.values() for r in rs]
     if not recs:
         return "No records."
-    profiles = sorted({r["profile"] for r in recs})
-    seeds = sorted({r["spec"].get("seed") for r in recs},
+    profiles = sorted({r.profile for r in recs})
+    seeds = sorted({r.seed for r in recs},
                    key=lambda s: (s is None, s if isinstance(s, int) else 0, str(s)))
-    commits = sorted({(r["environment"].get("git_commit") or "?")[:7] for r in recs})
+    commits = sorted({(r.commit or "?")[:7] for r in recs})
     record_chapter = chapters.get(chapter).record_chapter
     stale = verify.stale_records(records, record_chapter)
     state = ("stale for today's code (made at " + ", ".join(c[:7] for c in stale)

@@ -12,22 +12,23 @@ from kdlib.chapters.images import BASELINE
 from kdlib.chapters.teacher_free import TF_KD_REG_OFFICIAL, TF_KD_SELF
 from kdlib.claims import Claim
 from kdlib.pages import images as common
+from kdlib.results import Record
 
 GLUE = "f2"
 NAME = "05_gradients"
 scale = common.scale
 
 
-def gradients_of(record: dict[str, Any]) -> dict[str, Any]:
+def gradients_of(record: Record) -> dict[str, Any]:
     """The gradient samples of one run; :class:`kdlib.claims.NotRecorded` where the profile
     sampled none (``grad_every: 0``)."""
-    g = claims.metric(record, "gradients")
+    g = record.metric("gradients")
     if g is None:
-        raise claims.NotRecorded(f"record {record.get('name')} has no gradient samples")
+        raise claims.NotRecorded(f"record {record.file} has no gradient samples")
     return g
 
 
-def mean_gradient(record: dict[str, Any]) -> float:
+def mean_gradient(record: Record) -> float:
     """Mean |gradient| over all layers of one run."""
     values = gradients_of(record)["mean_abs_grad"]
     return sum(values) / len(values)
@@ -87,11 +88,11 @@ def glue_depth(records: runs.Records) -> pd.DataFrame:
 
 def samples(records: runs.Records) -> pd.DataFrame:
     """How many gradient samples each run recorded."""
-    return pd.DataFrame([{"run": r["name"], "seed": r["spec"]["seed"],
-                          "record": f"{r['name']}-{r['spec_hash']}.json",
-                          "sampled steps": r["metrics"]["gradients"]["samples"],
-                          "every": r["metrics"]["gradients"]["every"],
-                          "layers": len(r["metrics"]["gradients"]["layer"])}
+    return pd.DataFrame([{"run": r.name, "seed": r.seed,
+                          "record": f"{r.name}-{r.spec_hash}.json",
+                          "sampled steps": r.metrics["gradients"]["samples"],
+                          "every": r.metrics["gradients"]["every"],
+                          "layers": len(r.metrics["gradients"]["layer"])}
                          for m in GRADIENT_METHODS for r in records.get(m, [])])
 
 
@@ -117,12 +118,12 @@ def gradient_frame(records: runs.Records) -> pd.DataFrame:
     rows = []
     for method in GRADIENT_METHODS:
         for r in records.get(method, []):  # a profile may run some of the rows
-            g = r["metrics"]["gradients"]
+            g = r.metrics["gradients"]
             if g is None:
-                raise ValueError(f"record {r['name']}-{r['spec_hash']} has no gradient samples")
+                raise ValueError(f"record {r.name}-{r.spec_hash} has no gradient samples")
             for i, (stage, layer, v) in enumerate(zip(g["stage"], g["layer"],
                                                       g["mean_abs_grad"], strict=True)):
-                rows.append({"method": method, "seed": r["spec"]["seed"], "position": i,
+                rows.append({"method": method, "seed": r.seed, "position": i,
                              "stage": stage, "layer": layer, "mean_abs_grad": v})
     return pd.DataFrame(rows)
 
@@ -230,7 +231,7 @@ def gradient_heatmap(frame: pd.DataFrame):
 EARLY = ("stem", "layer1")
 
 
-def depth_ratio(record: dict[str, Any]) -> float:
+def depth_ratio(record: Record) -> float:
     """Mean |gradient| of the early layers (:data:`EARLY`) over the last layer's (``fc``).
 
     A loss that scales every layer's gradient by one factor (a larger α, a T² weight)

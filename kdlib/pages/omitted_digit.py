@@ -11,6 +11,7 @@ from kdlib.chapters import omitted_digit as chapter
 from kdlib.chapters.omitted_digit import TRIAL, run_name
 from kdlib.claims import Claim
 from kdlib.pages import vanilla_kd as mnist_page
+from kdlib.results import Record
 from kdlib.verdicts import Decision
 
 GLUE = "t2"
@@ -117,7 +118,7 @@ def show_summary(records: runs.Records) -> None:
 
 def teacher_per_class(records: runs.Records) -> pd.DataFrame:
     """The teachers' test accuracy on each digit (mean over seeds, %)."""
-    acc = pd.DataFrame([r["metrics"]["per_class_acc"] for r in records["teacher"]]).mean() * 100
+    acc = pd.DataFrame([r.metrics["per_class_acc"] for r in records["teacher"]]).mean() * 100
     return acc.rename("teacher test accuracy (%)").to_frame().T.round(2)
 
 
@@ -137,7 +138,7 @@ def show_records(records: runs.Records) -> None:
 
 def digits_in(records: runs.Records) -> list[int]:
     """The omitted digits that have runs, in order."""
-    return sorted({r["spec"]["data"]["omitted_digit"] for name, rs in records.items()
+    return sorted({r.spec["data"]["omitted_digit"] for name, rs in records.items()
                    if name.startswith("student") for r in rs})  # trial runs omit the same
 
 
@@ -145,8 +146,8 @@ def _fmt(values: list[float], scale: float = 100.0) -> str:
     return stats.summarize(values).fmt(scale)
 
 
-def _values(records: list[dict[str, Any]], key: str) -> list[float]:
-    return [float(r["metrics"][key]) for r in records]
+def _values(records: list[Record], key: str) -> list[float]:
+    return [float(r.metrics[key]) for r in records]
 
 
 def _paper(ref: dict[str, float], row: str | None, part: str) -> str:
@@ -161,7 +162,7 @@ def table2(records: runs.Records) -> pd.DataFrame:
         ref = paper.TABLE2.get(d, {})
         kd = records[run_name(d, True)]
         rows_d = [(f"omit {d}: no KD (T=1)", "no_kd", records[run_name(d, False)], ""),
-                  (f"omit {d}: KD (T={kd[0]['spec']['kd']['temperature']:g})", "kd", kd, ""),
+                  (f"omit {d}: KD (T={kd[0].spec['kd']['temperature']:g})", "kd", kd, ""),
                   (f"omit {d}: KD + bias shift", None, kd, "shifted_")]
         if (first := records.get(TRIAL.format(digit=d))) is not None:
             rows_d += [(f"omit {d}: KD, no jitter (first recipe)", "kd", first, ""),
@@ -217,7 +218,7 @@ def per_class_figure(records: runs.Records):
     for ax, d in zip(axes[0], digits, strict=True):
         for i, (label, kd, key) in enumerate(bars):
             recs = records[run_name(d, kd)]
-            acc = 100 * np.mean([r["metrics"][key] for r in recs], axis=0)
+            acc = 100 * np.mean([r.metrics[key] for r in recs], axis=0)
             ax.bar(classes + (i - 1) * width, acc, width, label=label)
         ax.axvspan(d - 0.5, d + 0.5, color="grey", alpha=0.15, lw=0)
         ax.set_xticks(classes)
@@ -256,7 +257,7 @@ def summary_sentences(records: runs.Records) -> list[str]:
     for d in digits_in(records):
         plain, kd = records[run_name(d, False)], records[run_name(d, True)]
 
-        def on(recs: list[dict[str, Any]], key: str) -> float:
+        def on(recs: list[Record], key: str) -> float:
             return 100 * stats.summarize(_values(recs, key)).mean
 
         lines.append(
@@ -272,7 +273,7 @@ def summary_sentences(records: runs.Records) -> list[str]:
 
 def provenance(records: runs.Records) -> pd.DataFrame:
     def pct(key: str):
-        return lambda r: round(100 * r["metrics"][key], 2) if key in r["metrics"] else None
+        return lambda r: round(100 * r.metrics[key], 2) if key in r.metrics else None
 
     return runs.provenance(records, {"test acc (%)": pct("test_acc"),
                                      "omitted digit (%)": pct("digit_acc")})

@@ -75,9 +75,9 @@ def candidates() -> list[Candidate]:
         recs = runs.saved(plan)
         if recs is None:
             continue
-        acc = {m: {r["spec"]["seed"]: 100 * r["metrics"]["test_acc"] for r in recs[m.name]}
+        acc = {m: {r.seed: 100 * r.metrics["test_acc"] for r in recs[m.name]}
                for m in (BASELINE, TREATED)}
-        walls = [r["wall_time_s"] for rs in recs.values() for r in rs]
+        walls = [r.wall_time_s for rs in recs.values() for r in rs]
         base_run = next(r for r in plan if r.name == BASELINE.name)
         out.append(Candidate(name, cfg, acc[BASELINE], acc[TREATED], sum(walls) / len(walls),
                              flops.run_flops(base_run.work)))
@@ -94,7 +94,7 @@ def reference_rate() -> float | None:
             and r.done]
     if not done:
         return None
-    walls = [r.load()["wall_time_s"] for r in done]
+    walls = [r.load().wall_time_s for r in done]
     return flops.run_flops(done[0].work) / (sum(walls) / len(walls))
 
 
@@ -235,8 +235,8 @@ def premise_table() -> pd.DataFrame:
         recs = runs.saved(chapters.plan(pp.chapter, cfg)) if cfg is not None else None
         if recs is not None and pp.reading:
             recs = readings.substitute(recs, pp.reading, cfg.reading_seeds)
-        a = {r["spec"]["seed"]: 100 * r["metrics"][pp.key] for r in (recs or {}).get(pp.row, [])}
-        b = {r["spec"]["seed"]: 100 * r["metrics"][pp.key]
+        a = {r.seed: 100 * r.metrics[pp.key] for r in (recs or {}).get(pp.row, [])}
+        b = {r.seed: 100 * r.metrics[pp.key]
              for r in (recs or {}).get(pp.other, [])}
         seeds = sorted(set(a) & set(b))
         if not seeds:
@@ -245,8 +245,8 @@ def premise_table() -> pd.DataFrame:
             continue
         pr = stats.paired([a[s] for s in seeds], [b[s] for s in seeds])
         ci = "" if len(seeds) < 2 else f" [{pr.ci_low:+.2f}, {pr.ci_high:+.2f}]"
-        walls = [r["wall_time_s"] for name in (pp.row, pp.other) for r in recs[name]
-                 if r["spec"]["seed"] in seeds]
+        walls = [r.wall_time_s for name in (pp.row, pp.other) for r in recs[name]
+                 if r.seed in seeds]
         rows.append({**row, "seeds": len(seeds),
                      "difference (points) [95% CI]": f"{pr.mean:+.2f} points{ci}",
                      "premise holds": "yes (at the mean)" if pr.mean >= 0 else "no",
@@ -267,7 +267,7 @@ def fit_table() -> pd.DataFrame:
         except config.ProfileError:
             continue
         recs = runs.saved(chapters.plan(teacher_free.NAME, cfg)) if cfg is not None else None
-        losses = [r["metrics"]["final_train_loss"] for r in (recs or {}).get(BASELINE.name, [])]
+        losses = [r.metrics["final_train_loss"] for r in (recs or {}).get(BASELINE.name, [])]
         if not losses:
             continue
         mean = sum(losses) / len(losses)
@@ -279,7 +279,7 @@ def fit_table() -> pd.DataFrame:
                                                      f"{max(losses):.3f})",
                      "premise holds": "yes" if mean <= claims.FIT_LOSS else "no",
                      "CPU minutes of its runs": round(sum(
-                         r["wall_time_s"] for r in recs[BASELINE.name]) / 60)})
+                         r.wall_time_s for r in recs[BASELINE.name]) / 60)})
     return pd.DataFrame(rows)
 
 

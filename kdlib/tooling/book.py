@@ -318,7 +318,7 @@ def compute(profile: str | Path, chapters: list[str], workers: int | None = None
         raise BookError("runs failed: " + "; ".join(f"{r.label}: {why}"
                                                     for r, why in out.failed))
     for run in out.ran:
-        spent[run.chapter] = spent.get(run.chapter, 0.0) + run.load()["wall_time_s"]
+        spent[run.chapter] = spent.get(run.chapter, 0.0) + (run.load().wall_time_s or 0.0)
     return spent
 
 

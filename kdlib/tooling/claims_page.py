@@ -177,7 +177,7 @@ def _easy(found: Sequence[Finding]) -> str:
     cfgs = chapters.load_profile("paper")
     for name in ("01_vanilla_kd", "02_omitted_digit"):
         recs = runs.saved(chapters.plan(name, cfgs[name])) or {}
-        hours += sum(r["wall_time_s"] for rs in recs.values() for r in rs) / 3600
+        hours += sum(r.wall_time_s for rs in recs.values() for r in rs) / 3600
     gap = next((f.decision.difference for f in found if f.claim.id == "F1"), math.nan)
     return (f"The MNIST experiments (Tables 1 and 2) run at the paper's own scale on a CPU: "
             f"the `paper` profile's records of both took {hours:.1f} CPU hours in all (one "

@@ -96,16 +96,30 @@ def _gpu_ids() -> list[str]:
 def _init_worker(slots: Any, gpus: list[str], threads: int) -> None:
     """Pin this worker to one GPU (before CUDA starts) or to `threads` CPU threads, and have
     every training it runs print a line per finished epoch."""
-    from kdlib import training
-
     slot = slots.get()
-    training.log_epochs(lambda line: print(f"[jobs pid {os.getpid()}]   {line}", flush=True))
+    _print_epochs()
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     else:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _print_epochs() -> None:
+    """Have every training of this worker print a line per finished epoch
+    (:data:`kdlib.training.EPOCHS`), once however often it is called."""
+    import logging
+    import sys
+
+    from kdlib import training
+
+    if not training.EPOCHS.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("[jobs pid %(process)d]   %(message)s"))
+        training.EPOCHS.addHandler(handler)
+        training.EPOCHS.setLevel(logging.INFO)
+        training.EPOCHS.propagate = False
 
 
 def _execute(run: Run) -> float:
@@ -163,9 +177,7 @@ def _execute_slurm(run: Run, repo: str, folders: dict[str, str], threads: int | 
                            f"{repo} that submitted it: run the job's Python "
                            f"(submitit uses the submitter's) with that checkout installed")
     os.environ.update(folders)
-    from kdlib import training
-
-    training.log_epochs(lambda line: print(f"[jobs pid {os.getpid()}]   {line}", flush=True))
+    _print_epochs()
     if threads:
         import torch
 

@@ -87,7 +87,7 @@ def scratch_results(prefix: str) -> Iterator[Path]:
 
 
 def remake(sample: Sequence[runs.Run], workers: int, threads: int,
-           log: Callable[[str], None]) -> dict[str, dict[str, Any] | None]:
+           log: Callable[[str], None]) -> dict[str, results.Record | None]:
     """Re-make `sample` with today's code in scratch folders: label -> the new record."""
     with scratch_results("kdlib-verify-") as scratch:
         log(f"[verify] re-making {len(sample)} records with today's code, {workers} "
@@ -114,7 +114,7 @@ print("RECORDS " + json.dumps([[r.chapter, r.spec_hash, str(r.path)] for r in pl
 
 def remake_with(commit: str, profile: str, wanted: set[tuple[str, str]], workers: int,
                 log: Callable[[str], None], fallback: Path | None = None
-                ) -> dict[tuple[str, str], dict[str, Any]]:
+                ) -> dict[tuple[str, str], results.Record]:
     """Re-make the runs `wanted` ((chapter, old spec hash) pairs: two chapters can hold a run
     of the same spec, a shared teacher, with different metrics) of `profile` as it was at
     `commit` (or as the file `fallback` says, when that commit has no such profile), with
@@ -139,8 +139,8 @@ def remake_with(commit: str, profile: str, wanted: set[tuple[str, str]], workers
             if done.returncode != 0:
                 raise RuntimeError(f"the code of {commit[:7]} failed: {done.stderr[-2000:]}")
             where = json.loads(done.stdout.splitlines()[-1].removeprefix("RECORDS "))
-            return {(c, h): json.loads(Path(p).read_text()) for c, h, p in where
-                    if Path(p).is_file()}
+            return {(c, h): results.Record.parse(json.loads(Path(p).read_text()))
+                    for c, h, p in where if Path(p).is_file()}
     finally:
         subprocess.run(["git", "-C", str(paths.REPO), "worktree", "remove", "--force",
                         str(tree)], capture_output=True)
@@ -170,7 +170,7 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
     if not sample:
         raise config.ProfileError(f"profile {name!r} has no committed records to verify")
     committed = {r.label: r.load() for r in sample}
-    threads = max(rec["environment"].get("cpu_threads") or 1 for rec in committed.values())
+    threads = max(rec.environment.get("cpu_threads") or 1 for rec in committed.values())
     remade = remake(sample, workers, threads, log)
     report = Report(name)
     for run in sample:
@@ -180,8 +180,8 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
             report.checked.append(Checked(label, ("the re-run failed",), (), 0.0))
             continue
         report.checked.append(Checked(
-            label, tuple(verify_.compare(old["metrics"], new["metrics"])),
-            tuple(sorted(set(new["metrics"]) - set(old["metrics"]))), new["wall_time_s"]))
+            label, tuple(verify_.compare(old.metrics, new.metrics)),
+            tuple(sorted(set(new.metrics) - set(old.metrics))), new.wall_time_s))
     if against_code and not all(c.identical for c in report.checked):
         report.checked = _against_code(sample, committed, remade, report.checked, threads,
                                        log, config.profile_path(profile))
@@ -192,7 +192,7 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
             f"{' with uncommitted changes' if start[1] else ''} -> {str(end[0])[:7]}"
             f"{' with uncommitted changes' if end[1] else ''}): no stamp written. Run it "
             f"again on a tree left alone.")
-    sealed = sum("seal" in record for record in every.values())
+    sealed = sum(record.seal is not None for record in every.values())
     report.stamp = _stamp(report, threads, workers, commit=end[0],
                           sample={"per_row": per_row, "seed": seed, "records": len(every),
                                   "sealed": sealed, "made_on": _kinds(committed)})
@@ -216,18 +216,18 @@ def replicated(profile: str) -> list[dict[str, Any]]:
     return verdict_tables.replications(found, pairs)
 
 
-def _kind(record: dict[str, Any]) -> str:
+def _kind(record: results.Record) -> str:
     """Which kind of CPU made `record`, against this machine's: this, another or unknown."""
-    isa = record["environment"].get("cpu_isa")
+    isa = record.environment.get("cpu_isa")
     return "unknown" if isa is None else "this" if isa == results.cpu_isa() else "another"
 
 
-def _kinds(committed: dict[str, dict[str, Any]]) -> dict[str, str]:
+def _kinds(committed: dict[str, results.Record]) -> dict[str, str]:
     return {label: _kind(rec) for label, rec in committed.items()}
 
 
-def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any]],
-                  remade: dict[str, dict[str, Any] | None], checked: list[Checked],
+def _against_code(sample: Sequence[runs.Run], committed: dict[str, results.Record],
+                  remade: dict[str, results.Record | None], checked: list[Checked],
                   threads: int, log: Callable[[str], None], fallback: Path) -> list[Checked]:
     """Re-make the differing records with their own code and compare with today's re-runs."""
     groups: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (commit, profile) -> runs
@@ -236,17 +236,17 @@ def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any
         if c.identical or remade[run.label] is None:
             continue
         rec = committed[run.label]
-        commit = rec["environment"].get("git_commit")
-        if not commit or rec["environment"].get("git_dirty"):
+        commit = rec.commit
+        if not commit or rec.environment.get("git_dirty"):
             continue  # no clean code to re-make it with
-        if rec["environment"].get("cpu_isa") == results.cpu_isa():
+        if rec.environment.get("cpu_isa") == results.cpu_isa():
             log(f"[verify] {run.chapter}/{run.path.name} was made on this kind of CPU: it "
                 "must re-run identically, and the records' code cannot excuse it")
             continue
-        old_hash[run.label] = rec.get("migrated_from", {}).get("spec_hash", rec["spec_hash"])
-        groups.setdefault((commit, rec["profile"]), set()).add((run.chapter,
+        old_hash[run.label] = (rec.migrated_from or {}).get("spec_hash", rec.spec_hash)
+        groups.setdefault((commit, rec.profile), set()).add((run.chapter,
                                                                 old_hash[run.label]))
-    made: dict[tuple[str, str, str], dict[str, Any]] = {}
+    made: dict[tuple[str, str, str], results.Record] = {}
     old_workers = max(1, (os.cpu_count() or 1) // threads)  # that code gives cores // workers
     for (commit, profile), wanted in groups.items():
         for (chapter, h), rec in remake_with(commit, profile, wanted, old_workers, log,
@@ -254,12 +254,12 @@ def _against_code(sample: Sequence[runs.Run], committed: dict[str, dict[str, Any
             made[(commit, chapter, h)] = rec
     out = []
     for run, c in zip(sample, checked, strict=True):
-        commit = committed[run.label]["environment"].get("git_commit")
+        commit = committed[run.label].commit
         theirs = made.get((commit, run.chapter, old_hash.get(run.label, "")))
         if theirs is None:
             out.append(c)
             continue
-        diff = tuple(verify_.compare(theirs["metrics"], remade[run.label]["metrics"]))
+        diff = tuple(verify_.compare(theirs.metrics, remade[run.label].metrics))
         out.append(Checked(c.record, c.differences, c.added, c.seconds, commit, diff))
     return out
 
