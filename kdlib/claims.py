@@ -186,6 +186,23 @@ def mixed_kinds(records: Records, rows: Sequence[Row | str]) -> str:
             f"{' and on '.join(names)}")
 
 
+def one_computation(records: Records, rows: Sequence[Row | str]) -> str:
+    """A note where two compared rows are one computation: on every common seed their specs
+    differ in nothing but the row's ``method`` name (a reading can give two methods the same
+    settings), so their difference is zero by construction; else ""."""
+    if len(rows) != 2:
+        return ""
+    def what(r: results.Record) -> dict[str, Any]:
+        return {k: v for k, v in r.spec.items() if k != "method"}
+    a, b = ({r.seed: what(r) for r in records.get(_name(row), [])} for row in rows)
+    common = sorted(set(a) & set(b))
+    if not common or any(a[s] != b[s] for s in common):
+        return ""
+    return (f"`{_name(rows[0])}` and `{_name(rows[1])}` are one computation here: on seeds "
+            f"{common} their specs differ only in the row's name, so the test compares a "
+            f"method with itself")
+
+
 @dataclass(frozen=True)
 class RowRule:
     """A rule over named rows: `rule(records)` decides, and calling the RowRule adds what
@@ -215,9 +232,9 @@ class RowRule:
         if flagged:
             decision = self._without(decision, records, set(flagged),
                                      "unstable training: " + "; ".join(flagged.values()))
-        mixed = mixed_kinds(records, self.rows)
-        if mixed:
-            decision = dataclasses.replace(decision, notes=(*decision.notes, mixed))
+        for note in (mixed_kinds(records, self.rows), one_computation(records, self.rows)):
+            if note:
+                decision = dataclasses.replace(decision, notes=(*decision.notes, note))
         pilot = set(getattr(cfg, "pilot_seeds", []) or []) & {
             int(r.seed) for r in records.get(self.rows[0], [])}
         if pilot:

@@ -296,3 +296,21 @@ def test_a_metric_read_but_missing_is_an_error_naming_the_record_not_a_verdict()
     # a gradient record that breaks the measure in any other way propagates too
     with pytest.raises(KeyError):
         f2.decide(_gradient_records({"layer": []}), None)
+
+
+def test_two_rows_that_are_one_computation_are_named_as_such():
+    """Under a reading that gives two methods the same settings (AKD and AT + Tf-KD-self at
+    the published self-teacher recipe), the claim says it compares a method with itself."""
+    from types import SimpleNamespace
+
+    def rows(specs):
+        return {name: [results.Record({"seed": s, "method": name, **spec(s)}, {"test_acc": 0.8})
+                       for s in (0, 1, 2)] for name, spec in specs.items()}
+
+    same = rows({"akd": lambda s: {"T": 2}, "self": lambda s: {"T": 2}})
+    d = claims.gain("self", "akd", 0.01)(same, SimpleNamespace())
+    assert ("`self` and `akd` are one computation here: on seeds [0, 1, 2] their specs differ "
+            "only in the row's name, so the test compares a method with itself") in d.notes
+    other = rows({"akd": lambda s: {"T": 2}, "self": lambda s: {"T": 2 if s < 2 else 6}})
+    d = claims.gain("self", "akd", 0.01)(other, SimpleNamespace())
+    assert not any("one computation" in n for n in d.notes)
