@@ -255,9 +255,9 @@ class Record:
         return self.environment.get("cpu") or "unknown"
 
     @property
-    def file(self) -> str:
-        """Where the record lies: results/<profile>/<chapter>/<name>-<hash>.json."""
-        return f"results/{self.profile}/{self.chapter}/{self.name}-{self.spec_hash}.json"
+    def file(self) -> Path:
+        """Where the record lies (:func:`kdlib.paths.record_file`)."""
+        return paths.record_file(self.profile, self.chapter, self.name, self.spec_hash)
 
     def metric(self, key: str) -> Any:
         """Metric `key`; a :class:`MissingMetricError` names the record's file, its seed and
