@@ -47,30 +47,33 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 def trained_model(name: str, spec: Mapping[str, Any], build: Callable[[], nn.Module],
                   fit: Callable[[nn.Module, Path], dict[str, Any]],
                   device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
-    """Load the model for (`name`, `spec`), or build it and ``info = fit(model, resume_path)``.
+    """Load the model for (`name`, `spec`), first building it and ``info = fit(model,
+    resume_path)`` when no weights are saved.
 
     Returns the model on `device` in eval mode and the `info` its training
     returned (a JSON-able dict, such as the loss history), saved beside the
-    weights so a loaded model still has it. Training holds the checkpoint's lock;
-    a process that waited for it finds the weights saved and loads them.
+    weights. The model is always the one loaded from the saved weights, also right
+    after training it: what training leaves behind (a channels-last memory layout
+    under the bf16 engine, whose bf16 results can differ from the stored layout's)
+    never reaches a caller, so a teacher teaches the same whether this process trained
+    it or another did. Training holds the checkpoint's lock; a process that waited
+    for it finds the weights saved and loads them.
     """
     final = checkpoint_path(name, spec)
-    model = build().to(device)
     if not final.is_file():
         with exclusive_lock(paths.companion(final, "lock")):
             if not final.is_file():  # nobody trained it while we waited for the lock
-                return _fit_and_save(model, spec, fit, final)
+                _fit_and_save(build().to(device), spec, fit, final)
     blob = torch.load(final, map_location=device, weights_only=True)
+    model = build().to(device)
     model.load_state_dict(blob["state_dict"])
     return model.eval(), blob["info"]
 
 
 def _fit_and_save(model: nn.Module, spec: Mapping[str, Any],
-                  fit: Callable[[nn.Module, Path], dict[str, Any]],
-                  final: Path) -> tuple[nn.Module, dict[str, Any]]:
+                  fit: Callable[[nn.Module, Path], dict[str, Any]], final: Path) -> None:
     resume = paths.companion(final, "resume")
     info = fit(model, resume)
     blob = {"state_dict": model.state_dict(), "info": info, "spec": dict(spec)}
     paths.save_atomic(final, lambda tmp: torch.save(blob, tmp))
     resume.unlink(missing_ok=True)
-    return model.eval(), info

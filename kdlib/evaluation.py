@@ -189,6 +189,7 @@ def robust_metrics(run: networks.Training, ev: Evaluation, device: torch.device 
     """A robustness record's metrics: train (or load) `run`'s network, evaluate it under
     `ev`, audit it when `ev` has an audit; with what its training recorded."""
     trained, info = networks.trained(run, device, progress)
+    training.as_trained(trained, run.recipe)
     setup = run.data.load(device)
     model = as_evaluated(ev, trained, setup.device)
     folder = paths.evaluation_dir(run.method, results.spec_hash(record_spec(run, ev)))

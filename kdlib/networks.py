@@ -281,6 +281,7 @@ def accuracy_metrics(run: Training, device: torch.device | str, *,
     """A run's record metrics: the trained network's test accuracy and error count on the
     data's test images, and what its training recorded (:func:`trained`)."""
     model, info = trained(run, device, progress)
+    training.as_trained(model, run.recipe)
     setup = run.data.load(device)
     pred = training.predict(model, setup.x_test, batch_size=EVAL_BATCH).argmax(1)
     right = int((pred == setup.y_test).sum())

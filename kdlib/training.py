@@ -148,6 +148,24 @@ def seeded(seed: int, factory: Callable[[], nn.Module]) -> nn.Module:
     return factory()
 
 
+def _uses_channels_last(model: nn.Module, eng: Engine) -> bool:
+    return eng.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def as_trained(model: nn.Module, recipe: Recipe) -> nn.Module:
+    """`model` (in place) in the memory layout :func:`train` gives it under `recipe` on its
+    device: channels-last for a convolutional model under an engine that uses it.
+
+    A run's own network is measured in this layout whether it was trained just now or
+    loaded from its checkpoint (which stores the plain layout): under bf16 autocast the
+    two layouts can round differently, and a record must not depend on a cache.
+    """
+    device = next(model.parameters()).device
+    if _uses_channels_last(model, engine_for(device.type, recipe)):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 #: Where :func:`train` reports each finished epoch (its name, epoch, loss and seconds, at
 #: level INFO) when it shows no progress bar: a worker of ``kdlib jobs`` gives it a handler
 #: that prints one line per epoch; without one, nothing is shown.
@@ -203,7 +221,7 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
         raise ValueError(f"batch_size {recipe.batch_size} is larger than the {n} examples")
     total = steps_per_epoch * recipe.epochs
     seed_everything(seed)
-    channels_last = eng.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    channels_last = _uses_channels_last(model, eng)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     net = torch.compile(model) if eng.compile else model  # shares `model`'s parameters

@@ -36,3 +36,25 @@ def test_concurrent_callers_train_once_and_share_the_weights():
     assert len(got) == 2 and all(torch.all(m.weight == 7.0) for m, _ in got)
     assert got[0][1] == got[1][1] == {"history": [1]}
     assert checkpoints.checkpoint_path("toy", {"a": 1}).is_file()
+
+
+def test_a_model_trained_now_is_returned_as_a_later_call_loads_it():
+    """Training may leave its own memory layout (channels-last under the bf16 engine); a
+    caller gets the stored form either way, so a teacher trained in this process teaches
+    exactly as a loaded one (bf16 results can depend on the layout)."""
+
+    def build():
+        torch.manual_seed(0)
+        return nn.Conv2d(3, 4, 3)
+
+    def fit(model, resume):
+        model.to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        return {"history": []}
+
+    fresh, _ = checkpoints.trained_model("layout", {"a": 1}, build, fit, torch.device("cpu"))
+    loaded, _ = checkpoints.trained_model("layout", {"a": 1}, build, fit, torch.device("cpu"))
+    for a, b in zip(fresh.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b) and a.stride() == b.stride()
+    assert fresh.weight.is_contiguous() and not fresh.training

@@ -270,3 +270,23 @@ def test_a_spec_names_the_engine_that_ran_never_auto():
     for chapter in ("03_reversed_kd", "04_teacher_free"):
         for run in chapters.plan(chapter, cfgs[chapter]):
             assert run.spec["recipe"]["engine"] == training.engine_here("auto")
+
+
+def test_a_loaded_network_is_measured_in_the_layout_its_training_used():
+    """``as_trained`` gives a loaded (plain-layout) network the layout ``train`` leaves, so a
+    run measured from its checkpoint matches one measured right after training."""
+    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    for engine, conv in (("bf16", True), ("float32", False), ("fast", False)):
+        recipe = training.Recipe(epochs=1, batch_size=32, lr=0.1, engine=engine)
+        net = training.seeded(0, lambda: models.SmallCNN(4))
+        training.train(net, objectives.supervised(), x, y, recipe, seed=0, progress=False)
+        stored = training.seeded(0, lambda: models.SmallCNN(4))
+        stored.load_state_dict(net.state_dict())
+        assert stored.features[3].weight.is_contiguous()
+        training.as_trained(stored, recipe)
+        for a, b in zip(net.parameters(), stored.parameters(), strict=True):
+            assert a.stride() == b.stride()
+        assert stored.features[3].weight.is_contiguous(memory_format=torch.channels_last) == conv
+    mlp = models.student_mlp()
+    training.as_trained(mlp, training.Recipe(epochs=1, batch_size=32, lr=0.1, engine="bf16"))
+    assert all(p.is_contiguous() for p in mlp.parameters())
