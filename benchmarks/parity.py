@@ -61,7 +61,8 @@ def accuracy_run(case: str, engine: training.EngineName, seed: int) -> dict[str,
     recipe = training.Recipe(**{**recipe.__dict__, "engine": engine})
     model = training.seeded(seed, build)
     t0 = time.perf_counter()
-    training.train(model, objectives.supervised(), x, y, recipe, seed=seed, progress=False)
+    training.train(model, objectives.CrossEntropy().objective(), x, y, recipe, seed=seed,
+                   progress=False)
     seconds = time.perf_counter() - t0
     return {"test_acc": training.accuracy(model, xt, yt), "seconds": seconds}
 

@@ -246,8 +246,8 @@ def compare_training(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     transform = textbook_transform(crop_flip)
 
     def kd_run(name: str, n_steps: int, seed: int) -> None:
-        training.train(nets[name], objectives.supervised(), x[:n_steps * bs], y[:n_steps * bs],
-                       recipes[name], seed=seed, progress=False)
+        training.train(nets[name], objectives.CrossEntropy().objective(), x[:n_steps * bs],
+                       y[:n_steps * bs], recipes[name], seed=seed, progress=False)
 
     def ref_run(n_steps: int) -> None:
         reference_train(nets["reference"], TextbookDataset(

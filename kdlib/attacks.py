@@ -85,8 +85,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: fl
     return x_adv.detach()
 
 
-def adversarial(objective: Objective, eps: float, step: float, steps: int, *,
-                mode: Mode = "eval", ramp_epochs: int = 0) -> Objective:
+class Adversarial:
     """Adversarial training: `objective` applied to PGD examples crafted against the
     cross-entropy on the labels (random start from the global RNG, which
     :func:`kdlib.training.train` seeds and checkpoints). Targets are the labels or a
@@ -94,23 +93,23 @@ def adversarial(objective: Objective, eps: float, step: float, steps: int, *,
 
     With `ramp_epochs`, ε (and the step with it) grows linearly over the first epochs,
     ``ε·e/ramp_epochs`` in epoch e (from 1), which helps a small network take off at a large
-    ε; the returned objective's ``start_epoch(e)`` sets it, and :func:`kdlib.training.train`
-    calls it at the start of every epoch, a resumed one included.
+    ε: it is a :class:`kdlib.training.EpochObjective`, and :meth:`start_epoch` sets the scale.
     """
-    scale = {"value": 1.0}
 
-    def adversarial_objective(model: nn.Module, x: torch.Tensor,
-                              targets: Targets) -> dict[str, torch.Tensor]:
+    def __init__(self, objective: Objective, eps: float, step: float, steps: int, *,
+                 mode: Mode = "eval", ramp_epochs: int = 0):
+        self.objective, self.eps, self.step, self.steps = objective, eps, step, steps
+        self.mode, self.ramp_epochs, self.scale = mode, ramp_epochs, 1.0
+
+    def start_epoch(self, epoch: int) -> None:
+        self.scale = min(1.0, epoch / self.ramp_epochs) if self.ramp_epochs else 1.0
+
+    def __call__(self, model: nn.Module, x: torch.Tensor,
+                 targets: Targets) -> dict[str, torch.Tensor]:
         labels = targets["labels"] if isinstance(targets, dict) else targets
-        f = scale["value"]
-        return objective(model, pgd(model, x, labels, f * eps, f * step, steps, mode=mode),
-                         targets)
-
-    def start_epoch(epoch: int) -> None:
-        scale["value"] = min(1.0, epoch / ramp_epochs) if ramp_epochs else 1.0
-
-    adversarial_objective.start_epoch = start_epoch  # type: ignore[attr-defined]
-    return adversarial_objective
+        x_adv = pgd(model, x, labels, self.scale * self.eps, self.scale * self.step,
+                    self.steps, mode=self.mode)
+        return self.objective(model, x_adv, targets)
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ class Threat:
 
     def adversarial(self, objective: Objective) -> Objective:
         """`objective` on this threat's PGD examples (adversarial training)."""
-        return adversarial(objective, self.eps, self.step, self.steps, mode=self.mode,
+        return Adversarial(objective, self.eps, self.step, self.steps, mode=self.mode,
                            ramp_epochs=self.ramp_epochs)
 
     def flags(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

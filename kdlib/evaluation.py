@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdlib import attacks, models, networks, paths, results, robustness, training
+from kdlib import attacks, flops, models, networks, paths, results, robustness, runs, training
 from kdlib.attacks import Threat
 
 #: AutoAttack's attacks, by pyautoattack's names.
@@ -182,6 +182,16 @@ def audit(ev: Evaluation, model: nn.Module, reference: nn.Module, setup: Any,
                               reference=reference, sweep=spec.sweep, batch_size=ev.batch,
                               strong_steps=spec.steps, restarts=spec.restarts, cap=spec.cap)
     return [dataclasses.asdict(c) for c in checks]
+
+
+def robust_work(run: networks.Training, ev: Evaluation) -> runs.Work:
+    """What :func:`robust_metrics` computes: `run`'s training, PGD on every test image,
+    AutoAttack, Square alone and the audit, as `ev` sets them."""
+    audit = 0 if ev.audit is None else ev.audit.images * 3 * ev.audit.steps_per_image()
+    return dataclasses.replace(
+        run.work(), forwards=run.data.test_size * flops.pgd_forwards(ev.pgd.steps) + audit,
+        autoattack=ev.autoattack.attacks, autoattack_images=ev.autoattack.images,
+        square_images=ev.square_images, attack_cap=ev.autoattack.cap or 0)
 
 
 def robust_metrics(run: networks.Training, ev: Evaluation, device: torch.device | str, *,

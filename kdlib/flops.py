@@ -20,6 +20,13 @@ def forward_flops(macs: float, images: float) -> float:
     return 2 * macs * images
 
 
+def pgd_forwards(steps: int) -> int:
+    """Forward-pass equivalents per image of PGD with `steps` steps and the prediction after
+    it (:func:`kdlib.attacks.robust_flags_pgd`): each step a forward and a backward pass to the
+    input (3 forwards), then one forward."""
+    return 3 * steps + 1
+
+
 def train_flops(work: Work) -> float:
     """FLOPs of a run's training: 3 forward passes per trained image (the backward pass is
     about twice the forward), k + 1 such steps for PGD-k adversarial training (each attack

@@ -24,15 +24,27 @@ order, augmentation and PGD start noise; only the objective differs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from kdlib import attacks, checkpoints, data, gradients, models, objectives, paths, training
+from kdlib import (
+    attacks,
+    checkpoints,
+    data,
+    flops,
+    gradients,
+    models,
+    objectives,
+    paths,
+    runs,
+    training,
+)
 
 #: Evaluation batch: large batches of a ResNet50 run slower per image on a CPU.
 EVAL_BATCH = 128
@@ -88,6 +100,8 @@ class ResNet:
     in_channels: int
     num_classes: int
     normalize: str
+    #: Which measured CPU speed prices it (:class:`kdlib.runs.Work`).
+    family: ClassVar[str] = "resnet"
 
     def spec(self) -> dict[str, Any]:
         return {"arch": self.arch, "width": self.width, "in_channels": self.in_channels,
@@ -105,6 +119,7 @@ class SmallCNN:
 
     width: int
     normalize: str
+    family: ClassVar[str] = "cnn"
 
     def spec(self) -> dict[str, Any]:
         return {"arch": "cnn", "width": self.width, "normalize": self.normalize}
@@ -118,6 +133,7 @@ class MLPNet:
     """A ReLU MLP with layer ``sizes`` (:class:`kdlib.models.MLP`)."""
 
     sizes: tuple[int, ...]
+    family: ClassVar[str] = "mlp"
 
     def spec(self) -> dict[str, Any]:
         return {"arch": "mlp", "sizes": list(self.sizes)}
@@ -218,6 +234,22 @@ class Training:
             out["early_stop"] = self.early_stop.spec()
         return out
 
+    def work(self) -> runs.Work:
+        """What training this network costs (:mod:`kdlib.flops` prices it): its
+        multiply-accumulates on every training image of every epoch, the PGD steps of its
+        threat, its teacher's forward passes, and early stopping's PGD on the held-out
+        images after every epoch."""
+        shape = input_shape(self.data)
+        own = macs(self.network, shape)
+        threat, teacher = self.objective.threat, self.objective.teacher
+        stopping = (self.held_out * self.recipe.epochs * flops.pgd_forwards(threat.steps) * own
+                    if self.early_stop is not None and threat is not None else 0.0)
+        return runs.Work(
+            macs=own, trained_images=(self.data.train_size - self.held_out) * self.recipe.epochs,
+            attack_steps=threat.steps if threat is not None else 0,
+            teacher_macs=macs(teacher.network, shape) if teacher is not None else 0.0,
+            extra_train_macs=stopping, family=self.network.family)
+
     @property
     def checkpoint(self) -> Path:
         """Where the trained weights go; trainings with equal specs share them."""
@@ -274,6 +306,12 @@ def trained(run: Training, device: torch.device | str,
     grads.unlink(missing_ok=True)
     best.unlink(missing_ok=True)
     return model, info
+
+
+def accuracy_work(run: Training) -> runs.Work:
+    """What :func:`accuracy_metrics` computes: `run`'s training and one forward pass per test
+    image."""
+    return dataclasses.replace(run.work(), forwards=run.data.test_size)
 
 
 def accuracy_metrics(run: Training, device: torch.device | str, *,

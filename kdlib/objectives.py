@@ -7,8 +7,9 @@ frozen value (:class:`CrossEntropy`, :class:`LabelSmoothing`, :class:`HintonKD`,
 :meth:`spec` writes it into a run's specification (the hash and the record), and
 :meth:`objective` builds the function that trains. A loss setting that is not in
 the spec cannot change what trains, and one that is in the spec is used.
-The formulas are :mod:`kdlib.losses`'; the functions below build objectives from
-them directly, for code that needs no record (tests, benchmarks).
+The formulas are :mod:`kdlib.losses`'; each objective here only feeds them the
+float32 logits and the labels. Targets are the labels, or a dict with ``"labels"``
+(and ``"teacher_logits"`` for :meth:`HintonKD.from_logits`).
 """
 
 from __future__ import annotations
@@ -25,69 +26,6 @@ from kdlib.training import Objective, Targets
 
 def _labels(y: Targets) -> torch.Tensor:
     return y["labels"] if isinstance(y, dict) else y
-
-
-def supervised() -> Objective:
-    """Cross-entropy on the hard labels."""
-    return lambda model, x, y: losses.cross_entropy(model(x).float(), _labels(y))
-
-
-def distillation(teacher: nn.Module, temperature: float, alpha: float) -> Objective:
-    """Hinton KD from a frozen `teacher`, run on the same (augmented or attacked) batch.
-
-    Targets are the labels, or a dict with ``"labels"``. When the student sees
-    un-augmented inputs, :func:`distillation_from_logits` gives the same loss with
-    the teacher's logits computed once, not every epoch.
-    """
-    teacher.eval()
-
-    def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            t = teacher(x).float()
-        return losses.hinton_kd(model(x).float(), t, _labels(y), temperature, alpha)
-
-    return objective
-
-
-def distillation_from_logits(temperature: float, alpha: float) -> Objective:
-    """Hinton KD from precomputed teacher logits: targets are
-    ``{"labels": y, "teacher_logits": t}`` (see :func:`kdlib.training.predict`)."""
-
-    def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
-        return losses.hinton_kd(model(x).float(), y["teacher_logits"], y["labels"],
-                                temperature, alpha)
-
-    return objective
-
-
-def virtual_teacher_kd(delta: float, temperature: float, alpha: float, *,
-                       soften_student: bool = True, log_space: bool = False) -> Objective:
-    """Tf-KD-reg: distillation from the hand-made virtual teacher
-    (:func:`kdlib.losses.tf_kd_reg`)."""
-
-    def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
-        return losses.tf_kd_reg(model(x).float(), _labels(y), delta, temperature, alpha,
-                                soften_student=soften_student, log_space=log_space)
-
-    return objective
-
-
-def label_smoothing(epsilon: float, form: str = "uniform") -> Objective:
-    """Cross-entropy against labels smoothed by `epsilon` in `form`
-    (:func:`kdlib.losses.label_smoothing`)."""
-    return lambda model, x, y: losses.label_smoothing(model(x).float(), _labels(y), epsilon,
-                                                      form)
-
-
-def virtual_teacher_official(delta: float, temperature: float, alpha: float,
-                             multiplier: float) -> Objective:
-    """Tf-KD-reg in the official code's form (:func:`kdlib.losses.tf_kd_reg_official`)."""
-
-    def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
-        return losses.tf_kd_reg_official(model(x).float(), _labels(y), delta, temperature,
-                                         alpha, multiplier)
-
-    return objective
 
 
 # --- typed losses: one record form, one objective ---------------------------------------------
@@ -113,7 +51,7 @@ class CrossEntropy:
         return {"loss": "cross_entropy"}
 
     def objective(self, teacher: nn.Module | None = None) -> Objective:
-        return supervised()
+        return lambda model, x, y: losses.cross_entropy(model(x).float(), _labels(y))
 
 
 @dataclass(frozen=True)
@@ -133,7 +71,8 @@ class LabelSmoothing:
                 **({"form": self.form} if self.form != "uniform" else {})}
 
     def objective(self, teacher: nn.Module | None = None) -> Objective:
-        return label_smoothing(self.epsilon, self.form)
+        return lambda model, x, y: losses.label_smoothing(model(x).float(), _labels(y),
+                                                          self.epsilon, self.form)
 
 
 @dataclass(frozen=True)
@@ -149,9 +88,25 @@ class HintonKD:
         return {"loss": "hinton_kd", "temperature": self.temperature, "alpha": self.alpha}
 
     def objective(self, teacher: nn.Module | None = None) -> Objective:
+        """The loss with `teacher` (frozen, eval mode) run on the student's own batch."""
         if teacher is None:
             raise ValueError("Hinton's distillation needs its trained teacher")
-        return distillation(teacher, self.temperature, self.alpha)
+        teacher.eval()
+
+        def objective(model: nn.Module, x: torch.Tensor, y: Targets) -> dict[str, torch.Tensor]:
+            with torch.no_grad():
+                t = teacher(x).float()
+            return losses.hinton_kd(model(x).float(), t, _labels(y), self.temperature,
+                                    self.alpha)
+
+        return objective
+
+    def from_logits(self) -> Objective:
+        """The same loss from the teacher's logits computed once, for a student that sees
+        fixed inputs: targets are ``{"labels": y, "teacher_logits": t}``
+        (:func:`kdlib.training.predict`)."""
+        return lambda model, x, y: losses.hinton_kd(model(x).float(), y["teacher_logits"],
+                                                    y["labels"], self.temperature, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -171,8 +126,9 @@ class TfKdReg:
                 "log_space": self.log_space}
 
     def objective(self, teacher: nn.Module | None = None) -> Objective:
-        return virtual_teacher_kd(self.delta, self.temperature, self.alpha,
-                                  soften_student=self.soften_student, log_space=self.log_space)
+        return lambda model, x, y: losses.tf_kd_reg(
+            model(x).float(), _labels(y), self.delta, self.temperature, self.alpha,
+            soften_student=self.soften_student, log_space=self.log_space)
 
 
 @dataclass(frozen=True)
@@ -191,5 +147,6 @@ class TfKdRegOfficial:
                 "multiplier": self.multiplier}
 
     def objective(self, teacher: nn.Module | None = None) -> Objective:
-        return virtual_teacher_official(self.delta, self.temperature, self.alpha,
-                                        self.multiplier)
+        return lambda model, x, y: losses.tf_kd_reg_official(
+            model(x).float(), _labels(y), self.delta, self.temperature, self.alpha,
+            self.multiplier)

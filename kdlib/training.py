@@ -26,7 +26,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -39,6 +39,20 @@ from kdlib.data import random_crop_flip, random_shift
 #: (such as ``{"labels": y, "teacher_logits": t}``).
 Targets = torch.Tensor | dict[str, torch.Tensor]
 Objective = Callable[[nn.Module, torch.Tensor, Targets], dict[str, torch.Tensor]]
+
+
+@runtime_checkable
+class EpochObjective(Protocol):
+    """An objective that changes over epochs: :func:`train` calls ``start_epoch(epoch)``
+    (from 1) before each epoch, a resumed one included (:class:`kdlib.attacks.Adversarial`'s
+    ε ramp)."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor,
+                 y: Targets) -> dict[str, torch.Tensor]: ...
+
+    def start_epoch(self, epoch: int) -> None: ...
+
+
 EngineName = Literal["float32", "fast", "bf16"]
 
 
@@ -208,9 +222,8 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     before the optimiser step, while the gradients are in place (see
     :class:`kdlib.gradients.GradientRecorder`). `on_epoch(epoch)` is called after each
     epoch (counted from 1), before its checkpoint; what it returns joins the epoch's history
-    row (such as a held-out accuracy for early stopping). An objective with a
-    ``start_epoch(epoch)`` method is told each epoch (from 1) before it starts, also after
-    a resume (:func:`kdlib.attacks.adversarial`'s ε ramp). `engine` overrides what
+    row (such as a held-out accuracy for early stopping). An :class:`EpochObjective` is told
+    each epoch before it starts. `engine` overrides what
     :func:`engine_for` picks for the device and the recipe.
     """
     device = x.device
@@ -257,7 +270,7 @@ def train(model: nn.Module, objective: Objective, x: torch.Tensor, y: Targets,
     with models.mask_dropout(model) if eng.mask_dropout else nullcontext():
         for epoch in range(start, recipe.epochs):
             t0 = time.perf_counter()
-            if hasattr(objective, "start_epoch"):  # an objective that changes over epochs
+            if isinstance(objective, EpochObjective):
                 objective.start_epoch(epoch + 1)
             order = torch.randperm(n, device=device, generator=gen)
             sums: dict[str, torch.Tensor] = {}

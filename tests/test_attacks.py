@@ -130,18 +130,19 @@ def test_adversarial_objective_trains_on_pgd_examples():
         return {"loss": F.cross_entropy(model(xb), targets["labels"])}
 
     targets = {"labels": y, "teacher_logits": torch.zeros(32, 10)}
-    out = attacks.adversarial(record, 0.05, 0.02, 5)(model, x, targets)
+    out = attacks.Adversarial(record, 0.05, 0.02, 5)(model, x, targets)
     assert seen["targets"] is targets and 0 < (seen["x"] - x).abs().max() <= 0.05 + 1e-6
-    clean = objectives.supervised()(model, x, y)["loss"]
+    clean = objectives.CrossEntropy().objective()(model, x, y)["loss"]
     assert out["loss"] > clean
-    assert attacks.adversarial(objectives.supervised(), 0.05, 0.02, 5)(model, x, y)["loss"] > clean
+    adv = attacks.Adversarial(objectives.CrossEntropy().objective(), 0.05, 0.02, 5)
+    assert adv(model, x, y)["loss"] > clean
 
 
 def test_adversarial_training_in_the_loop_is_seeded():
     x = images(64)
     y = torch.arange(64) % 10
     recipe = training.Recipe(epochs=2, batch_size=16, lr=0.05)
-    objective = attacks.adversarial(objectives.supervised(), 0.1, 0.03, 3)
+    objective = attacks.Adversarial(objectives.CrossEntropy().objective(), 0.1, 0.03, 3)
 
     def run():
         model = mlp()
@@ -369,13 +370,13 @@ def test_adversarial_objective_sees_exactly_the_pgd_examples():
 
     for targets in (y, {"labels": y}):
         torch.manual_seed(7)
-        attacks.adversarial(record, 0.08, 0.03, 4)(model, x, targets)
+        attacks.Adversarial(record, 0.08, 0.03, 4)(model, x, targets)
         torch.manual_seed(7)
         torch.testing.assert_close(seen[-1], attacks.pgd(model, x, y, 0.08, 0.03, 4),
                                    atol=0, rtol=0)
     # the labels steer the attack: other labels, other examples
     torch.manual_seed(7)
-    attacks.adversarial(record, 0.08, 0.03, 4)(model, x, (y + 1) % 10)
+    attacks.Adversarial(record, 0.08, 0.03, 4)(model, x, (y + 1) % 10)
     assert not torch.equal(seen[-1], seen[0])
 
 
@@ -387,10 +388,10 @@ def test_adversarial_objective_passes_its_mode_to_pgd():
 
     model = batchnorm_model()
     stats = model[2].running_mean.clone()
-    attacks.adversarial(no_model, 0.1, 0.02, 3)(model, x, y)  # eval by default
+    attacks.Adversarial(no_model, 0.1, 0.02, 3)(model, x, y)  # eval by default
     assert torch.equal(model[2].running_mean, stats) and model.training
     model.eval()
-    attacks.adversarial(no_model, 0.1, 0.02, 3, mode="train")(model, x, y)
+    attacks.Adversarial(no_model, 0.1, 0.02, 3, mode="train")(model, x, y)
     assert not torch.equal(model[2].running_mean, stats) and not model.training
 
 

@@ -143,3 +143,41 @@ def test_gpu_benchmark_runs_at_toy_size_on_a_cpu(one_thread):
     md = gpu.render_markdown(res)
     assert "resnet50 (CIFAR form, width 4)" in md and "PGD-7 adversarial" in md
     assert {k: os.environ.get(k) for k in env} == env  # the scratch data folder is undone
+
+
+def test_pgd_is_priced_as_the_attack_runs():
+    """``flops.pgd_forwards`` counts what :func:`kdlib.attacks.robust_flags_pgd` does per
+    image: a forward and a backward pass (two forwards' worth) per step, then one forward."""
+    from kdlib import attacks, flops
+
+    seen = {"forward": 0, "backward": 0}
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = models.student_mlp()
+
+        def forward(self, x):
+            seen["forward"] += len(x)
+            seen["backward"] += len(x) * torch.is_grad_enabled()
+            return self.net(x)
+
+    x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    for steps in (1, 4, 20):
+        seen.update(forward=0, backward=0)
+        attacks.robust_flags_pgd(Counting(), x, y, 0.1, 0.02, steps, batch_size=4)
+        assert seen["forward"] + 2 * seen["backward"] == len(x) * flops.pgd_forwards(steps)
+
+
+def test_a_run_is_priced_from_the_values_that_describe_it():
+    """Chapter 6's work follows its training and evaluation values, not the profile's keys:
+    change the evaluation's PGD steps and its forward passes move by 3 per step per image."""
+    from kdlib import evaluation
+
+    (run,) = [r for r in chapters.plan("06_adversarial_tfkd", chapters.load_profile("smoke")[
+        "06_adversarial_tfkd"]) if r.name == "at"][:1]
+    net, ev = run.compute.args[:2]
+    more = dataclasses.replace(ev, pgd=dataclasses.replace(ev.pgd, steps=ev.pgd.steps + 5))
+    gained = evaluation.robust_work(net, more).forwards - evaluation.robust_work(net, ev).forwards
+    assert gained == net.data.test_size * 3 * 5
+    assert evaluation.robust_work(net, ev) == run.work

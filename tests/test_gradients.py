@@ -6,6 +6,9 @@ from torch import nn
 
 from kdlib import gradients, models, objectives, training
 
+#: Cross-entropy on the labels, the plain objective.
+CE = objectives.CrossEntropy().objective()
+
 
 class Head(nn.Module):
     def __init__(self):
@@ -45,9 +48,9 @@ def test_samples_every_k_steps_in_the_training_loop():
         steps.append(step)
         rec(step)
 
-    training.train(net, objectives.supervised(), x, y, recipe, seed=0, progress=False,
+    training.train(net, CE, x, y, recipe, seed=0, progress=False,
                    on_backward=hook)
-    training.train(plain, objectives.supervised(), x, y, recipe, seed=0, progress=False)
+    training.train(plain, CE, x, y, recipe, seed=0, progress=False)
     assert steps == list(range(16)) and rec.samples == 4
     frame = rec.frame()
     assert frame["layer"].tolist() == ["net.1", "net.3"]  # weights only, no biases

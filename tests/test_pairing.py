@@ -47,7 +47,7 @@ def record(run: networks.Training, monkeypatch) -> Tape:
         tape.batches.append(digest(x))  # the batch the loop drew, augmented, before any attack
         return objective(model, x, y)
 
-    if hasattr(objective, "start_epoch"):
+    if isinstance(objective, training.EpochObjective):
         taped.start_epoch = objective.start_epoch
     setup = run.data.load("cpu")
     (x, y), _ = run.split(setup)

@@ -49,9 +49,9 @@ def linear(adversarial: bool, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     x, y = data(512, seed=seed + 1)
-    objective = objectives.supervised()
+    objective = objectives.CrossEntropy().objective()
     if adversarial:
-        objective = attacks.adversarial(objective, 0.05, 0.02, 5)
+        objective = attacks.Adversarial(objective, 0.05, 0.02, 5)
     training.train(model, objective, x, y, training.Recipe(epochs=8, batch_size=64, lr=0.05),
                    seed=seed, progress=False)
     return model.eval()

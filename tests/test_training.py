@@ -8,6 +8,9 @@ import torch
 
 from kdlib import models, objectives, training
 
+#: Cross-entropy on the labels, the plain objective.
+CE = objectives.CrossEntropy().objective()
+
 
 def toy_data(n=256, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -27,7 +30,7 @@ def trained(seed, recipe=RECIPE, **kw):
     torch.manual_seed(123)  # same initial weights whatever the seed under test
     model = models.MLP([784, 32, 10], dropout=0.2)
     x, y = toy_data()
-    hist = training.train(model, objectives.supervised(), x, y, recipe, seed=seed,
+    hist = training.train(model, CE, x, y, recipe, seed=seed,
                           progress=False, **kw)
     return model, hist
 
@@ -99,7 +102,7 @@ def test_distillation_objective_uses_frozen_teacher():
     before = weights(teacher).clone()
     student = models.MLP([784, 8, 10])
     x, y = toy_data(64)
-    training.train(student, objectives.distillation(teacher, 4.0, 0.9), x, y,
+    training.train(student, objectives.HintonKD(4.0, 0.9).objective(teacher), x, y,
                    training.Recipe(epochs=1, batch_size=32), seed=0, progress=False)
     assert torch.equal(before, weights(teacher))  # the teacher never changes
 
@@ -124,10 +127,10 @@ def test_precomputed_teacher_logits_give_the_same_training():
     recipe = training.Recipe(epochs=2, batch_size=32)
     a = training.seeded(0, lambda: models.MLP([784, 8, 10]))
     b = training.seeded(0, lambda: models.MLP([784, 8, 10]))
-    ha = training.train(a, objectives.distillation(teacher, 4.0, 0.7), x, y, recipe, seed=0,
+    ha = training.train(a, objectives.HintonKD(4.0, 0.7).objective(teacher), x, y, recipe, seed=0,
                         progress=False)
     targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
-    hb = training.train(b, objectives.distillation_from_logits(4.0, 0.7), x, targets, recipe,
+    hb = training.train(b, objectives.HintonKD(4.0, 0.7).from_logits(), x, targets, recipe,
                         seed=0, progress=False)
     torch.testing.assert_close(weights(a), weights(b), atol=1e-5, rtol=1e-4)
     assert ha[-1]["kd"] == pytest.approx(hb[-1]["kd"], rel=1e-4)
@@ -158,7 +161,7 @@ def run_engine(recipe, dropout, objective=None):
     torch.manual_seed(123)
     model = models.MLP([784, 32, 10], dropout=dropout)
     x, y = toy_data()
-    training.train(model, objective or objectives.supervised(), x, y, recipe, seed=0,
+    training.train(model, objective or CE, x, y, recipe, seed=0,
                    progress=False)
     return weights(model)
 
@@ -227,12 +230,12 @@ def test_the_cuda_engine_runs_its_branch_on_a_cpu(tmp_path):
     ckpt = tmp_path / "resume.pt"
     resumed = net()
     with pytest.raises(SimulatedInterruptError):
-        training.train(resumed, objectives.supervised(), x, y, recipe, seed=1, progress=False,
+        training.train(resumed, CE, x, y, recipe, seed=1, progress=False,
                        engine=cuda, checkpoint=ckpt, on_backward=interrupt_in_epoch(2, 4))
-    training.train(resumed, objectives.supervised(), x, y, recipe, seed=1, progress=False,
+    training.train(resumed, CE, x, y, recipe, seed=1, progress=False,
                    engine=cuda, checkpoint=ckpt)
     whole = net()
-    training.train(whole, objectives.supervised(), x, y, recipe, seed=1, progress=False,
+    training.train(whole, CE, x, y, recipe, seed=1, progress=False,
                    engine=cuda)
     assert torch.equal(weights(resumed), weights(whole))
 
@@ -279,7 +282,7 @@ def test_a_loaded_network_is_measured_in_the_layout_its_training_used():
     for engine, conv in (("bf16", True), ("float32", False), ("fast", False)):
         recipe = training.Recipe(epochs=1, batch_size=32, lr=0.1, engine=engine)
         net = training.seeded(0, lambda: models.SmallCNN(4))
-        training.train(net, objectives.supervised(), x, y, recipe, seed=0, progress=False)
+        training.train(net, CE, x, y, recipe, seed=0, progress=False)
         stored = training.seeded(0, lambda: models.SmallCNN(4))
         stored.load_state_dict(net.state_dict())
         assert stored.features[3].weight.is_contiguous()

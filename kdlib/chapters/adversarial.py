@@ -45,7 +45,6 @@ network of the same seed.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -62,6 +61,7 @@ from kdlib.evaluation import (
     Evaluation,
     record_spec,
     robust_metrics,
+    robust_work,
 )
 from kdlib.readings import Reading
 
@@ -201,7 +201,6 @@ def plan(cfg: Params) -> list[runs.Run]:
     """Every ``(row, seed)``, each after the run its teacher comes from. A run trains (or
     loads) its network and evaluates it (:func:`kdlib.evaluation.robust_metrics`)."""
     device = str(training.resolve_device(cfg.device))
-    family = cfg.arch if cfg.arch in ("mlp", "cnn") else "resnet"
     out = []
     for method in images.chosen(cfg, METHODS):
         for seed in cfg.seeds:
@@ -209,21 +208,10 @@ def plan(cfg: Params) -> list[runs.Run]:
             ev = evaluation(cfg, method, seed)
             needs = [t.checkpoint.name for t in (run.objective.teacher,
                                                  ev.audit and ev.audit.reference) if t]
-            work = images.work(run, family)
-            stopping = (cfg.val_size * cfg.epochs * (3 * cfg.pgd_steps + 1) * work.macs
-                        if run.early_stop else 0.0)
-            audit = ev.audit
-            audit_steps = 0 if audit is None else audit.steps_per_image()
             out.append(runs.Run(
                 cfg.profile, NAME, method.name, record_spec(run, ev),
                 functools.partial(robust_metrics, run, ev, device), device=device,
-                trains=run.checkpoint.name, needs=tuple(needs),
-                work=dataclasses.replace(
-                    work, extra_train_macs=stopping,
-                    forwards=cfg.test_size * (cfg.eval_pgd_steps * 3 + 1)
-                    + (0 if audit is None else audit.images * 3 * audit_steps),
-                    autoattack=tuple(cfg.aa_attacks), autoattack_images=cfg.aa_size,
-                    square_images=cfg.square_size, attack_cap=cfg.attack_cap)))
+                trains=run.checkpoint.name, needs=tuple(needs), work=robust_work(run, ev)))
     return out
 
 

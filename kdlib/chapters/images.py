@@ -29,7 +29,6 @@ too and multiplies it by a constant (the book's *Methods and deviations* page).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -248,18 +247,6 @@ def chosen(cfg: ImageRuns, methods: Sequence[Method]) -> list[Method]:
     return [m for m in methods if not cfg.methods or m.name in cfg.methods]
 
 
-def work(run: networks.Training, family: str = "resnet") -> runs.Work:
-    """What training `run` costs (its evaluation is the chapter's to add)."""
-    shape = networks.input_shape(run.data)
-    teacher = run.objective.teacher
-    return runs.Work(
-        macs=networks.macs(run.network, shape),
-        trained_images=(run.data.train_size - run.held_out) * run.recipe.epochs,
-        attack_steps=run.objective.threat.steps if run.objective.threat else 0,
-        teacher_macs=networks.macs(teacher.network, shape) if teacher else 0.0,
-        family=family)
-
-
 def resnet_plan(cfg: ResNetRuns, chapter: str, methods: Sequence[Method]) -> list[runs.Run]:
     """Every ``(method, seed)`` of Table 3 or 4, each after the runs it learns from: a run
     trains its network and measures its test accuracy
@@ -275,5 +262,5 @@ def resnet_plan(cfg: ResNetRuns, chapter: str, methods: Sequence[Method]) -> lis
                 functools.partial(networks.accuracy_metrics, run, device), device=device,
                 trains=run.checkpoint.name,
                 needs=(teacher.checkpoint.name,) if teacher else (),
-                work=dataclasses.replace(work(run), forwards=cfg.test_size)))
+                work=networks.accuracy_work(run)))
     return out

@@ -103,8 +103,8 @@ def teacher(cfg: MnistTeacher, seed: int, setup: MnistSetup,
     when a teacher with this exact spec was trained before (by either chapter)."""
 
     def fit(model: nn.Module, resume: Path) -> dict[str, Any]:
-        history = training.train(model, objectives.supervised(), setup.x_train, setup.y_train,
-                                 teacher_recipe(cfg), seed=seed, checkpoint=resume,
+        history = training.train(model, objectives.CrossEntropy().objective(), setup.x_train,
+                                 setup.y_train, teacher_recipe(cfg), seed=seed, checkpoint=resume,
                                  desc=f"teacher seed {seed}", progress=progress)
         return {"history": history}
 

@@ -294,14 +294,14 @@ def student_metrics(cfg: Params, seed: int, digit: int, kd: bool, *,
     setup = load(cfg)
     x, y = transfer_set(setup, digit)
     targets: training.Targets = y
-    objective = objectives.supervised()
+    objective = objectives.CrossEntropy().objective()
     if kd:
         teacher = mnist.teacher(cfg, seed, setup.base, progress)[0]
         if cfg.student_jitter:  # the teacher labels every shifted batch
-            objective = objectives.distillation(teacher, cfg.temperature, cfg.alpha)
+            objective = objectives.HintonKD(cfg.temperature, cfg.alpha).objective(teacher)
         else:  # fixed inputs: the teacher's logits are computed once
             targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
-            objective = objectives.distillation_from_logits(cfg.temperature, cfg.alpha)
+            objective = objectives.HintonKD(cfg.temperature, cfg.alpha).from_logits()
     model = training.seeded(seed, mnist.NETWORKS[STUDENT]).to(setup.base.device)
     history = training.train(model, objective, x, targets, student_recipe(cfg), seed=seed,
                              desc=f"{run_name(digit, kd)} seed {seed}", progress=progress)

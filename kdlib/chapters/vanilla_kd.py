@@ -95,11 +95,11 @@ def student_metrics(cfg: Params, seed: int, kd: KD | None, *,
     computed once and Hinton's loss replaces cross-entropy."""
     setup = mnist.load(cfg)
     targets: training.Targets = setup.y_train
-    objective = objectives.supervised()
+    objective = objectives.CrossEntropy().objective()
     if kd is not None:
         logits = training.predict(mnist.teacher(cfg, seed, setup, progress)[0], setup.x_train)
         targets = {"labels": setup.y_train, "teacher_logits": logits}
-        objective = objectives.distillation_from_logits(kd.temperature, kd.alpha)
+        objective = objectives.HintonKD(kd.temperature, kd.alpha).from_logits()
     model = training.seeded(seed, mnist.NETWORKS[STUDENT]).to(setup.device)
     history = training.train(model, objective, setup.x_train, targets, student_recipe(cfg),
                              seed=seed, desc=f"student{'' if kd is None else ' KD'} seed {seed}",
