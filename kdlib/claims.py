@@ -105,16 +105,19 @@ def at_least(row: Row | str, other: Row | str, key: str, what: str) -> Premise:
     return Premise(what, measure)
 
 
-def fits(teacher: Row | str, what: str, level: float = FIT_LOSS) -> Premise:
+def fits(teacher: Row | str, what: str, level: float = FIT_LOSS,
+         trained_apart: str | None = None) -> Premise:
     """"The teacher `teacher` fits its training data": the mean final training cross-entropy
-    of its runs is at most `level`."""
+    of its runs is at most `level`. Where the records hold `trained_apart` (the teacher
+    trained otherwise than its row, under a reading), those runs are the teacher."""
     def measure(records: Records) -> tuple[bool | None, str]:
-        losses = [float(r.metrics["final_train_loss"]) for r in records.get(_name(teacher), [])
+        name = trained_apart if trained_apart in records else _name(teacher)
+        losses = [float(r.metrics["final_train_loss"]) for r in records.get(name, [])
                   if "final_train_loss" in r.metrics]
         if not losses:
             return None, "no training loss recorded"
         mean = sum(losses) / len(losses)
-        return mean <= level, (f"`{_name(teacher)}` ends at a training cross-entropy of "
+        return mean <= level, (f"`{name}` ends at a training cross-entropy of "
                                f"{mean:.3f} ({min(losses):.3f}–{max(losses):.3f} over "
                                f"{len(losses)} seeds); the premise asks ≤ {level:g}")
     return Premise(what, measure)

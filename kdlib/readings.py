@@ -73,13 +73,13 @@ def rows_changed(records_or_names: Mapping[str, Any] | Sequence[str], reading: s
 
 def substitute(records: runs.Records, reading: str, seeds: Sequence[int]) -> runs.Records:
     """The records a claim sees under `reading`: every primary row on `seeds`, a row the
-    reading changes replaced by its ``<row>@<reading>`` runs."""
+    reading changes replaced by its ``<row>@<reading>`` runs, and a row only the reading
+    has (a teacher it trains otherwise) under its own name."""
     keep = set(seeds)
     out: runs.Records = {}
-    for name, rs in records.items():
-        if SEP in name:
-            continue
-        chosen = records.get(f"{name}{SEP}{reading}", rs)
+    only = [n.split(SEP, 1)[0] for n in records if n.endswith(f"{SEP}{reading}")]
+    for name in [n for n in records if SEP not in n] + [n for n in only if n not in records]:
+        chosen = records.get(f"{name}{SEP}{reading}", records.get(name, []))
         out[name] = [r for r in chosen if int(r.seed) in keep]
     return out
 

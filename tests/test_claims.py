@@ -130,6 +130,12 @@ def test_premises_measure_the_records():
     assert claims.fits("r50", "fits").check(records)[1] is False
     assert "0.300" in claims.fits("r50", "fits").check(records)[2]
     assert claims.fits("none", "fits").check(records)[1] is None
+    # a teacher trained apart from its row, where the records hold one, is the one measured
+    apart = claims.fits("r50", "fits", trained_apart="r50_teacher")
+    assert apart.check(records)[1] is False
+    records["r50_teacher"] = [rec(s, final_train_loss=0.08 + 0.01 * s) for s in range(2)]
+    _, met, measured = apart.check(records)
+    assert met is True and "`r50_teacher` ends at a training cross-entropy of 0.085" in measured
 
 
 

@@ -30,6 +30,24 @@ def test_a_reading_adds_only_the_runs_it_changes_on_its_seeds():
     assert self_run.needs == (base.trains,)
 
 
+def test_a_teacher_trained_to_fit_is_a_run_of_its_own_before_its_student():
+    cfg = _cfg(readings=["self-teacher-fit"], reading_seeds=[1])
+    primary = chapters.plan("04_teacher_free", _cfg())
+    added = chapters.plan("04_teacher_free", cfg)[len(primary):]
+    assert [(r.name, r.seed) for r in added] == [
+        ("tf_kd_self_teacher@self-teacher-fit", 1), ("tf_kd_self@self-teacher-fit", 1)]
+    teacher, student = added
+    base = next(r for r in primary if r.name == "baseline" and r.seed == 1)
+    # the teacher is the baseline's training at the reading's epochs; the student keeps its own
+    assert teacher.spec["recipe"]["epochs"] == 96
+    assert {**teacher.spec, "recipe": base.spec["recipe"]} == base.spec
+    assert student.spec["recipe"] == base.spec["recipe"]
+    assert student.spec["objective"]["teacher"] == teacher.spec
+    assert student.needs == (teacher.trains,) != (base.trains,)
+    # the primary reading plans no teacher apart from the baseline row
+    assert not any(r.name.startswith("tf_kd_self_teacher") for r in primary)
+
+
 def test_readings_are_checked_before_any_compute():
     with pytest.raises(ProfileError, match="unknown"):
         chapters.plan("04_teacher_free", _cfg(readings=["nonsense"], reading_seeds=[0]))
@@ -58,6 +76,12 @@ def test_substitute_swaps_a_row_for_its_reading_on_the_reading_seeds():
     assert [r.spec["seed"] for r in seen["baseline"]] == [1, 2]
     assert readings.rows_changed(records, "alpha-cifar100") == {"tf_kd_self"}
     assert sorted(readings.primary(records)) == ["baseline", "tf_kd_self"]
+    # a row only a reading has (a teacher it trains apart) is seen under its own name
+    records["tf_kd_self_teacher@alpha-cifar100"] = [rec(s, 0.9) for s in (0, 1, 2)]
+    seen = readings.substitute(records, "alpha-cifar100", [1, 2])
+    assert list(seen) == ["baseline", "tf_kd_self", "tf_kd_self_teacher"]
+    assert [r.spec["seed"] for r in seen["tf_kd_self_teacher"]] == [1, 2]
+    assert "tf_kd_self_teacher" not in readings.substitute(records, "other", [1, 2])
 
 
 def test_the_rows_a_reading_changes_depend_on_the_profile():

@@ -107,6 +107,11 @@ class ImageRuns(Common):
         """What this chapter's trainings log or hold out (see :class:`networks.Training`)."""
         return {}
 
+    def for_teacher(self, method: Method) -> ImageRuns:
+        """The parameters that train `method`'s teacher: these, unless a chapter trains a
+        row's teacher otherwise than that teacher's own row."""
+        return self
+
 
 @dataclass(frozen=True)
 class ResNetRuns(ImageRuns):
@@ -231,7 +236,8 @@ BASELINE = Method("baseline", "ResNet18: baseline", cross_entropy, arch="resnet1
 
 def training_for(cfg: ImageRuns, method: Method, seed: int) -> networks.Training:
     """The training of `method` for `seed` under `cfg`, its teacher's included."""
-    teacher = training_for(cfg, method.teacher, seed) if method.teacher is not None else None
+    teacher = (training_for(cfg.for_teacher(method), method.teacher, seed)
+               if method.teacher is not None else None)
     threat = cfg.threat() if method.adversarial else None
     return networks.Training(method.name, cfg.network(method.arch), data(cfg), recipe(cfg),
                              seed, networks.ObjectiveSpec(method.loss(cfg), threat, teacher),
@@ -250,17 +256,31 @@ def chosen(cfg: ImageRuns, methods: Sequence[Method]) -> list[Method]:
 def resnet_plan(cfg: ResNetRuns, chapter: str, methods: Sequence[Method]) -> list[runs.Run]:
     """Every ``(method, seed)`` of Table 3 or 4, each after the runs it learns from: a run
     trains its network and measures its test accuracy
-    (:func:`kdlib.networks.accuracy_metrics`)."""
+    (:func:`kdlib.networks.accuracy_metrics`). A teacher trained otherwise than its own row
+    (:meth:`ImageRuns.for_teacher`) is a run of its own, ``<method>_teacher``, so that its
+    training is recorded too."""
     device = str(training.resolve_device(cfg.device))
+
+    def run_of(name: str, fit: networks.Training) -> runs.Run:
+        teacher = fit.objective.teacher
+        return runs.Run(cfg.profile, chapter, name, fit.spec(),
+                        functools.partial(networks.accuracy_metrics, fit, device),
+                        device=device, trains=fit.checkpoint.name,
+                        needs=(teacher.checkpoint.name,) if teacher else (),
+                        work=networks.accuracy_work(fit))
+
     out = []
     for method in chosen(cfg, methods):
         for seed in cfg.seeds:
-            run = training_for(cfg, method, seed)
-            teacher = run.objective.teacher
-            out.append(runs.Run(
-                cfg.profile, chapter, method.name, run.spec(),
-                functools.partial(networks.accuracy_metrics, run, device), device=device,
-                trains=run.checkpoint.name,
-                needs=(teacher.checkpoint.name,) if teacher else (),
-                work=networks.accuracy_work(run)))
+            fit = training_for(cfg, method, seed)
+            teacher = fit.objective.teacher
+            if teacher is not None and (teacher.spec()
+                                        != training_for(cfg, method.teacher, seed).spec()):
+                out.append(run_of(teacher_row(method), teacher))
+            out.append(run_of(method.name, fit))
     return out
+
+
+def teacher_row(method: Method) -> str:
+    """The record name of `method`'s teacher where it is not its own row's network."""
+    return f"{method.name}_teacher"

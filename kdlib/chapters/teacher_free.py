@@ -11,11 +11,14 @@ compares the layer gradients these same runs recorded while they trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 from kdlib import runs
 from kdlib.chapters import Chapter, images
 from kdlib.chapters.images import BASELINE, Method
+from kdlib.config import ge
+from kdlib.readings import Reading
 
 NAME = "04_teacher_free"
 
@@ -24,6 +27,17 @@ NAME = "04_teacher_free"
 class Params(images.TfKdLosses, images.ResNetRuns):
     """Table 4 (and Figure 2, which reads its runs): the shared ResNet runs and the two
     teacher-free losses."""
+
+    #: The epochs of Tf-KD-self's teacher; 0: the baseline of the same seed is the teacher.
+    #: Otherwise the teacher is the baseline's recipe run this long, a run of its own
+    #: (``tf_kd_self_teacher``), and only the baseline row stays at ``epochs``.
+    tf_self_teacher_epochs: int = field(default=0, metadata={**ge(0), "optional": True})
+
+    def for_teacher(self, method: Method) -> Params:
+        if method == TF_KD_SELF and self.tf_self_teacher_epochs:
+            return dataclasses.replace(self, epochs=self.tf_self_teacher_epochs,
+                                       tf_self_teacher_epochs=0)
+        return self
 
 
 TF_KD_REG_OFFICIAL = Method("tf_kd_reg_official", "ResNet18: Tf-KD-reg (official form)",
@@ -43,8 +57,18 @@ def plan(cfg: Params) -> list[runs.Run]:
     return images.resnet_plan(cfg, NAME, METHODS)
 
 
+#: Tf-KD-self's teacher: the baseline as it is, or trained until it fits its training data.
+SELF_TEACHER_FIT = Reading(
+    "self-teacher-fit", "Tf-KD-self's teacher",
+    "the baseline of the same seed, trained as long as the student (at `cpu`, 8 epochs: "
+    "its training cross-entropy ends at 0.30-0.35)",
+    "the baseline's recipe run for 96 epochs, so that the teacher fits its training data as "
+    "the official one does (the best of 200 epochs on CIFAR); the student and the baseline "
+    "it is compared with keep their epochs",
+    {"tf_self_teacher_epochs": 96})
 #: The other readings of Table 4's open settings (kdlib.readings).
-READINGS = (images.SELF_ALPHA_CIFAR100, images.MULTIPLIER_100, images.SMOOTHING_OTHERS)
+READINGS = (images.SELF_ALPHA_CIFAR100, images.MULTIPLIER_100, images.SMOOTHING_OTHERS,
+            SELF_TEACHER_FIT)
 
 TINY = {"train_size": 16, "test_size": 16, "batch_size": 8, "epochs": 2, "grad_every": 1}
 
