@@ -112,7 +112,7 @@ def fits(teacher: Row | str, what: str, level: float = FIT_LOSS,
     trained otherwise than its row, under a reading), those runs are the teacher."""
     def measure(records: Records) -> tuple[bool | None, str]:
         name = trained_apart if trained_apart in records else _name(teacher)
-        losses = [float(r.metrics["final_train_loss"]) for r in records.get(name, [])
+        losses = [float(r.metric("final_train_loss")) for r in records.get(name, [])
                   if "final_train_loss" in r.metrics]
         if not losses:
             return None, "no training loss recorded"

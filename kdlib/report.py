@@ -80,10 +80,10 @@ def collapsed(records: Mapping[str, Sequence[Record]], labels: Mapping[str, str]
     robust accuracy says nothing about its method."""
     out = []
     for name, recs in records.items():
-        bad = [r for r in recs if r.metrics[key] <= 1 / classes + margin]
+        bad = [r for r in recs if r.metric(key) <= 1 / classes + margin]
         if bad:
             seeds = ", ".join(str(r.seed) for r in bad)
-            accs = ", ".join(f"{100 * r.metrics[key]:.1f}%" for r in bad)
+            accs = ", ".join(f"{100 * r.metric(key):.1f}%" for r in bad)
             out.append(f"{labels.get(name, name)}: training collapsed in {len(bad)} of "
                        f"{len(recs)} run(s) (seed {seeds}; clean accuracy {accs}, chance "
                        f"is {100 / classes:.0f}%).")

@@ -25,7 +25,7 @@ from kdlib import (
 from kdlib.attacks import Threat
 from kdlib.chapters import adversarial as adv
 from kdlib.chapters import images
-from kdlib.pages import adversarial as page
+from kdlib.pages import table5 as page
 from kdlib.tooling import jobs
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -285,7 +285,7 @@ def _gradient_records(gradients, key="gradients"):
 
 
 def test_a_metric_read_but_missing_is_an_error_naming_the_record_not_a_verdict():
-    from kdlib.pages import gradients
+    from kdlib.pages import figure2 as gradients
 
     (f2,) = [c for c in gradients.CLAIMS if c.id == "F2 (reg)"]
     # the profile sampled no gradients: the claim is not run, and says why

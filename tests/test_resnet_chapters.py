@@ -13,9 +13,9 @@ from kdlib import chapters, config, data, losses, networks, paths, results, runs
 from kdlib.chapters import images
 from kdlib.chapters import reversed_kd as ch3
 from kdlib.chapters import teacher_free as ch4
-from kdlib.pages import gradients as grad_page
-from kdlib.pages import images as images_page
-from kdlib.pages import teacher_free as tf_page
+from kdlib.pages import figure2 as grad_page
+from kdlib.pages import image_pages as images_page
+from kdlib.pages import table4 as tf_page
 
 PROFILES = ["smoke", "quick", "paper"]
 TINY = {"profile": "unit", "device": "cpu", "train_size": 128, "test_size": 64, "width": 2,

@@ -57,7 +57,7 @@ def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
     made = git(clone, "rev-parse", "HEAD")
     records = {"at": [results.Record({}, {}, profile="cpu", environment={"git_commit": made})]}
     assert verify.stale_records(records, "06_adversarial_tfkd") == ()
-    edit(clone, "kdlib/pages/adversarial.py", 'ax.set_ylabel("test accuracy (%)")',
+    edit(clone, "kdlib/pages/table5.py", 'ax.set_ylabel("test accuracy (%)")',
          'ax.set_ylabel("accuracy on test images (%)")')
     edit(clone, "kdlib/chapters/adversarial.py", '"AT student (PGD adversarial training)"',
          '"AT student (adversarially trained)"')

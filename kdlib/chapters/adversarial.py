@@ -234,7 +234,7 @@ PUBLISHED_SELF_TEACHER = Reading(
 #: Chapter 6, declared: its parameters, rows and runs.
 CHAPTER = Chapter(
     name=NAME, title="Adversarially trained teacher-free distillation (Table 5)",
-    params=Params, methods=METHODS, plan=plan, page="kdlib.pages.adversarial",
+    params=Params, methods=METHODS, plan=plan, page="kdlib.pages.table5",
     readings=(FINAL_EPOCH, PUBLISHED_SELF_TEACHER, images.SELF_ALPHA_CIFAR100,
               images.MULTIPLIER_100, images.SMOOTHING_OTHERS),
     # paper-shape: full-width networks, every attack and the audit, AutoAttack over two chunks

@@ -50,5 +50,5 @@ def plan(cfg: Params) -> list[runs.Run]:
 #: Chapter 3, declared.
 CHAPTER = Chapter(
     name=NAME, title="Reversed distillation (Table 3)", params=Params, methods=METHODS,
-    plan=plan, page="kdlib.pages.reversed_kd", readings=(images.SMOOTHING_OTHERS,),
+    plan=plan, page="kdlib.pages.table3", readings=(images.SMOOTHING_OTHERS,),
     tiny={"train_size": 16, "test_size": 16, "batch_size": 8, "epochs": 2, "grad_every": 1})

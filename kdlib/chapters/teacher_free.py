@@ -74,9 +74,9 @@ TINY = {"train_size": 16, "test_size": 16, "batch_size": 8, "epochs": 2, "grad_e
 
 #: Chapter 4, declared.
 CHAPTER = Chapter(name=NAME, title="Teacher-free distillation (Table 4, Figure 1)",
-                  params=Params, methods=METHODS, plan=plan, page="kdlib.pages.teacher_free",
+                  params=Params, methods=METHODS, plan=plan, page="kdlib.pages.table4",
                   tiny=TINY, readings=READINGS)
 #: Chapter 5 (Figure 2) shows the gradients chapter 4's runs recorded: it has no runs of its own.
 GRADIENTS = Chapter(name="05_gradients", title="Gradients per layer (Figure 2)", params=Params,
-                    methods=METHODS, plan=plan, page="kdlib.pages.gradients", tiny=TINY,
+                    methods=METHODS, plan=plan, page="kdlib.pages.figure2", tiny=TINY,
                     records_of=NAME, readings=READINGS)

@@ -118,7 +118,7 @@ def show_summary(records: runs.Records) -> None:
 
 def teacher_per_class(records: runs.Records) -> pd.DataFrame:
     """The teachers' test accuracy on each digit (mean over seeds, %)."""
-    acc = pd.DataFrame([r.metrics["per_class_acc"] for r in records["teacher"]]).mean() * 100
+    acc = pd.DataFrame([r.metric("per_class_acc") for r in records["teacher"]]).mean() * 100
     return acc.rename("teacher test accuracy (%)").to_frame().T.round(2)
 
 
@@ -147,7 +147,7 @@ def _fmt(values: list[float], scale: float = 100.0) -> str:
 
 
 def _values(records: list[Record], key: str) -> list[float]:
-    return [float(r.metrics[key]) for r in records]
+    return [float(r.metric(key)) for r in records]
 
 
 def _paper(ref: dict[str, float], row: str | None, part: str) -> str:
@@ -218,7 +218,7 @@ def per_class_figure(records: runs.Records):
     for ax, d in zip(axes[0], digits, strict=True):
         for i, (label, kd, key) in enumerate(bars):
             recs = records[run_name(d, kd)]
-            acc = 100 * np.mean([r.metrics[key] for r in recs], axis=0)
+            acc = 100 * np.mean([r.metric(key) for r in recs], axis=0)
             ax.bar(classes + (i - 1) * width, acc, width, label=label)
         ax.axvspan(d - 0.5, d + 0.5, color="grey", alpha=0.15, lw=0)
         ax.set_xticks(classes)
@@ -273,7 +273,7 @@ def summary_sentences(records: runs.Records) -> list[str]:
 
 def provenance(records: runs.Records) -> pd.DataFrame:
     def pct(key: str):
-        return lambda r: round(100 * r.metrics[key], 2) if key in r.metrics else None
+        return lambda r: round(100 * r.metric(key), 2) if key in r.metrics else None
 
     return runs.provenance(records, {"test acc (%)": pct("test_acc"),
                                      "omitted digit (%)": pct("digit_acc")})

@@ -87,7 +87,7 @@ def glue_results(records: runs.Records, cfg) -> None:
 def sweep_table(records: runs.Records) -> pd.DataFrame | str:
     """KD student accuracy (%) on the first seed for each temperature (rows) × α (columns)."""
     rows = [{"temperature": r.spec["kd"]["temperature"], "alpha": r.spec["kd"]["alpha"],
-             "test acc (%)": 100 * r.metrics["test_acc"]}
+             "test acc (%)": 100 * r.metric("test_acc")}
             for r in records.get("student_kd_sweep", [])]
     if not rows:
         return "no sweep in this profile"
@@ -104,7 +104,7 @@ def trials_table(records: runs.Records) -> pd.DataFrame:
             rows.append({"teacher recipe": what, "dropout": spec["dropout"],
                          "jitter (pixels)": spec["recipe"]["jitter"],
                          "epochs": spec["recipe"]["epochs"], "seed": spec["seed"],
-                         "test acc (%)": round(100 * r.metrics["test_acc"], 2)})
+                         "test acc (%)": round(100 * r.metric("test_acc"), 2)})
     return pd.DataFrame(rows).set_index("teacher recipe")
 
 
@@ -130,4 +130,4 @@ def show_records(records: runs.Records) -> None:
 
 def provenance(records: runs.Records) -> pd.DataFrame:
     return runs.provenance(records, {
-        "test acc (%)": lambda r: round(100 * r.metrics["test_acc"], 2)})
+        "test acc (%)": lambda r: round(100 * r.metric("test_acc"), 2)})

@@ -20,10 +20,10 @@ from kdlib.pages.verdict_tables import MARKS
 
 #: The committed profiles whose records decide claims, widest scale first: the paper's
 #: setting, the CPU stand-in, and its within-kind re-makes on an AMD EPYC (chapters 4-6's
-#: readings, and chapter 6's self-teacher reading).
-CLAIM_SCALES = ("paper", "cpu", "cpu-amd", "cpu-amd-teachers")
+#: readings, chapter 6's self-teacher reading, and chapter 4's self-teacher trained to fit).
+CLAIM_SCALES = ("paper", "cpu", "cpu-amd", "cpu-amd-teachers", "cpu-amd-fit")
 #: Profiles that re-make another's recipe on another kind of CPU: replication -> original.
-REPLICATIONS = {"cpu-amd": "cpu", "cpu-amd-teachers": "cpu"}
+REPLICATIONS = {"cpu-amd": "cpu", "cpu-amd-teachers": "cpu", "cpu-amd-fit": "cpu"}
 
 
 def scales(build_profile: str) -> list[str]:

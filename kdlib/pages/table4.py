@@ -15,7 +15,7 @@ from kdlib.chapters import teacher_free as chapter
 from kdlib.chapters.images import BASELINE
 from kdlib.chapters.teacher_free import LABEL_SMOOTHING, TF_KD_REG_OFFICIAL, TF_KD_SELF
 from kdlib.claims import Claim
-from kdlib.pages import images as common
+from kdlib.pages import image_pages as common
 from kdlib.verdicts import Decision
 
 GLUE = "t4"

@@ -19,7 +19,7 @@ from kdlib.chapters.adversarial import (
 )
 from kdlib.claims import Claim
 from kdlib.evaluation import AA_ATTACKS
-from kdlib.pages import images as common
+from kdlib.pages import image_pages as common
 from kdlib.results import Record
 
 GLUE = "t5"
@@ -133,7 +133,7 @@ def after_attack(records: runs.Records) -> pd.DataFrame:
     """AutoAttack's robust accuracy (%) after each of its attacks, per run."""
     return pd.DataFrame([{"run": r.name, "seed": r.seed,
                           **{k: round(100 * v, 2) for k, v in
-                             r.metrics["aa_after_attack"].items()}}
+                             r.metric("aa_after_attack").items()}}
                          for rs in records.values() for r in rs]).set_index(["run", "seed"])
 
 
@@ -150,12 +150,12 @@ def present(records: runs.Records) -> list[chapter.Method]:
 
 
 def _cell(records: list[Record], key: str) -> str:
-    return stats.summarize([r.metrics[key] for r in records]).fmt()
+    return stats.summarize([r.metric(key) for r in records]).fmt()
 
 
 def _flags(records: list[Record], key: str) -> torch.Tensor:
     """One method's per-image flags (``<key>_bits``), all seeds one after the other."""
-    return torch.tensor([c == "1" for r in records for c in r.metrics[f"{key}_bits"]])
+    return torch.tensor([c == "1" for r in records for c in r.metric(f"{key}_bits")])
 
 
 def table5(records: runs.Records) -> pd.DataFrame:
@@ -211,12 +211,12 @@ def masking(records: list[Record],
                     and fisher < robustness.ALPHA:
                 notes.append(f"more than for plain AT (Fisher p = {fisher:.2g})")
     sq = _flags(records, "square")
-    on_square = torch.cat([torch.tensor([c == "1" for c in r.metrics["pgd_bits"]
-                                         [:r.metrics["square_size"]]]) for r in records])
+    on_square = torch.cat([torch.tensor([c == "1" for c in r.metric("pgd_bits")
+                                         [:r.metric("square_size")]]) for r in records])
     k2, b2, p2 = robustness.mcnemar(on_square, sq)
     if k2 > b2 and p2 < robustness.ALPHA:
         notes.append(f"black-box Square beats PGD-20 (McNemar p = {p2:.2g})")
-    if any(r.metrics["aa_flags"] for r in records):
+    if any(r.metric("aa_flags") for r in records):
         notes.append("AutoAttack raised flags")
     failed = sorted({c["name"] for r in records for c in r.metrics.get("audit", [])
                      if not c["passed"]})
@@ -238,7 +238,7 @@ def diagnostics(records: runs.Records) -> pd.DataFrame:
         recs = records[method.name]
         pgd, aa = _flags(recs, "pgd"), _flags(recs, "aa")
         kept, back, p = robustness.mcnemar(pgd, aa)
-        flags = sorted({f for r in recs for f in r.metrics["aa_flags"]})
+        flags = sorted({f for r in recs for f in r.metric("aa_flags")})
         notes = masking(recs, records.get("at"))
         rows.append({"": method.label,
                      "PGD-20 (AA images)": round(100 * float(pgd.float().mean()), 2),
@@ -252,7 +252,7 @@ def diagnostics(records: runs.Records) -> pd.DataFrame:
 
 
 def _mean(records: list[Record], key: str) -> float:
-    return sum(float(r.metrics[key]) for r in records) / len(records)
+    return sum(float(r.metric(key)) for r in records) / len(records)
 
 
 def audit_table(records: runs.Records) -> pd.DataFrame:
@@ -263,8 +263,8 @@ def audit_table(records: runs.Records) -> pd.DataFrame:
         recs = [r for r in records[method.name] if "audit" in r.metrics]
         if not recs:
             continue
-        for i, check in enumerate(recs[0].metrics["audit"]):
-            passed = sum(r.metrics["audit"][i]["passed"] for r in recs)
+        for i, check in enumerate(recs[0].metric("audit")):
+            passed = sum(r.metric("audit")[i]["passed"] for r in recs)
             rows.append({"method": method.label, "check": check["name"],
                          "passed": f"{passed} of {len(recs)} seeds",
                          "rule": check["rule"], "measured (first seed)": check["measured"]})
@@ -296,7 +296,7 @@ def paper_summary() -> str:
 def robustness_gain(records: runs.Records) -> float:
     """AutoAttack accuracy of ``at`` minus the undefended ``standard``'s, in points (mean)."""
     def mean(m: str) -> float:
-        return 100 * sum(r.metrics["aa_acc"] for r in records[m]) / len(records[m])
+        return 100 * sum(r.metric("aa_acc") for r in records[m]) / len(records[m])
     return mean("at") - mean("standard")
 
 
@@ -359,7 +359,7 @@ def figure(records: runs.Records):
     width = 0.8 / len(bars)
     at = np.arange(len(methods))
     for i, (label, key) in enumerate(bars):
-        means = [100 * np.mean([r.metrics[key] for r in records[m.name]]) for m in methods]
+        means = [100 * np.mean([r.metric(key) for r in records[m.name]]) for m in methods]
         ax.bar(at + (i - (len(bars) - 1) / 2) * width, means, width, label=label)
     ax.set_xticks(at, [m.label.replace(" (", "\n(") for m in methods], fontsize=8,
                   rotation=20, ha="right")
@@ -374,4 +374,4 @@ def figure(records: runs.Records):
 def provenance(records: runs.Records) -> pd.DataFrame:
     return runs.provenance(records, {
         "best epoch": lambda r: r.metrics.get("best_epoch", "—"),
-        "AutoAttack (%)": lambda r: round(100 * r.metrics["aa_acc"], 2)})
+        "AutoAttack (%)": lambda r: round(100 * r.metric("aa_acc"), 2)})

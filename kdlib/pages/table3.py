@@ -13,7 +13,7 @@ from kdlib.chapters.reversed_kd import (
     TEACHER_BASELINE,
 )
 from kdlib.claims import Claim
-from kdlib.pages import images as common
+from kdlib.pages import image_pages as common
 
 GLUE = "t3"
 NAME = chapter.NAME

@@ -131,4 +131,4 @@ def matched_smoothing(cfg: images.TfKdLosses, num_classes: int = images.NUM_CLAS
 
 def provenance(records: runs.Records) -> pd.DataFrame:
     return runs.provenance(records, {
-        "test acc (%)": lambda r: round(100 * r.metrics["test_acc"], 2)})
+        "test acc (%)": lambda r: round(100 * r.metric("test_acc"), 2)})

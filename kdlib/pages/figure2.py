@@ -11,7 +11,7 @@ from kdlib.chapters import teacher_free as chapter
 from kdlib.chapters.images import BASELINE
 from kdlib.chapters.teacher_free import TF_KD_REG_OFFICIAL, TF_KD_SELF
 from kdlib.claims import Claim
-from kdlib.pages import images as common
+from kdlib.pages import image_pages as common
 from kdlib.results import Record
 
 GLUE = "f2"
@@ -90,9 +90,9 @@ def samples(records: runs.Records) -> pd.DataFrame:
     """How many gradient samples each run recorded."""
     return pd.DataFrame([{"run": r.name, "seed": r.seed,
                           "record": f"{r.name}-{r.spec_hash}.json",
-                          "sampled steps": r.metrics["gradients"]["samples"],
-                          "every": r.metrics["gradients"]["every"],
-                          "layers": len(r.metrics["gradients"]["layer"])}
+                          "sampled steps": r.metric("gradients")["samples"],
+                          "every": r.metric("gradients")["every"],
+                          "layers": len(r.metric("gradients")["layer"])}
                          for m in GRADIENT_METHODS for r in records.get(m, [])])
 
 
@@ -118,7 +118,7 @@ def gradient_frame(records: runs.Records) -> pd.DataFrame:
     rows = []
     for method in GRADIENT_METHODS:
         for r in records.get(method, []):  # a profile may run some of the rows
-            g = r.metrics["gradients"]
+            g = r.metric("gradients")
             if g is None:
                 raise ValueError(f"record {r.name}-{r.spec_hash} has no gradient samples")
             for i, (stage, layer, v) in enumerate(zip(g["stage"], g["layer"],
