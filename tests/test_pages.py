@@ -71,3 +71,22 @@ def test_the_csv_link_under_a_shown_table_holds_that_table(monkeypatch):
     data = base64.b64decode(link.split("base64,")[1].split('"')[0]).decode()
     pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(data), index_col=0), table)
     assert "Records: profile paper, 1 runs" in link
+
+
+def test_the_fit_table_measures_the_teacher_that_taught_on_the_committed_records(monkeypatch):
+    import json
+
+    from kdlib import paths
+    from kdlib.pages import pilot
+
+    monkeypatch.setenv("KDLIB_RESULTS", str(paths.REPO / "results"))
+    table = pilot.fit_table()
+    mine = table[table["pilot"] == "cpu-amd-fit"].set_index("candidate")
+    files = sorted((paths.results_dir() / "cpu-amd-fit" / "04_teacher_free").glob(
+        "tf_kd_self_teacher@self-teacher-fit-*.json"))
+    losses = [json.loads(f.read_text())["metrics"]["final_train_loss"] for f in files]
+    assert len(files) == 4
+    row = mine.loc["Tf-KD-self's teacher of 96 epochs"]
+    assert row["seeds"] == 4 and row["premise holds"] == "yes"
+    assert row["difference (points) [95% CI]"].startswith(f"{sum(losses) / 4:.3f} ")
+    assert mine.loc["baseline of 8 epochs", "premise holds"] == "no"

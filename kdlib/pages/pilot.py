@@ -279,6 +279,7 @@ def fit_table() -> pd.DataFrame:
                                 if n.startswith(apart + readings.SEP))):
             got = (recs or {}).get(name, [])
             losses = [float(r.metric("final_train_loss")) for r in got]
+            accs = [float(r.metric("test_acc")) for r in got]
             if not losses:
                 continue
             mean = sum(losses) / len(losses)
@@ -288,7 +289,8 @@ def fit_table() -> pd.DataFrame:
                 "compared": f"final training cross-entropy (level ≤ {claims.FIT_LOSS:g})",
                 "seeds": len(losses),
                 "difference (points) [95% CI]": f"{mean:.3f} ({min(losses):.3f}–"
-                                                f"{max(losses):.3f})",
+                                                f"{max(losses):.3f}); test accuracy "
+                                                f"{stats.summarize(accs).fmt()}%",
                 "premise holds": "yes" if mean <= claims.FIT_LOSS else "no",
                 "CPU minutes of its runs": round(sum(r.wall_time_s for r in got) / 60)})
     return pd.DataFrame(rows)
