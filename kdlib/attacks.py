@@ -167,13 +167,6 @@ def robust_flags_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
     return torch.cat(flags)
 
 
-def robust_accuracy_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                        step: float, steps: int, batch_size: int = 512, **kw) -> float:
-    """Accuracy under PGD, e.g. PGD-20: ``steps=20, step=eps/4`` (one host sync)."""
-    flags = robust_flags_pgd(model, x, y, eps, step, steps, batch_size, **kw)
-    return int(flags.sum()) / len(flags)
-
-
 # --- AutoAttack ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

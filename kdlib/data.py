@@ -305,20 +305,13 @@ def _report(data: ImageData, verbose: bool) -> ImageData:
 def subset_indices(n: int, size: int, seed: int = 0) -> torch.Tensor:
     """Sorted positions of the first `size` items of a seeded shuffle of ``range(n)``.
 
-    All of ``range(n)`` when `size` >= `n`. :func:`random_subset` takes these
-    positions, so a chapter can tell where each of its images came from.
+    All of ``range(n)`` when `size` >= `n`. A chapter takes these positions, so it
+    can tell where each of its images came from.
     """
     if size >= n:
         return torch.arange(n)
     g = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=g)[:size].sort().values
-
-
-def random_subset(split: Split, size: int, seed: int = 0) -> Split:
-    """The first `size` images of a seeded shuffle (all of them if `size` >= N)."""
-    if size >= len(split):
-        return split
-    return split.subset(subset_indices(len(split), size, seed))
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:

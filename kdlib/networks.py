@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -46,46 +47,89 @@ from kdlib import (
     training,
 )
 
-#: Evaluation batch: large batches of a ResNet50 run slower per image on a CPU.
-EVAL_BATCH = 128
-
-
 # --- data ---------------------------------------------------------------------------------------
+
+#: Images in each data set's full training split.
+TRAIN_SPLIT = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
+
 
 @dataclass(frozen=True)
 class Data:
     """A seeded subset of a data set: ``train_size`` training and ``test_size`` test images,
-    drawn with ``subset_seed`` (:func:`kdlib.data.subset_indices`)."""
+    drawn with ``subset_seed`` (:func:`kdlib.data.subset_indices`).
+
+    Two optional cuts of the training images (Table 2's transfer set): those whose position
+    in the full training split is ``held_out_from`` or later are held out (never trained on;
+    :meth:`held_out_images`), and every image of ``omitted_digit`` is removed.
+    """
 
     dataset: Literal["mnist", "fashion-mnist", "cifar10"]
     train_size: int
     test_size: int
     subset_seed: int = 0
+    held_out_from: int | None = None
+    omitted_digit: int | None = None
 
     def spec(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "train_size": self.train_size,
-                "test_size": self.test_size, "subset_seed": self.subset_seed}
+        out = {"dataset": self.dataset, "train_size": self.train_size,
+               "test_size": self.test_size, "subset_seed": self.subset_seed}
+        if self.held_out_from is not None:
+            out["held_out_from"] = self.held_out_from
+        if self.omitted_digit is not None:
+            out["omitted_digit"] = self.omitted_digit
+        return out
+
+    @property
+    def whole(self) -> Data:
+        """The subset before either cut: every drawn training image."""
+        return dataclasses.replace(self, held_out_from=None, omitted_digit=None)
+
+    def train_images(self) -> float:
+        """How many training images remain after the cuts: exact without them; with them, the
+        expected number (a uniform draw, and a tenth of the images per digit)."""
+        n = self.train_size
+        if self.held_out_from is not None:
+            n *= min(1.0, self.held_out_from / TRAIN_SPLIT[self.dataset])
+        return n * 0.9 if self.omitted_digit is not None else n
 
     def load(self, device: torch.device | str) -> data.OnDevice:
-        """The subsets as float tensors in [0, 1] on `device`, loaded once per process.
+        """The subsets as float tensors in [0, 1] on `device` (the training images after the
+        cuts, in the order drawn), loaded once per process.
 
         CIFAR-10 raises :class:`kdlib.data.DatasetUnavailableError`, saying where to put
         the files, when it is neither on disk nor downloadable.
         """
-        return _load(self, str(torch.device(device)), str(paths.data_dir()))
+        return _load(self, str(torch.device(device)), str(paths.data_dir()))[0]
+
+    def held_out_images(self, device: torch.device | str) -> torch.Tensor:
+        """The drawn training images at or after ``held_out_from`` (their labels unused)."""
+        return _load(self, str(torch.device(device)), str(paths.data_dir()))[1]
+
+
+def cuts(index: torch.Tensor, labels: torch.Tensor, held_out_from: int | None,
+         omitted_digit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(kept, held_out)`` masks of drawn training images, given their positions `index` in
+    the full split and their `labels`: held out from position `held_out_from` on; kept when
+    not held out and not of `omitted_digit`."""
+    held = (index >= held_out_from if held_out_from is not None
+            else torch.zeros(len(index), dtype=torch.bool))
+    keep = ~held if omitted_digit is None else ~held & (labels != omitted_digit)
+    return keep, held
 
 
 @functools.cache
-def _load(spec: Data, device: str, root: str) -> data.OnDevice:
+def _load(spec: Data, device: str, root: str) -> tuple[data.OnDevice, torch.Tensor]:
     images = (data.load_cifar10(Path(root)) if spec.dataset == "cifar10"
               else data.load_images(spec.dataset, root=Path(root)))
-    train = images.train.subset(data.subset_indices(len(images.train), spec.train_size,
-                                                    seed=spec.subset_seed))
+    index = data.subset_indices(len(images.train), spec.train_size, seed=spec.subset_seed)
+    train = images.train.subset(index)
+    keep, held = cuts(index, train.labels, spec.held_out_from, spec.omitted_digit)
     test = images.test.subset(data.subset_indices(len(images.test), spec.test_size,
                                                   seed=spec.subset_seed))
-    x, y = train.to(device)
+    x, y = train.subset(keep).to(device)
     xt, yt = test.to(device)
-    return data.OnDevice(x, y, xt, yt, images.source, torch.device(device))
+    held_out = train.subset(held).to(device)[0]
+    return data.OnDevice(x, y, xt, yt, images.source, torch.device(device)), held_out
 
 
 # --- networks -----------------------------------------------------------------------------------
@@ -102,6 +146,8 @@ class ResNet:
     normalize: str
     #: Which measured CPU speed prices it (:class:`kdlib.runs.Work`).
     family: ClassVar[str] = "resnet"
+    #: Evaluation batch: large batches of a ResNet50 run slower per image on a CPU.
+    eval_batch: ClassVar[int] = 128
 
     def spec(self) -> dict[str, Any]:
         return {"arch": self.arch, "width": self.width, "in_channels": self.in_channels,
@@ -120,6 +166,7 @@ class SmallCNN:
     width: int
     normalize: str
     family: ClassVar[str] = "cnn"
+    eval_batch: ClassVar[int] = 128
 
     def spec(self) -> dict[str, Any]:
         return {"arch": "cnn", "width": self.width, "normalize": self.normalize}
@@ -130,16 +177,26 @@ class SmallCNN:
 
 @dataclass(frozen=True)
 class MLPNet:
-    """A ReLU MLP with layer ``sizes`` (:class:`kdlib.models.MLP`)."""
+    """A ReLU MLP with layer ``sizes``, dropout after each hidden layer and on its input
+    pixels (:class:`kdlib.models.MLP`)."""
 
     sizes: tuple[int, ...]
+    dropout: float = 0.0
+    input_dropout: float = 0.0
     family: ClassVar[str] = "mlp"
+    #: Evaluation batch (an MLP runs fastest in large ones).
+    eval_batch: ClassVar[int] = 4096
 
     def spec(self) -> dict[str, Any]:
-        return {"arch": "mlp", "sizes": list(self.sizes)}
+        out: dict[str, Any] = {"arch": "mlp", "sizes": list(self.sizes)}
+        if self.dropout:
+            out["dropout"] = self.dropout
+        if self.input_dropout:
+            out["input_dropout"] = self.input_dropout
+        return out
 
     def build(self) -> nn.Module:
-        return models.MLP(list(self.sizes))
+        return models.MLP(list(self.sizes), self.dropout, self.input_dropout)
 
 
 Network = ResNet | SmallCNN | MLPNet
@@ -162,16 +219,24 @@ def macs(network: Network, shape: tuple[int, int, int]) -> int:
 class ObjectiveSpec:
     """What a network minimises: `loss` on clean images, or on the PGD examples of `threat`
     (adversarial training); `teacher` is the training of the frozen network the loss
-    distils from, run on the same inputs as the student."""
+    distils from, run on the same inputs as the student: on every batch, or, with
+    `teacher_once`, once on the training images before training starts (for a student
+    whose images are never augmented; the loss takes ``{"labels", "teacher_logits"}``
+    targets, :meth:`kdlib.objectives.HintonKD.from_logits`)."""
 
     loss: objectives.Loss
     threat: attacks.Threat | None = None
     teacher: Training | None = None
+    teacher_once: bool = False
 
     def __post_init__(self) -> None:
         if self.loss.needs_teacher != (self.teacher is not None):
             raise ValueError(f"{type(self.loss).__name__} "
                              f"{'needs' if self.loss.needs_teacher else 'takes no'} teacher")
+        if self.teacher_once and (self.teacher is None or self.threat is not None
+                                  or not hasattr(self.loss, "from_logits")):
+            raise ValueError("a teacher's logits are computed once only for a loss that takes "
+                             "them (from_logits), on clean images")
 
     def spec(self) -> dict[str, Any]:
         out = {**self.loss.spec(),
@@ -180,10 +245,14 @@ class ObjectiveSpec:
             out["threat"] = self.threat.spec()
         if self.teacher is not None:
             out["teacher"] = self.teacher.spec()
+        if self.teacher_once:
+            out["teacher_logits"] = "computed once"
         return out
 
     def build(self, teacher: nn.Module | None) -> training.Objective:
         """The objective that trains, given the trained teacher network (or None)."""
+        if self.teacher_once:
+            return self.loss.from_logits()  # type: ignore[attr-defined]
         base = self.loss.objective(teacher)
         return base if self.threat is None else self.threat.adversarial(base)
 
@@ -216,6 +285,8 @@ class Training:
     early_stop: EarlyStop | None = None
 
     def __post_init__(self) -> None:
+        if self.objective.teacher_once and (self.recipe.jitter or self.recipe.crop_flip):
+            raise ValueError("a teacher's logits computed once need un-augmented images")
         if self.early_stop and not (self.held_out and self.objective.threat):
             raise ValueError("early stopping needs held-out images and a threat to score "
                              "them under")
@@ -237,18 +308,21 @@ class Training:
     def work(self) -> runs.Work:
         """What training this network costs (:mod:`kdlib.flops` prices it): its
         multiply-accumulates on every training image of every epoch, the PGD steps of its
-        threat, its teacher's forward passes, and early stopping's PGD on the held-out
-        images after every epoch."""
+        threat, its teacher's forward passes (on every batch, or once), and early stopping's
+        PGD on the held-out images after every epoch."""
         shape = input_shape(self.data)
         own = macs(self.network, shape)
         threat, teacher = self.objective.threat, self.objective.teacher
+        images = self.data.train_images() - self.held_out
         stopping = (self.held_out * self.recipe.epochs * flops.pgd_forwards(threat.steps) * own
                     if self.early_stop is not None and threat is not None else 0.0)
+        teacher_macs = macs(teacher.network, shape) if teacher is not None else 0.0
+        once = teacher_macs * images if self.objective.teacher_once else 0.0
         return runs.Work(
-            macs=own, trained_images=(self.data.train_size - self.held_out) * self.recipe.epochs,
+            macs=own, trained_images=images * self.recipe.epochs,
             attack_steps=threat.steps if threat is not None else 0,
-            teacher_macs=macs(teacher.network, shape) if teacher is not None else 0.0,
-            extra_train_macs=stopping, family=self.network.family)
+            teacher_macs=0.0 if self.objective.teacher_once else teacher_macs,
+            extra_train_macs=stopping + once, family=self.network.family)
 
     @property
     def checkpoint(self) -> Path:
@@ -288,7 +362,10 @@ def trained(run: Training, device: torch.device | str,
         stopper = (training.EarlyStopping(model, lambda m: threat.accuracy(m, xv, yv, stop.batch),
                                           best, key="held_out_pgd_acc")
                    if stop is not None and threat is not None else None)
-        history = training.train(model, run.objective.build(teacher), x, y, run.recipe,
+        targets: training.Targets = y
+        if run.objective.teacher_once:
+            targets = {"labels": y, "teacher_logits": training.predict(teacher, x)}
+        history = training.train(model, run.objective.build(teacher), x, targets, run.recipe,
                                  seed=run.seed, checkpoint=resume,
                                  desc=f"{run.method} seed {run.seed}", progress=progress,
                                  on_backward=log, on_epoch=stopper)
@@ -321,7 +398,18 @@ def accuracy_metrics(run: Training, device: torch.device | str, *,
     model, info = trained(run, device, progress)
     training.as_trained(model, run.recipe)
     setup = run.data.load(device)
-    pred = training.predict(model, setup.x_test, batch_size=EVAL_BATCH).argmax(1)
+    pred = training.predict(model, setup.x_test, batch_size=run.network.eval_batch).argmax(1)
     right = int((pred == setup.y_test).sum())
     n = len(setup.y_test)
     return {"test_acc": right / n, "test_errors": n - right, "test_size": n, **info}
+
+
+def planned(profile: str, chapter: str, name: str, fit: Training, compute: Callable[..., Any],
+            work: runs.Work, device: str, *, spec: Mapping[str, Any] | None = None,
+            needs: Sequence[Training] = ()) -> runs.Run:
+    """The run `name` that trains `fit` (its spec, or `spec`, names its record) and measures
+    it with `compute`; it loads the checkpoints of `fit`'s teacher and of `needs`."""
+    teachers = [t for t in (fit.objective.teacher, *needs) if t is not None]
+    return runs.Run(profile, chapter, name, dict(spec or fit.spec()), compute, device=device,
+                    trains=fit.checkpoint.name, needs=tuple(t.checkpoint.name for t in teachers),
+                    work=work)

@@ -13,8 +13,8 @@ result-neutral by evidence, not assumed.
 The code that computes a chapter's records (:func:`computation_files`) is the
 library's computation (:data:`COMPUTATION`), the environment and configuration that every
 run depends on (:data:`INPUTS`: the pinned package versions, the package's build and
-the profile parser), and the modules of the functions its runs call (``Run.compute``),
-with the :mod:`kdlib.chapters` modules those import. A
+the profile parser); every function a run calls (``Run.compute``) lives in those
+modules, or :func:`computation_files` refuses the chapter. A
 chapter's declaration (its rows, labels, plan) is not among them: what it changes
 shows in the specs, whose hashes name the records. Nor is a page
 (:mod:`kdlib.pages`): editing a table, a figure or a sentence makes nothing stale.
@@ -37,7 +37,7 @@ from kdlib import chapters, paths, results, runs
 
 #: The library modules that compute results (the rest bookkeep or present them).
 COMPUTATION = ("data", "models", "losses", "objectives", "training", "attacks", "robustness",
-               "gradients", "checkpoints", "networks", "evaluation")
+               "gradients", "checkpoints", "networks", "evaluation", "digits")
 #: Files outside the computation modules that can change every result: the pinned packages
 #: (torch's version changes the last bits of a float), the build, and the profiles' parser.
 INPUTS = ("requirements.txt", "pyproject.toml", "kdlib/config.py")
@@ -49,33 +49,17 @@ STAMP = "verified.json"
 
 # --- which code computes a chapter -------------------------------------------------------------
 
-def _module_file(name: str) -> str:
-    return name.replace(".", "/") + ".py"
-
-
 def computation_files(chapter: str, plan: Sequence[runs.Run] | None = None) -> list[str]:
     """The files whose code computes `chapter`'s records (see the module docstring)."""
-    import importlib
-    import sys
-
-    ch = chapters.get(chapter)
     if plan is None:
-        plan = _default_plan(ch)
+        ch = chapters.get(chapter)
+        plan = ch.plan(ch.params())
     modules = {getattr(r.compute, "func", r.compute).__module__ for r in plan}
-    shared = set()
-    for name in modules:
-        module = sys.modules.get(name) or importlib.import_module(name)
-        shared |= {v.__name__ for v in vars(module).values()
-                   if isinstance(v, type(module)) and v.__name__.startswith("kdlib.chapters.")
-                   and v.__name__ != "kdlib.chapters"}
-    files = {f"kdlib/{m}.py" for m in COMPUTATION} | set(INPUTS)
-    files |= {_module_file(m) for m in modules | shared if m.startswith("kdlib.")}
-    return sorted(files)
-
-
-def _default_plan(ch: chapters.Chapter) -> list[runs.Run]:
-    """A plan of the chapter under its default parameters, for the compute functions."""
-    return ch.plan(ch.params())
+    outside = sorted(m for m in modules if m.removeprefix("kdlib.") not in COMPUTATION)
+    if outside:
+        raise ValueError(f"{chapter}'s runs compute in {outside}; a record's computation "
+                         f"lives in the library's computation modules ({COMPUTATION})")
+    return sorted({f"kdlib/{m}.py" for m in COMPUTATION} | set(INPUTS))
 
 
 def last_change(files: Iterable[str]) -> str | None:

@@ -1,4 +1,9 @@
-"""One-off migration of committed records to the typed specs of kdlib.networks (issue 18).
+"""One-off migrations of committed records to the typed specs of kdlib.networks.
+
+Issue 18 carried the image chapters (3, 4 and 6); issue 27 carried the MNIST chapters (1
+and 2), whose hand-written specs named their networks by string (``mlp-400``), kept the
+teacher's dropout beside the model, the distillation under ``kd`` and the bias shift's
+criterion as prose keys; see :func:`mnist_training`.
 
 The image chapters (3, 4 and 6) used to write their specs by hand, with keys nothing read
 (``reduction``, ``teacher_input``, the threat's ``norm``, ``random_start`` and
@@ -25,6 +30,10 @@ from typing import Any
 from kdlib import chapters, paths, results
 
 IMAGE_CHAPTERS = ("03_reversed_kd", "04_teacher_free", "06_adversarial_tfkd")
+MNIST_CHAPTERS = ("01_vanilla_kd", "02_omitted_digit")
+#: The MNIST chapters' networks by their old names, and their test images (the whole split).
+MLP_SIZES = {"mlp-1200-1200": [784, 1200, 1200, 10], "mlp-400": [784, 400, 10]}
+MNIST_TEST = 10_000
 
 
 def _objective(old: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +96,47 @@ def evaluation(old: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     return new
 
 
+def mnist_training(old: dict[str, Any]) -> dict[str, Any]:
+    """The typed spec of an MNIST chapter's network: the teacher (whose old spec has its
+    dropout beside the model), or a student trained from the labels or distilled (``kd``)."""
+    model: dict[str, Any] = {"arch": "mlp", "sizes": MLP_SIZES[old["model"]]}
+    for key in ("dropout", "input_dropout"):
+        if old.get(key):
+            model[key] = old[key]
+    data = {**old["data"], "test_size": MNIST_TEST}
+    objective: dict[str, Any] = {"loss": "cross_entropy", "inputs": "clean images"}
+    kd = old.get("kd")
+    if kd is not None:
+        once = kd.get("teacher_input", "the transfer set, once") == "the transfer set, once"
+        assert once == (old["recipe"]["jitter"] == 0)
+        objective = {"loss": "hinton_kd", "temperature": kd["temperature"],
+                     "alpha": kd["alpha"], "inputs": "clean images",
+                     "teacher": mnist_training(kd["teacher"])}
+        if once:
+            objective["teacher_logits"] = "computed once"
+    method = "teacher" if old["model"] == "mlp-1200-1200" else (
+        "student_kd" if kd is not None else "student")
+    return {"method": method, "model": model, "data": data, "recipe": old["recipe"],
+            "seed": old["seed"], "objective": objective}
+
+
+def mnist_record(old: dict[str, Any]) -> dict[str, Any]:
+    """A record's spec: a student of Table 2 also names its bias shift."""
+    new = mnist_training(old)
+    if "bias_shift" in old:
+        shift = old["bias_shift"]
+        assert shift["chosen_on"] == "held-out training images"
+        assert shift["target"] == "frequency in the training labels"
+        new["evaluation"] = {"bias_shift": {"criterion": shift["criterion"],
+                                            "chosen_on": "held-out images",
+                                            "target": "frequency in the training labels"}}
+    return new
+
+
 def migrate(chapter: str, spec: dict[str, Any]) -> dict[str, Any]:
     """The new spec of a record of `chapter` whose spec is `spec`."""
+    if chapter in MNIST_CHAPTERS:
+        return mnist_record(spec)
     if chapter not in IMAGE_CHAPTERS:
         return copy.deepcopy(spec)
     if "evaluation" not in spec:

@@ -20,10 +20,10 @@ SCOPE: dict[str, list[str] | None] = {
     "stats": None,
     "verdicts": None,
     "instability": None,
-    "attacks": ["model_mode", "pgd", "adversarial", "robust_flags_pgd", "robust_accuracy_pgd"],
-    "chapters.omitted_digit": ["held_out_mask", "without_digit", "transfer_set", "held_out_images",
-                      "class_frequency", "predicted_share", "choose_bias_shift",
-                      "apply_bias_shift", "confusion_matrix", "per_class_accuracy", "evaluate"],
+    "attacks": ["model_mode", "pgd", "adversarial", "robust_flags_pgd"],
+    "digits": ["class_frequency", "predicted_share", "choose_bias_shift", "apply_bias_shift",
+               "confusion_matrix", "per_class_accuracy", "evaluate"],
+    "networks": ["cuts"],
 }
 
 #: mutmut's exit codes that count as a kill: test failure, pytest internal error, timeouts

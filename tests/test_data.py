@@ -98,8 +98,9 @@ def test_random_shift_is_reproducible():
     torch.testing.assert_close(a, b)
 
 
-def test_random_subset_is_seeded_and_sized(mnist):
-    a = data.random_subset(mnist.train, 100, seed=1)
-    b = data.random_subset(mnist.train, 100, seed=1)
-    assert len(a) == 100 and torch.equal(a.labels, b.labels)
-    assert data.random_subset(mnist.train, 10**6) is mnist.train
+def test_subset_indices_are_seeded_sorted_and_sized(mnist):
+    a = data.subset_indices(len(mnist.train), 100, seed=1)
+    assert torch.equal(a, data.subset_indices(len(mnist.train), 100, seed=1))
+    assert len(a) == 100 == len(set(a.tolist())) and torch.equal(a, a.sort().values)
+    assert not torch.equal(a, data.subset_indices(len(mnist.train), 100, seed=2))
+    assert torch.equal(data.subset_indices(len(mnist.train), 10**6), torch.arange(len(mnist.train)))

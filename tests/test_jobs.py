@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from kdlib import chapters, config, paths, runs
+from kdlib import chapters, config, digits, paths, runs, training
 from kdlib.chapters import adversarial, images, mnist, omitted_digit, reversed_kd, teacher_free
 from kdlib.chapters import vanilla_kd as vanilla
 from kdlib.evaluation import record_spec
@@ -41,9 +41,10 @@ def test_plan_lists_every_run_of_the_chapters_teachers_first():
     # both chapters' teacher runs name the same checkpoint spec
     teachers = [j for j in planned if j.name == "teacher" and j.spec["seed"] == 0]
     assert teachers[0].spec == teachers[1].spec
-    assert all(j.spec == mnist.teacher_spec(v, j.spec["seed"]) for j in teachers)
+    assert all(j.spec == mnist.teacher(v, j.spec["seed"]).spec() for j in teachers)
     od_students = [j for j in planned if j.chapter == "02_omitted_digit" and j.name != "teacher"]
-    assert od_students[0].spec == omitted_digit.student_spec(od, 0, od.digits[0], kd=False)
+    assert od_students[0].spec == digits.record_spec(
+        omitted_digit.student(od, 0, od.digits[0], kd=False), digits.BiasShift())
 
 
 def test_every_chapter_has_a_plan_and_figure_2_reads_table_4s_runs():
@@ -129,7 +130,7 @@ def test_two_workers_record_both_runs_then_the_cache_skips_them(profile, monkeyp
     assert len(again.cached) == 2 and not again.ran and not again.failed
 
     # the notebook's own call finds the record: nothing trains
-    monkeypatch.setattr(vanilla.training, "train", no_pool)
+    monkeypatch.setattr(training, "train", no_pool)
     cfg = chapters.load_profile(profile)["01_vanilla_kd"]
     assert runs.run_all(vanilla.plan(cfg)[:2])["student"][0].spec == two[1].spec
 

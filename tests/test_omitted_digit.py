@@ -2,17 +2,16 @@
 
 import dataclasses
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlib import chapters, config, data, models, runs, training
+from kdlib import chapters, config, data, digits, models, networks, runs, training
 from kdlib.chapters import mnist
 from kdlib.chapters import omitted_digit as od
-from kdlib.pages import omitted_digit as page
+from kdlib.pages import table2 as page
 
 DIGIT = 1
 TEACHER_FIELDS = ("dataset", "train_size", "batch_size", "teacher_epochs", "teacher_lr",
@@ -26,8 +25,20 @@ def cfg():
 
 
 @pytest.fixture(scope="module")
-def setup(cfg):
-    return od.load(cfg)
+def transfer(cfg):
+    """The student's data: the drawn images that are not held out, without `DIGIT`."""
+    return od.transfer(cfg, DIGIT)
+
+
+@pytest.fixture(scope="module")
+def whole(cfg):
+    """The teacher's data, loaded: every drawn training image."""
+    return mnist.data(cfg).load("cpu")
+
+
+def index(cfg):
+    """Positions of the drawn training images in the full split."""
+    return data.subset_indices(60000, cfg.train_size)
 
 
 @pytest.fixture(scope="module")
@@ -48,30 +59,26 @@ def image_bytes(x):
 
 # --- data ---------------------------------------------------------------------------------------
 
-def test_without_digit_removes_every_example_and_nothing_else():
-    x = torch.arange(30).float().reshape(30, 1)
-    y = torch.arange(30) % 10
-    xs, ys = od.without_digit(x, y, 3)
-    assert 3 not in ys.tolist() and len(ys) == 27
-    assert torch.equal(xs[:, 0].long() % 10, ys)  # the pairs stay together
+def test_transfer_set_and_held_out_split(cfg, transfer, whole):
+    idx = index(cfg)
+    held = idx >= od.HELD_OUT_FROM
+    expected = ~held & (whole.y_train != DIGIT)
+    cut = transfer.load("cpu")
+    assert torch.equal(cut.x_train, whole.x_train[expected])
+    assert torch.equal(cut.y_train, whole.y_train[expected])
+    assert (cut.y_train != DIGIT).all() and len(set(cut.y_train.tolist())) == 9
+    assert torch.equal(transfer.held_out_images("cpu"), whole.x_train[held])
+    assert int(held.sum()) > 0
+    assert torch.equal(cut.x_test, whole.x_test)  # the whole test split, untouched
+    # the teacher's data is exactly chapter 1's, and the cuts' whole
+    assert transfer.whole == mnist.data(cfg) == mnist.teacher(cfg, 0).data
+    assert digits.class_frequency(torch.tensor([1, 1, 2, 3]), 1) == 0.5
 
 
-def test_transfer_set_and_held_out_split(cfg, setup):
-    idx = setup.base.train_index
-    assert torch.equal(setup.held_out, idx >= od.HELD_OUT_FROM)
-    x, y = od.transfer_set(setup, DIGIT)
-    expected = (idx < od.HELD_OUT_FROM) & (setup.base.y_train != DIGIT)
-    assert torch.equal(x, setup.base.x_train[expected])
-    assert torch.equal(y, setup.base.y_train[expected])
-    assert (y != DIGIT).all() and len(set(y.tolist())) == 9
-    assert len(od.held_out_images(setup)) == int((idx >= od.HELD_OUT_FROM).sum()) > 0
-    # the teacher's training images are exactly chapter 1's
-    ch1 = mnist.load(cfg)
-    assert torch.equal(ch1.x_train, setup.base.x_train)
-    # on the full training set the held-out images are the classic validation split
+def test_on_the_full_training_set_the_held_out_images_are_the_validation_split():
     full = data.subset_indices(60000, 60000)
-    assert torch.equal(od.held_out_mask(full), torch.arange(60000) >= 50000)
-    assert od.class_frequency(torch.tensor([1, 1, 2, 3]), 1) == 0.5
+    keep, held = networks.cuts(full, torch.zeros(60000, dtype=torch.long), 50_000, None)
+    assert torch.equal(held, torch.arange(60000) >= 50000) and torch.equal(keep, ~held)
 
 
 def all_shifts(x, s):
@@ -85,9 +92,9 @@ def all_shifts(x, s):
 # --- the omitted digit never reaches a student ------------------------------------------------
 
 @pytest.mark.slow  # trains students on real MNIST
-def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_teacher):
-    # the teacher (all ten digits) is trained first, through chapter 1's code
-    mnist.teacher(cfg, 0, setup.base, progress=False)
+def test_omitted_digit_never_reaches_a_student(cfg, transfer, monkeypatch, shared_teacher):
+    # the teacher (all ten digits) is trained first, as chapter 1 trains it
+    networks.trained(mnist.teacher(cfg, 0), "cpu", progress=False)
     seen = []
     real_train = training.train
 
@@ -100,20 +107,21 @@ def test_omitted_digit_never_reaches_a_student(cfg, setup, monkeypatch, shared_t
         return real_train(model, spy, x, y, recipe, **kw)
 
     monkeypatch.setattr(training, "train", spying_train)
-    od.student_metrics(cfg, 0, DIGIT, False, progress=False)
-    od.student_metrics(cfg, 0, DIGIT, True, progress=False)
+    shift = digits.BiasShift()
+    for kd in (False, True):
+        digits.omitted_metrics(od.student(cfg, 0, DIGIT, kd), shift, "cpu", progress=False)
 
     # only the two students trained: the distilled one reused chapter 1's cached teacher
-    assert {desc.split()[0] for desc, _, _ in seen} == {"student_omit1", "student_kd_omit1"}
+    assert {desc.split()[0] for desc, _, _ in seen} == {"student", "student_kd"}
     labels = torch.cat([y for _, y, _ in seen])
     assert len(labels) > 0 and DIGIT not in labels.tolist()
     # every image in every batch is a transfer image, shifted by up to `student_jitter`
     # pixels (zeros fill in), and none is a held-out image
     assert cfg.student_jitter > 0
-    allowed = image_bytes(all_shifts(od.transfer_set(setup, DIGIT)[0], cfg.student_jitter))
+    allowed = image_bytes(all_shifts(transfer.load("cpu").x_train, cfg.student_jitter))
     batches = image_bytes(torch.cat([x for _, _, x in seen]))
     assert batches <= allowed
-    assert image_bytes(od.held_out_images(setup)) - allowed  # which the check would have caught
+    assert image_bytes(transfer.held_out_images("cpu")) - allowed  # the check would catch it
 
 
 # --- the bias shift -----------------------------------------------------------------------------
@@ -129,12 +137,12 @@ def hand_made_logits(n=2000, digit=3, seed=0):
 
 def test_bias_shift_hits_the_target_share_on_hand_made_logits():
     logits, y = hand_made_logits()
-    assert od.predicted_share(logits, 3) < 0.01  # class 3 is badly under-predicted
-    shift = od.choose_bias_shift(logits, 3, 0.1)
-    share = od.predicted_share(logits, 3, shift)
+    assert digits.predicted_share(logits, 3) < 0.01  # class 3 is badly under-predicted
+    shift = digits.choose_bias_shift(logits, 3, 0.1)
+    share = digits.predicted_share(logits, 3, shift)
     assert shift > 0
     assert 0.1 <= share <= 0.1 + 2 / len(y)  # reaches the target ...
-    assert od.predicted_share(logits, 3, shift - 1e-3) < 0.1  # ... with the smallest shift
+    assert digits.predicted_share(logits, 3, shift - 1e-3) < 0.1  # ... with the smallest shift
     # the fraction rule is the target quantile of the margins max_{j != d} z_j - z_d
     others = logits.clone()
     others[:, 3] = -float("inf")
@@ -145,18 +153,18 @@ def test_bias_shift_hits_the_target_share_on_hand_made_logits():
     assert (pred[y == 3] == 3).float().mean() > 0.9
     assert (pred[y != 3] == y[y != 3]).float().mean() > 0.95
     # the mass rule matches the mean probability instead
-    mass_shift = od.choose_bias_shift(logits, 3, 0.1, "mass")
-    assert od.predicted_share(logits, 3, mass_shift, "mass") == pytest.approx(0.1, abs=1e-3)
+    mass_shift = digits.choose_bias_shift(logits, 3, 0.1, "mass")
+    assert digits.predicted_share(logits, 3, mass_shift, "mass") == pytest.approx(0.1, abs=1e-3)
 
 
 def test_bias_shift_can_be_negative_and_refuses_bad_input():
     logits, _ = hand_made_logits(digit=3)
     logits[:, 5] += 8  # class 5 is now over-predicted
-    assert od.choose_bias_shift(logits, 5, 0.1) < 0
+    assert digits.choose_bias_shift(logits, 5, 0.1) < 0
     with pytest.raises(ValueError, match="finite"):
-        od.choose_bias_shift(torch.full((4, 10), float("nan")), 5, 0.1)
+        digits.choose_bias_shift(torch.full((4, 10), float("nan")), 5, 0.1)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        od.choose_bias_shift(logits, 5, 0.0)
+        digits.choose_bias_shift(logits, 5, 0.0)
 
 
 def test_apply_bias_shift_moves_one_logit_and_leaves_the_model_alone():
@@ -164,7 +172,7 @@ def test_apply_bias_shift_moves_one_logit_and_leaves_the_model_alone():
     model = models.student_mlp()
     x = torch.rand(8, 1, 28, 28)
     before = training.predict(model, x)
-    after = training.predict(od.apply_bias_shift(model, 2, 1.5), x)
+    after = training.predict(digits.apply_bias_shift(model, 2, 1.5), x)
     expected = before.clone()
     expected[:, 2] += 1.5
     torch.testing.assert_close(after, expected)
@@ -172,26 +180,30 @@ def test_apply_bias_shift_moves_one_logit_and_leaves_the_model_alone():
 
 
 @pytest.mark.slow  # trains students on real MNIST
-def test_bias_shift_is_chosen_without_the_test_set(cfg, setup, monkeypatch, shared_teacher):
-    clean = od.student_metrics(cfg, 0, DIGIT, True, progress=False)
+def test_bias_shift_is_chosen_without_the_test_set(cfg, transfer, monkeypatch, shared_teacher):
+    student, shift = od.student(cfg, 0, DIGIT, True), digits.BiasShift()
+    clean = digits.omitted_metrics(student, shift, "cpu", progress=False)
     calls = []
-    real_choose = od.choose_bias_shift
+    real_choose = digits.choose_bias_shift
 
     def recording_choose(logits, *args, **kwargs):
         calls.append(logits.clone())
         return real_choose(logits, *args, **kwargs)
 
-    monkeypatch.setattr(od, "choose_bias_shift", recording_choose)
-    base = setup.base  # the same run with every test image poisoned and every label wrong
-    poisoned = dataclasses.replace(setup, base=dataclasses.replace(
-        base, x_test=torch.full_like(base.x_test, float("nan")),
-        y_test=(base.y_test + 1) % 10))
-    monkeypatch.setattr(od, "load", lambda _: poisoned)
-    dirty = od.student_metrics(cfg, 0, DIGIT, True, progress=False)
+    monkeypatch.setattr(digits, "choose_bias_shift", recording_choose)
+    real_load = networks.Data.load
+
+    def poisoned(self, device):  # every test image poisoned and every label wrong
+        setup = real_load(self, device)
+        return dataclasses.replace(setup, x_test=torch.full_like(setup.x_test, float("nan")),
+                                   y_test=(setup.y_test + 1) % 10)
+
+    monkeypatch.setattr(networks.Data, "load", poisoned)
+    dirty = digits.omitted_metrics(student, shift, "cpu", progress=False)
     assert dirty["shift"] == clean["shift"] and dirty["mass_shift"] == clean["mass_shift"]
     assert dirty["digit_acc"] != clean["digit_acc"] or dirty["others_acc"] != clean["others_acc"]
     # the selection saw the student's logits on the held-out images, and nothing else
-    n_held = int(setup.held_out.sum())
+    n_held = len(transfer.held_out_images("cpu"))
     assert len(calls) == 2 and all(c.shape == (n_held, 10) for c in calls)
     assert all(bool(torch.isfinite(c).all()) for c in calls)
 
@@ -201,21 +213,22 @@ def test_bias_shift_is_chosen_without_the_test_set(cfg, setup, monkeypatch, shar
 def test_confusion_matrix_and_accuracies_by_hand():
     y = torch.tensor([0, 0, 1, 1, 2])
     pred = torch.tensor([0, 1, 1, 1, 0])
-    conf = od.confusion_matrix(pred, y, 3)
+    conf = digits.confusion_matrix(pred, y, 3)
     assert conf.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
-    assert od.per_class_accuracy(conf) == [0.5, 1.0, 0.0]
-    m = od.evaluate(F.one_hot(pred, 3).float(), y, digit=2)
+    assert digits.per_class_accuracy(conf) == [0.5, 1.0, 0.0]
+    m = digits.evaluate(F.one_hot(pred, 3).float(), y, digit=2)
     assert (m["test_acc"], m["others_acc"], m["digit_acc"]) == pytest.approx((0.6, 0.75, 0.0))
 
 
 @pytest.mark.slow  # trains students on real MNIST
-def test_chapter_runs_tables_and_figure(cfg, setup, shared_teacher):
+def test_chapter_runs_tables_and_figure(cfg, transfer, shared_teacher):
     records = runs.run_all(od.plan(cfg), progress=False)
     assert set(records) == {"teacher", "student_omit1", "student_kd_omit1"}
     kd = records["student_kd_omit1"][0]
-    assert kd.spec["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
+    assert kd.spec["objective"]["teacher"] == mnist.teacher(cfg, 0).spec()
     assert kd.spec["data"]["omitted_digit"] == DIGIT
-    assert kd.metrics["transfer_size"] == len(od.transfer_set(setup, DIGIT)[1])
+    assert kd.spec["evaluation"] == digits.BiasShift().spec()
+    assert kd.metrics["transfer_size"] == len(transfer.load("cpu").y_train)
     assert len(kd.metrics["shifted_per_class_acc"]) == 10
     table = page.table2(records)
     assert list(table.index) == ["omit 1: no KD (T=1)", "omit 1: KD (T=10)",
@@ -239,7 +252,7 @@ def test_profiles_share_the_teacher_between_chapters_1_and_2(name):
         {k: getattr(ch1, k) for k in TEACHER_FIELDS}
     assert set(ch2.seeds) <= set(ch1.seeds)  # every teacher chapter 2 needs, chapter 1 trains
     for seed in ch2.seeds:
-        assert mnist.teacher_spec(ch2, seed) == mnist.teacher_spec(ch1, seed)
+        assert mnist.teacher(ch2, seed) == mnist.teacher(ch1, seed)
 
 
 @pytest.mark.parametrize("digits, message", [
@@ -254,46 +267,27 @@ def test_bad_digits_are_refused(digits, message):
 
 # --- the split and the bias shift on small hand-made tensors ---------------------------------
 
-def toy_setup():
-    """Eight one-pixel 'images' valued 0..7; images 4, 5 and 7 are held out."""
-    base = SimpleNamespace(x_train=torch.arange(8.0).reshape(8, 1, 1, 1),
-                           y_train=torch.tensor([1, 2, 1, 3, 1, 2, 0, 1]))
-    held = torch.tensor([False, False, False, False, True, True, False, True])
-    return od.OmittedSetup(base, held)
-
-
-def test_held_out_mask_starts_at_position_50000():
-    idx = torch.tensor([0, 49_999, 50_000, 50_001, 59_999, 3])
-    assert od.held_out_mask(idx).tolist() == [False, False, True, True, True, False]
-    assert od.held_out_mask(idx, start=3).tolist() == [False, True, True, True, True, True]
-    assert od.held_out_mask(idx, 60_000).tolist() == [False] * 6
-
-
-def test_without_digit_on_edge_cases():
-    x, y = torch.arange(5.0), torch.tensor([4, 4, 2, 4, 0])
-    xs, ys = od.without_digit(x, y, 4)
-    assert xs.tolist() == [2.0, 4.0] and ys.tolist() == [2, 0]
-    xs, ys = od.without_digit(x, y, 7)  # absent: everything stays
-    assert torch.equal(xs, x) and torch.equal(ys, y)
-    assert len(od.without_digit(x[:2], y[:2], 4)[1]) == 0
-
-
-def test_transfer_set_and_held_out_images_by_hand():
-    setup = toy_setup()
-    x, y = od.transfer_set(setup, 1)  # not held out: 0, 1, 2, 3, 6; of those, not a 1: 1, 3, 6
-    assert x.flatten().tolist() == [1.0, 3.0, 6.0] and y.tolist() == [2, 3, 0]
-    x, y = od.transfer_set(setup, 2)
-    assert x.flatten().tolist() == [0.0, 2.0, 3.0, 6.0] and y.tolist() == [1, 1, 3, 0]
-    assert od.held_out_images(setup).flatten().tolist() == [4.0, 5.0, 7.0]
-    assert setup.held_out.tolist() == [False] * 4 + [True, True, False, True]  # untouched
+def test_the_cuts_by_hand():
+    """Eight drawn images at positions 0..7 of the split; from position 4 on they are held
+    out (4, 5, 6, 7); of the rest (0..3, labels 1, 2, 1, 3) the 1s are omitted."""
+    idx, labels = torch.arange(8), torch.tensor([1, 2, 1, 3, 1, 2, 0, 1])
+    keep, held = networks.cuts(idx, labels, 4, 1)
+    assert held.tolist() == [False] * 4 + [True] * 4
+    assert keep.tolist() == [False, True, False, True] + [False] * 4
+    keep, held = networks.cuts(idx[[5, 0, 7, 2]], labels[[5, 0, 7, 2]], 4, 2)  # drawn order
+    assert held.tolist() == [True, False, True, False] and keep.tolist() == [False, True] * 2
+    keep, held = networks.cuts(idx, labels, None, 7)  # absent digit, nothing held out
+    assert keep.all() and not held.any()
+    keep, held = networks.cuts(idx, labels, 60_000, None)
+    assert keep.all() and not held.any()
 
 
 def test_class_frequency_by_hand():
     labels = torch.tensor([0, 1, 2, 3, 4, 4, 4, 1])
-    assert od.class_frequency(labels, 4) == 3 / 8
-    assert od.class_frequency(labels, 1) == 0.25
-    assert od.class_frequency(labels, 9) == 0.0
-    assert type(od.class_frequency(labels, 0)) is float
+    assert digits.class_frequency(labels, 4) == 3 / 8
+    assert digits.class_frequency(labels, 1) == 0.25
+    assert digits.class_frequency(labels, 9) == 0.0
+    assert type(digits.class_frequency(labels, 0)) is float
 
 
 # rows: top class 2, 0, 1, 1; digit 0 wins row 1 by 3, loses row 3 by 0.5 and rows 0, 2 by 2
@@ -307,21 +301,21 @@ def softmax_row(row):
 
 def test_predicted_share_by_hand():
     z = SHARE_LOGITS.clone()
-    assert od.predicted_share(z, 0) == 0.25
-    assert od.predicted_share(z, 1) == 0.5 and od.predicted_share(z, 2) == 0.25
-    assert od.predicted_share(z, 0, 1.0) == 0.5  # row 3 now 2.0 vs 1.5
-    assert od.predicted_share(z, 0, 2.5) == 1.0
-    assert od.predicted_share(z, 0, -4.0) == 0.0
-    assert od.predicted_share(z, 1, -0.75, "fraction") == 0.25
+    assert digits.predicted_share(z, 0) == 0.25
+    assert digits.predicted_share(z, 1) == 0.5 and digits.predicted_share(z, 2) == 0.25
+    assert digits.predicted_share(z, 0, 1.0) == 0.5  # row 3 now 2.0 vs 1.5
+    assert digits.predicted_share(z, 0, 2.5) == 1.0
+    assert digits.predicted_share(z, 0, -4.0) == 0.0
+    assert digits.predicted_share(z, 1, -0.75, "fraction") == 0.25
     mass = sum(softmax_row(r)[0] for r in z.tolist()) / 4
-    assert od.predicted_share(z, 0, criterion="mass") == pytest.approx(mass, abs=1e-6)
+    assert digits.predicted_share(z, 0, criterion="mass") == pytest.approx(mass, abs=1e-6)
     shifted = [[r[0] + 1.0, r[1], r[2]] for r in z.tolist()]
     mass1 = sum(softmax_row(r)[0] for r in shifted) / 4
-    assert od.predicted_share(z, 0, 1.0, "mass") == pytest.approx(mass1, abs=1e-6)
-    assert od.predicted_share(z.double(), 0, 1.0, "mass") == pytest.approx(mass1, abs=1e-6)
+    assert digits.predicted_share(z, 0, 1.0, "mass") == pytest.approx(mass1, abs=1e-6)
+    assert digits.predicted_share(z.double(), 0, 1.0, "mass") == pytest.approx(mass1, abs=1e-6)
     assert torch.equal(z, SHARE_LOGITS)  # the caller's logits are left alone
     with pytest.raises(ValueError, match="unknown criterion"):
-        od.predicted_share(z, 0, 0.0, "votes")
+        digits.predicted_share(z, 0, 0.0, "votes")
 
 
 def margins_logits(margins):
@@ -334,51 +328,51 @@ def test_bias_shift_is_the_quantile_of_the_margins_by_hand():
     logits = margins_logits([0.5, 3.7, 1.3, 5.1])
     # to predict class 1 on half of the rows, its logit must overtake the two smallest
     # margins, 0.5 and 1.3: the smallest such shift is 1.3
-    shift = od.choose_bias_shift(logits, 1, 0.5)
+    shift = digits.choose_bias_shift(logits, 1, 0.5)
     assert shift == pytest.approx(1.3, abs=1e-4) and shift >= 1.3
-    assert od.choose_bias_shift(logits, 1, 0.25) == pytest.approx(0.5, abs=1e-4)
-    assert od.choose_bias_shift(logits, 1, 0.75) == pytest.approx(3.7, abs=1e-4)
-    assert od.choose_bias_shift(logits, 1, 0.9) == pytest.approx(5.1, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.25) == pytest.approx(0.5, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.75) == pytest.approx(3.7, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.9) == pytest.approx(5.1, abs=1e-4)
     # the default tolerance is 1e-4; a coarser one still reaches the target, from above
-    assert od.choose_bias_shift(logits, 1, 0.5, tol=1e-6) == pytest.approx(1.3, abs=1e-6)
-    coarse = od.choose_bias_shift(logits, 1, 0.5, tol=0.5)
-    assert 1.3 <= coarse <= 1.8 and od.predicted_share(logits, 1, coarse) >= 0.5
+    assert digits.choose_bias_shift(logits, 1, 0.5, tol=1e-6) == pytest.approx(1.3, abs=1e-6)
+    coarse = digits.choose_bias_shift(logits, 1, 0.5, tol=0.5)
+    assert 1.3 <= coarse <= 1.8 and digits.predicted_share(logits, 1, coarse) >= 0.5
 
 
 def test_bias_shift_below_minus_one_by_hand():
     # margins -3.3, -2.5, 4, 5: a share of exactly 1/2 is already reached at shifts -1 and -2,
     # so the bracket must keep growing downwards until the share falls below the target
     logits = margins_logits([-3.3, 4.0, -2.5, 5.0])
-    assert od.choose_bias_shift(logits, 1, 0.5) == pytest.approx(-2.5, abs=1e-4)
-    assert od.choose_bias_shift(logits, 1, 0.25) == pytest.approx(-3.3, abs=1e-4)
-    assert od.choose_bias_shift(logits, 1, 0.75) == pytest.approx(4.0, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.5) == pytest.approx(-2.5, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.25) == pytest.approx(-3.3, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.75) == pytest.approx(4.0, abs=1e-4)
     far = margins_logits([-20.0, -30.0, 40.0, 50.0])  # many doublings either way
-    assert od.choose_bias_shift(far, 1, 0.5) == pytest.approx(-20.0, abs=1e-4)
-    assert od.choose_bias_shift(far, 1, 0.75) == pytest.approx(40.0, abs=1e-4)
+    assert digits.choose_bias_shift(far, 1, 0.5) == pytest.approx(-20.0, abs=1e-4)
+    assert digits.choose_bias_shift(far, 1, 0.75) == pytest.approx(40.0, abs=1e-4)
 
 
 def test_mass_shift_by_hand():
     # one row: the softmax mass of class 1 is sigmoid(b - margin); it is 1/2 at b = margin
-    assert od.choose_bias_shift(margins_logits([1.5]), 1, 0.5, "mass") == \
+    assert digits.choose_bias_shift(margins_logits([1.5]), 1, 0.5, "mass") == \
         pytest.approx(1.5, abs=1e-4)
     # margins 1 and 3: sigmoid(b - 1) + sigmoid(b - 3) = 1 at b = 2, by symmetry
-    assert od.choose_bias_shift(margins_logits([1.0, 3.0]), 1, 0.5, "mass") == \
+    assert digits.choose_bias_shift(margins_logits([1.0, 3.0]), 1, 0.5, "mass") == \
         pytest.approx(2.0, abs=1e-4)
     # sigmoid(b) = 0.2 at b = ln(0.2 / 0.8)
-    assert od.choose_bias_shift(margins_logits([0.0]), 1, 0.2, "mass") == \
+    assert digits.choose_bias_shift(margins_logits([0.0]), 1, 0.2, "mass") == \
         pytest.approx(math.log(0.25), abs=1e-4)
 
 
 @pytest.mark.parametrize("target", [0.0, 1.0, -0.1, 1.5])
 def test_bias_shift_target_must_be_a_share(target):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        od.choose_bias_shift(margins_logits([1.0, 2.0]), 1, target)
+        digits.choose_bias_shift(margins_logits([1.0, 2.0]), 1, target)
 
 
 def test_bias_shift_accepts_any_share_strictly_inside():
     logits = margins_logits([1.0, 2.0])
-    assert od.choose_bias_shift(logits, 1, 0.01) == pytest.approx(1.0, abs=1e-4)
-    assert od.choose_bias_shift(logits, 1, 0.99) == pytest.approx(2.0, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.01) == pytest.approx(1.0, abs=1e-4)
+    assert digits.choose_bias_shift(logits, 1, 0.99) == pytest.approx(2.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("logits", [torch.zeros(0, 10), torch.zeros(10), torch.zeros(2, 3, 4),
@@ -387,7 +381,7 @@ def test_bias_shift_accepts_any_share_strictly_inside():
 def test_bias_shift_refuses_logits_that_are_not_a_finite_table(logits):
     with pytest.raises(ValueError, match=r"^logits must be a non-empty \(N, classes\) tensor "
                                          r"of finite values$"):
-        od.choose_bias_shift(logits, 1, 0.5)
+        digits.choose_bias_shift(logits, 1, 0.5)
 
 
 def test_apply_bias_shift_uses_the_last_linear_layer():
@@ -398,7 +392,7 @@ def test_apply_bias_shift_uses_the_last_linear_layer():
     with torch.no_grad():
         before = model(x)
     for digit, shift in ((2, 1.5), (0, -0.75)):
-        shifted = od.apply_bias_shift(model, digit, shift)
+        shifted = digits.apply_bias_shift(model, digit, shift)
         assert shifted is not model
         with torch.no_grad():
             delta = shifted(x) - before
@@ -414,7 +408,7 @@ def test_apply_bias_shift_uses_the_last_linear_layer():
 def test_confusion_matrix_defaults_to_ten_classes():
     y = torch.tensor([9, 9, 0, 3, 3, 3])
     pred = torch.tensor([9, 1, 0, 3, 9, 3])
-    conf = od.confusion_matrix(pred, y)
+    conf = digits.confusion_matrix(pred, y)
     assert conf.shape == (10, 10) and int(conf.sum()) == 6
     expected = torch.zeros(10, 10, dtype=torch.long)
     for i, j, c in ((9, 9, 1), (9, 1, 1), (0, 0, 1), (3, 3, 2), (3, 9, 1)):
@@ -423,15 +417,15 @@ def test_confusion_matrix_defaults_to_ten_classes():
 
 
 def test_confusion_matrix_counts_low_classes_without_padding():
-    conf = od.confusion_matrix(torch.tensor([1, 0]), torch.tensor([0, 0]), 3)
+    conf = digits.confusion_matrix(torch.tensor([1, 0]), torch.tensor([0, 0]), 3)
     assert conf.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 0]]
-    conf = od.confusion_matrix(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0]), 4)
+    conf = digits.confusion_matrix(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0]), 4)
     assert conf.shape == (4, 4) and conf[1, 0] == 1 and conf[2, 2] == 1 and conf.sum() == 2
 
 
 def test_per_class_accuracy_divides_by_the_true_class_count():
     conf = torch.tensor([[3, 1, 0], [0, 0, 0], [4, 0, 1]])
-    acc = od.per_class_accuracy(conf)
+    acc = digits.per_class_accuracy(conf)
     assert acc[0] == 0.75 and acc[2] == 0.2
     assert math.isnan(acc[1])  # no images of class 1
     assert all(type(a) is float for a in acc)
@@ -442,12 +436,12 @@ def test_evaluate_by_hand():
     labels = torch.tensor([3, 0, 3, 1, 1, 2])
     pred = torch.tensor([3, 0, 1, 1, 0, 0])
     logits = F.one_hot(pred, 4).float() * 2 - 0.5
-    m = od.evaluate(logits, labels, 3)
+    m = digits.evaluate(logits, labels, 3)
     assert m["test_acc"] == pytest.approx(3 / 6)
     assert m["others_acc"] == pytest.approx(2 / 4)
     assert m["digit_acc"] == 0.5
     assert m["per_class_acc"] == [1.0, 0.5, 0.0, 0.5]
     assert m["confusion"] == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]]
-    m0 = od.evaluate(logits, labels, 0)
+    m0 = digits.evaluate(logits, labels, 0)
     assert (m0["test_acc"], m0["others_acc"], m0["digit_acc"]) == \
         pytest.approx((0.5, 2 / 5, 1.0))

@@ -9,7 +9,7 @@ import pandas as pd
 from kdlib import pages, results, verdicts
 from kdlib.claims import Claim
 from kdlib.pages import forest
-from kdlib.pages import vanilla_kd as page
+from kdlib.pages import table1 as page
 
 
 def finding(claim_id, decision, profile="cpu", paper="98.06 → 98.73 (+0.67)", test="paired",

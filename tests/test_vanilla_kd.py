@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from kdlib import checkpoints, results, runs
+from kdlib import networks, objectives, results, runs, training
 from kdlib.chapters import mnist
 from kdlib.chapters import vanilla_kd as chapter
 
@@ -22,27 +22,29 @@ def test_runs_are_recorded_and_reused(cfg, monkeypatch):
     plan = by_name(chapter.plan(cfg))
     kd = plan[("student_kd", 0)].execute(progress=False)
     # distilling trained (and cached) the teacher it needed
-    assert checkpoints.checkpoint_path("mnist-teacher", mnist.teacher_spec(cfg, 0)).is_file()
+    assert mnist.teacher(cfg, 0).checkpoint.is_file()
     assert 0.0 <= kd.metrics["test_acc"] <= 1.0
-    assert kd.spec["kd"]["teacher"] == mnist.teacher_spec(cfg, 0)
+    assert kd.spec["objective"]["teacher"] == mnist.teacher(cfg, 0).spec()
+    assert kd.spec["objective"]["teacher_logits"] == "computed once"
 
     # from now on nothing may train: every call must come from a record or checkpoint
     def no_training(*a, **k):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(chapter.training, "train", no_training)
-    monkeypatch.setattr(mnist.training, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
     teacher = plan[("teacher", 0)].execute(progress=False)  # weights from the checkpoint cache
     assert teacher.metrics["history"]  # the loss history travelled with the weights
     assert plan[("student_kd", 0)].execute() == kd
     assert runs.saved(list(plan.values())) is None  # the no-KD student is still missing
 
 
-def test_student_specs_differ_only_in_the_kd_term(cfg):
-    plain = chapter.student_spec(cfg, 1, None)
-    kd = chapter.student_spec(cfg, 1, chapter.KD(4.0, 0.9))
-    assert {k: v for k, v in kd.items() if k != "kd"} == plain
-    assert results.spec_hash(plain) != results.spec_hash(kd)
+def test_students_differ_only_in_their_objective(cfg):
+    plain = chapter.student(cfg, 1, None)
+    kd = chapter.student(cfg, 1, objectives.HintonKD(4.0, 0.9))
+    assert dataclasses.replace(kd, method=plain.method, objective=plain.objective) == plain
+    assert kd.objective == networks.ObjectiveSpec(objectives.HintonKD(4.0, 0.9),
+                                                  teacher=mnist.teacher(cfg, 1), teacher_once=True)
+    assert results.spec_hash(plain.spec()) != results.spec_hash(kd.spec())
 
 
 def test_the_plan_declares_every_run_once_with_its_teacher(cfg):
@@ -54,5 +56,5 @@ def test_the_plan_declares_every_run_once_with_its_teacher(cfg):
     assert len({r.path for r in plan}) == len(plan)
     teacher = {r.seed: r.trains for r in plan if r.name == "teacher"}
     assert all(r.needs == (teacher[r.seed],) for r in plan if "kd" in r.name)
-    sweep = [r.spec["kd"] for r in plan if r.name == "student_kd_sweep"]
+    sweep = [r.spec["objective"] for r in plan if r.name == "student_kd_sweep"]
     assert [(k["temperature"], k["alpha"]) for k in sweep] == [(2.0, 0.5), (8.0, 0.5)]

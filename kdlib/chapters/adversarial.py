@@ -206,12 +206,10 @@ def plan(cfg: Params) -> list[runs.Run]:
         for seed in cfg.seeds:
             run = images.training_for(cfg, method, seed)
             ev = evaluation(cfg, method, seed)
-            needs = [t.checkpoint.name for t in (run.objective.teacher,
-                                                 ev.audit and ev.audit.reference) if t]
-            out.append(runs.Run(
-                cfg.profile, NAME, method.name, record_spec(run, ev),
-                functools.partial(robust_metrics, run, ev, device), device=device,
-                trains=run.checkpoint.name, needs=tuple(needs), work=robust_work(run, ev)))
+            out.append(networks.planned(
+                cfg.profile, NAME, method.name, run,
+                functools.partial(robust_metrics, run, ev, device), robust_work(run, ev), device,
+                spec=record_spec(run, ev), needs=[ev.audit.reference] if ev.audit else []))
     return out
 
 

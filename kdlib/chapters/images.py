@@ -262,12 +262,9 @@ def resnet_plan(cfg: ResNetRuns, chapter: str, methods: Sequence[Method]) -> lis
     device = str(training.resolve_device(cfg.device))
 
     def run_of(name: str, fit: networks.Training) -> runs.Run:
-        teacher = fit.objective.teacher
-        return runs.Run(cfg.profile, chapter, name, fit.spec(),
-                        functools.partial(networks.accuracy_metrics, fit, device),
-                        device=device, trains=fit.checkpoint.name,
-                        needs=(teacher.checkpoint.name,) if teacher else (),
-                        work=networks.accuracy_work(fit))
+        return networks.planned(cfg.profile, chapter, name, fit,
+                                functools.partial(networks.accuracy_metrics, fit, device),
+                                networks.accuracy_work(fit), device)
 
     out = []
     for method in chosen(cfg, methods):

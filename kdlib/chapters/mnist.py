@@ -1,26 +1,25 @@
-"""What Tables 1 and 2 share: MNIST in memory, the 1200-1200 teacher, the 400-unit student.
+"""What Tables 1 and 2 share: MNIST, the 1200-1200 teacher, the 400-unit student.
 
-Both chapters train their teacher from the same parameters
-(:class:`MnistTeacher`); its checkpoint is keyed by :func:`teacher_spec`, so when
-two profiles' sections agree on those settings the teacher is trained once and
-loaded by the other chapter.
+Both chapters describe their runs with the typed values of :mod:`kdlib.networks`, and
+train their teacher from the same parameters (:class:`MnistTeacher`): when two profiles'
+sections agree on those settings, :func:`teacher` is one :class:`~kdlib.networks.Training`,
+trained once and loaded by the other chapter.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import torch
-from torch import nn
-
-from kdlib import checkpoints, data, models, objectives, paths, runs, training
+from kdlib import networks, objectives, training
 from kdlib.config import Common, between, ge
 
-#: Record and checkpoint name of the teacher.
-TEACHER = "mnist-teacher"
+#: Test images: the whole test split of MNIST and of Fashion-MNIST.
+TEST_SIZE = 10_000
+#: Dropout of the teacher's input pixels (Hinton et al.'s 20%).
+TEACHER_INPUT_DROPOUT = 0.2
+#: The paper's small model: 784-400-10, no regularisation.
+STUDENT = networks.MLPNet((784, 400, 10))
 
 
 @dataclass(frozen=True)
@@ -39,28 +38,14 @@ class MnistTeacher(Common):
     trials: bool = False
 
 
-@dataclass(frozen=True)
-class MnistSetup(data.OnDevice):
-    """The chapter's tensors on its device, and where each training image came from."""
-
-    #: Position of each training image in the data set's full training split (on the CPU).
-    train_index: torch.Tensor
+def data(cfg: MnistTeacher) -> networks.Data:
+    """The drawn training images and the whole test split."""
+    return networks.Data(cfg.dataset, cfg.train_size, TEST_SIZE)
 
 
-def load(cfg: MnistTeacher) -> MnistSetup:
-    """The chapter's data set on its device, cut to ``train_size`` training images
-    (loaded once per process for each setting)."""
-    device = training.resolve_device(cfg.device)
-    return _load(cfg.dataset, cfg.train_size, str(device), str(paths.data_dir()))
-
-
-@functools.cache
-def _load(dataset: str, train_size: int, device: str, root: str) -> MnistSetup:
-    images = data.load_images(dataset, root=Path(root))
-    index = data.subset_indices(len(images.train), train_size, seed=0)
-    x, y = images.train.subset(index).to(device)
-    xt, yt = images.test.to(device)
-    return MnistSetup(x, y, xt, yt, images.source, torch.device(device), index)
+def teacher_network(cfg: MnistTeacher) -> networks.MLPNet:
+    """The paper's large model: 784-1200-1200-10 with dropout."""
+    return networks.MLPNet((784, 1200, 1200, 10), cfg.teacher_dropout, TEACHER_INPUT_DROPOUT)
 
 
 def teacher_recipe(cfg: MnistTeacher) -> training.Recipe:
@@ -76,57 +61,19 @@ def student_recipe(cfg: MnistTeacher, epochs: int, lr: float, jitter: int = 0) -
                            engine=training.engine_here(cfg.engine))
 
 
-def data_spec(cfg: MnistTeacher) -> dict[str, Any]:
-    return {"dataset": cfg.dataset, "train_size": cfg.train_size, "subset_seed": 0}
+def teacher(cfg: MnistTeacher, seed: int) -> networks.Training:
+    """The teacher of `seed`, trained with cross-entropy on the drawn training images."""
+    return networks.Training("teacher", teacher_network(cfg), data(cfg), teacher_recipe(cfg),
+                             seed, networks.ObjectiveSpec(objectives.CrossEntropy()))
 
 
-#: Dropout of the teacher's input pixels (Hinton et al.'s 20%), in its spec and its network.
-TEACHER_INPUT_DROPOUT = 0.2
-#: The networks a spec's ``model`` names.
-NETWORKS = {"mlp-1200-1200": models.teacher_mlp, "mlp-400": models.student_mlp}
-
-
-def teacher_spec(cfg: MnistTeacher, seed: int) -> dict[str, Any]:
-    return {"model": "mlp-1200-1200", "dropout": cfg.teacher_dropout,
-            "input_dropout": TEACHER_INPUT_DROPOUT, "data": data_spec(cfg),
-            "recipe": teacher_recipe(cfg).as_dict(), "seed": seed}
-
-
-def teacher_checkpoint(cfg: MnistTeacher, seed: int) -> str:
-    """The name of the teacher's checkpoint file, shared by every chapter that uses it."""
-    return checkpoints.checkpoint_path(TEACHER, teacher_spec(cfg, seed)).name
-
-
-def teacher(cfg: MnistTeacher, seed: int, setup: MnistSetup,
-            progress: bool = True) -> tuple[nn.Module, list[dict]]:
-    """The trained teacher for `seed` and its loss history, from the checkpoint cache
-    when a teacher with this exact spec was trained before (by either chapter)."""
-
-    def fit(model: nn.Module, resume: Path) -> dict[str, Any]:
-        history = training.train(model, objectives.CrossEntropy().objective(), setup.x_train,
-                                 setup.y_train, teacher_recipe(cfg), seed=seed, checkpoint=resume,
-                                 desc=f"teacher seed {seed}", progress=progress)
-        return {"history": history}
-
-    spec = teacher_spec(cfg, seed)
-    network = NETWORKS[spec["model"]]
-    model, info = checkpoints.trained_model(
-        TEACHER, spec,
-        lambda: training.seeded(seed, lambda: network(spec["dropout"], spec["input_dropout"])),
-        fit, setup.device)
-    return model, info["history"]
-
-
-# --- costs --------------------------------------------------------------------------------------
-
-@functools.cache
-def macs(which: Literal["teacher", "student"]) -> int:
-    """Multiply-accumulates per image of the teacher or the student MLP."""
-    build = {"teacher": models.teacher_mlp, "student": models.student_mlp}[which]
-    return models.count_cost(build(), (1, 28, 28)).macs
-
-
-def teacher_work(cfg: MnistTeacher) -> runs.Work:
-    """What training the teacher costs."""
-    return runs.Work(macs("teacher"), trained_images=cfg.train_size * cfg.teacher_epochs,
-                     forwards=10_000, family="mlp")
+def student(cfg: MnistTeacher, seed: int, recipe: training.Recipe, on: networks.Data,
+            kd: objectives.HintonKD | None) -> networks.Training:
+    """The student of `seed` trained on `on` with `recipe`: from the labels alone (`kd`
+    None) or distilled from the teacher of the same seed, whose logits are computed once
+    when the student's images are never shifted."""
+    objective = (networks.ObjectiveSpec(objectives.CrossEntropy()) if kd is None else
+                 networks.ObjectiveSpec(kd, teacher=teacher(cfg, seed),
+                                        teacher_once=not recipe.jitter))
+    return networks.Training("student" if kd is None else "student_kd", STUDENT, on, recipe,
+                             seed, objective)

@@ -1,14 +1,11 @@
 """What each chapter's page shows beside its records: claims, tables, figures and prose.
 
-One module per page, named for what it shows (``table3``, ``table4`` with Figure 1,
-``figure2``, ``table5``; ``image_pages`` holds what those four share) and found through its
-chapter's :attr:`kdlib.chapters.Chapter.page`. Chapters 1 and 2 keep their chapters' names
-(``vanilla_kd``, ``omitted_digit``) until they move to the typed specs: their chapter
-modules compute their records, so renaming the link there would make the `paper` records
-stale. A page module declares the claims its chapter
-decides (``CLAIMS``), says in words what scale a parameter set is (``scale(cfg)``)
-and what setting a page was built with (``setting(cfg)``), and draws the chapter's
-tables and figures from records. Nothing here computes or changes a record, so no
+One module per page, named for what it shows (``table1``, ``table2``, ``table3``, ``table4``
+with Figure 1, ``figure2``, ``table5``; ``image_pages`` holds what the last four share) and
+found through its chapter's :attr:`kdlib.chapters.Chapter.page`. A page module declares
+the claims its chapter decides (``CLAIMS``), says in words what scale a parameter set is
+(``scale(cfg)``) and what setting a page was built with (``setting(cfg)``), and draws the
+chapter's tables and figures from records. Nothing here computes or changes a record, so no
 edit here makes a record stale (:mod:`kdlib.verify`).
 
 This module holds what every page does the same way, so that a notebook cell is one

@@ -6,11 +6,12 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import claims, pages, paper, runs, stats, verdicts
+from kdlib import claims, pages, paper, runs, stats, training, verdicts
+from kdlib.chapters import mnist
 from kdlib.chapters import omitted_digit as chapter
 from kdlib.chapters.omitted_digit import TRIAL, run_name
 from kdlib.claims import Claim
-from kdlib.pages import vanilla_kd as mnist_page
+from kdlib.pages import table1 as mnist_page
 from kdlib.results import Record
 from kdlib.verdicts import Decision
 
@@ -79,14 +80,18 @@ def setting(cfg: chapter.Params) -> str:
 
 def data_table(cfg: chapter.Params) -> pd.DataFrame:
     """The teacher's images, the held-out ones, each transfer set and the test images."""
-    setup = chapter.load(cfg)
-    return pd.DataFrame(
-        [{"omitted digit": d, "teacher's training images": len(setup.base.y_train),
-          "held-out images": int(setup.held_out.sum()),
-          "transfer set (student)": len(chapter.transfer_set(setup, d)[1]),
-          "test images of the digit": int((setup.base.y_test == d).sum()),
-          "other test images": int((setup.base.y_test != d).sum())}
-         for d in cfg.digits]).set_index("omitted digit")
+    device = training.resolve_device(cfg.device)
+    whole = mnist.data(cfg).load(device)
+
+    def row(digit: int) -> dict[str, Any]:
+        transfer = chapter.transfer(cfg, digit)
+        return {"omitted digit": digit, "teacher's training images": len(whole.y_train),
+                "held-out images": len(transfer.held_out_images(device)),
+                "transfer set (student)": len(transfer.load(device).y_train),
+                "test images of the digit": int((whole.y_test == digit).sum()),
+                "other test images": int((whole.y_test != digit).sum())}
+
+    return pd.DataFrame([row(d) for d in cfg.digits]).set_index("omitted digit")
 
 
 def glue_results(records: runs.Records) -> None:
@@ -162,7 +167,7 @@ def table2(records: runs.Records) -> pd.DataFrame:
         ref = paper.TABLE2.get(d, {})
         kd = records[run_name(d, True)]
         rows_d = [(f"omit {d}: no KD (T=1)", "no_kd", records[run_name(d, False)], ""),
-                  (f"omit {d}: KD (T={kd[0].spec['kd']['temperature']:g})", "kd", kd, ""),
+                  (f"omit {d}: KD (T={kd[0].spec['objective']['temperature']:g})", "kd", kd, ""),
                   (f"omit {d}: KD + bias shift", None, kd, "shifted_")]
         if (first := records.get(TRIAL.format(digit=d))) is not None:
             rows_d += [(f"omit {d}: KD, no jitter (first recipe)", "kd", first, ""),

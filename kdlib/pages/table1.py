@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdlib import claims, models, pages, paper, report, runs
+from kdlib import claims, models, pages, paper, report, runs, training
 from kdlib.chapters import mnist
 from kdlib.chapters import vanilla_kd as chapter
 from kdlib.claims import Claim
@@ -39,7 +39,7 @@ def setting(cfg: mnist.MnistTeacher) -> str:
 
 
 def data_line(cfg: mnist.MnistTeacher) -> str:
-    setup = mnist.load(cfg)
+    setup = mnist.data(cfg).load(training.resolve_device(cfg.device))
     return (f"device: {setup.device}; training images: {len(setup.y_train)}; test images: "
             f"{len(setup.y_test)}")
 
@@ -86,7 +86,8 @@ def glue_results(records: runs.Records, cfg) -> None:
 
 def sweep_table(records: runs.Records) -> pd.DataFrame | str:
     """KD student accuracy (%) on the first seed for each temperature (rows) × α (columns)."""
-    rows = [{"temperature": r.spec["kd"]["temperature"], "alpha": r.spec["kd"]["alpha"],
+    rows = [{"temperature": r.spec["objective"]["temperature"],
+             "alpha": r.spec["objective"]["alpha"],
              "test acc (%)": 100 * r.metric("test_acc")}
             for r in records.get("student_kd_sweep", [])]
     if not rows:
@@ -101,7 +102,7 @@ def trials_table(records: runs.Records) -> pd.DataFrame:
     for name, what in (("teacher", "kept"), ("teacher_trial", "tried first, set aside")):
         for r in records.get(name, [])[:1]:
             spec = r.spec
-            rows.append({"teacher recipe": what, "dropout": spec["dropout"],
+            rows.append({"teacher recipe": what, "dropout": spec["model"]["dropout"],
                          "jitter (pixels)": spec["recipe"]["jitter"],
                          "epochs": spec["recipe"]["epochs"], "seed": spec["seed"],
                          "test acc (%)": round(100 * r.metric("test_acc"), 2)})
