@@ -99,11 +99,11 @@ class Data:
         CIFAR-10 raises :class:`kdlib.data.DatasetUnavailableError`, saying where to put
         the files, when it is neither on disk nor downloadable.
         """
-        return _load(self, str(torch.device(device)), str(paths.data_dir()))[0]
+        return _load(self, str(training.resolve_device(device)), str(paths.data_dir()))[0]
 
     def held_out_images(self, device: torch.device | str) -> torch.Tensor:
         """The drawn training images at or after ``held_out_from`` (their labels unused)."""
-        return _load(self, str(torch.device(device)), str(paths.data_dir()))[1]
+        return _load(self, str(training.resolve_device(device)), str(paths.data_dir()))[1]
 
 
 def cuts(index: torch.Tensor, labels: torch.Tensor, held_out_from: int | None,

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import checkpoints, paths, results
+from kdlib import checkpoints, paths, results, training
 
 #: Records of a chapter grouped by run name, in plan order, each list in seed order.
 Records = dict[str, list[results.Record]]
@@ -68,7 +68,9 @@ class Run:
 
     `compute(progress=...)` returns the run's metrics (a JSON-able dict); it must
     be picklable (a :func:`functools.partial` of a module-level function) so that
-    a worker process can call it. `trains` names the checkpoint of the network the
+    a worker process can call it. `device` is the profile's name for it (``auto``: CUDA
+    when present, else the CPU), resolved when the run executes, so that a plan is the
+    same on every machine. `trains` names the checkpoint of the network the
     run trains (runs that share it train it once), `needs` the checkpoints it
     loads (its teachers); `work` is what it computes, for the cost model. `reading` names
     the other reading of the paper's settings the run belongs to (:mod:`kdlib.readings`;
@@ -133,7 +135,8 @@ class Run:
                 "profile": self.profile, "chapter": self.chapter, "name": self.name,
                 "spec": dict(self.spec), "spec_hash": self.spec_hash, "metrics": metrics,
                 "wall_time_s": round(time.perf_counter() - t0, 3),
-                "started_utc": start.isoformat(timespec="seconds"), "device": self.device,
+                "started_utc": start.isoformat(timespec="seconds"),
+                "device": str(training.resolve_device(self.device)),
                 "environment": results.environment(),
             }
             results.write_record(self.path, results.sealed(record))

@@ -143,11 +143,11 @@ def engine_here(engine: str) -> str:
     return "bf16" if not torch.cuda.is_available() and cpu_has_bf16() else "fast"
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for, but torch sees no GPU")
     return torch.device(name)
 

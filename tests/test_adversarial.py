@@ -246,7 +246,7 @@ def test_masking_is_decided_by_paired_tests_on_constructed_records():
     assert page.masking([rec("1", "1", flags=["zero gradient"])]) == ["AutoAttack raised flags"]
     failed = rec("1", "1", audit=[{"name": "sweep", "passed": False}])
     assert page.masking([failed]) == ["audit failed: sweep"]
-    records = {"standard": [honest], "at": [honest], "at_tf_kd_reg": [leaky]}
+    records = {"standard": [honest], "at": [honest], "at_tf_kd_reg_ours": [leaky]}
     lines = page.warnings_for(records)
     assert [line.split(":")[0] for line in lines] == ["AT + Tf-KD-reg (this build's form)"]
 

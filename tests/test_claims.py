@@ -281,7 +281,7 @@ def _gradient_records(gradients, key="gradients"):
     return {name: [results.Record({"seed": seed}, {key: gradients, "history": []}, profile="p",
                                   chapter="04_teacher_free", name=name,
                                   spec_hash=f"{name[:4]}{seed}") for seed in (0, 1)]
-            for name in ("baseline", "tf_kd_reg_official")}
+            for name in ("baseline", "tf_kd_reg")}
 
 
 def test_a_metric_read_but_missing_is_an_error_naming_the_record_not_a_verdict():
@@ -298,7 +298,7 @@ def test_a_metric_read_but_missing_is_an_error_naming_the_record_not_a_verdict()
                              r"metric 'gradients'; it has \['grads', 'history'\]"):
         f2.decide(renamed, None)
     with pytest.raises(results.MissingMetricError, match="no metric 'test_acc'"):
-        claims.gain("tf_kd_reg_official", "baseline", 0.41)(renamed, None)
+        claims.gain("tf_kd_reg", "baseline", 0.41)(renamed, None)
     # a gradient record that breaks the measure in any other way propagates too
     with pytest.raises(KeyError):
         f2.decide(_gradient_records({"layer": []}), None)

@@ -135,7 +135,7 @@ def test_gpu_benchmark_runs_at_toy_size_on_a_cpu(one_thread):
              "resnet18_compiled": {"error": "not run here"},
              "chapter4_epoch": gpu.chapter4_epoch(cpu, train=256, test=32, width=4),
              "chapter6_at_epoch": gpu.chapter6_at_epoch(cpu, train=1200, width=4)}
-    assert set(cases["chapter4_epoch"]["methods"]) == {"baseline", "tf_kd_reg_official",
+    assert set(cases["chapter4_epoch"]["methods"]) == {"baseline", "tf_kd_reg",
                                                        "tf_kd_self"}
     assert cases["chapter6_at_epoch"]["train_images"] == 200  # 1,000 held out
     res = {"created_utc": "now", "git_commit": "abc", "machine": {"gpu": "none",

@@ -139,3 +139,14 @@ def test_cli_dry_run_lists_without_running(profile, capsys):
     assert cli.main(["jobs", str(profile), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "3 runs, 3 to run" in out and "01_vanilla_kd/teacher-" in out
+
+
+def test_a_plan_is_the_same_on_every_machine(monkeypatch):
+    """A plan names each run's device as its profile does; the device is resolved when the
+    run executes (its record names the one it ran on), so a GPU changes no plan."""
+    import torch
+
+    before = [(r.label, r.device, r.work, r.trains, r.needs) for r in jobs.plan("paper")]
+    assert {d for _, d, *_ in before} == {"auto"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert [(r.label, r.device, r.work, r.trains, r.needs) for r in jobs.plan("paper")] == before

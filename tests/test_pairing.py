@@ -74,7 +74,7 @@ def robust_cfg():
 
 
 def test_clean_rows_of_one_seed_share_weights_batches_and_augmentation(clean_cfg, monkeypatch):
-    rows = (images.BASELINE, teacher_free.TF_KD_REG_OFFICIAL, teacher_free.TF_KD_SELF,
+    rows = (images.BASELINE, teacher_free.TF_KD_REG, teacher_free.TF_KD_SELF,
             teacher_free.LABEL_SMOOTHING)
     tapes = [record(images.training_for(clean_cfg, m, 3), monkeypatch) for m in rows]
     assert len(tapes[0].batches) == 2 * (128 // 32)
@@ -87,7 +87,7 @@ def test_clean_rows_of_one_seed_share_weights_batches_and_augmentation(clean_cfg
 
 def test_adversarial_rows_of_one_seed_share_weights_batches_and_pgd_noise(robust_cfg,
                                                                           monkeypatch):
-    rows = (adversarial.AT, adversarial.AKD, adversarial.AT_TF_KD_REG_OFFICIAL,
+    rows = (adversarial.AT, adversarial.AKD, adversarial.AT_TF_KD_REG,
             adversarial.AT_TF_KD_SELF, adversarial.AT_LABEL_SMOOTHING)
     tapes = [record(images.training_for(robust_cfg, m, 5), monkeypatch) for m in rows]
     steps = 2 * ((160 - 32) // 32)

@@ -93,9 +93,9 @@ def test_the_rows_a_reading_changes_depend_on_the_profile():
     def cfg(early_stop):
         return chapters.validate("06_adversarial_tfkd", {
             "profile": "smoke", "seeds": [0], "early_stop": early_stop, "val_size": 8,
-            "methods": ["standard", "at", "at_tf_kd_reg_official"]}, complete=False)
+            "methods": ["standard", "at", "at_tf_kd_reg"]}, complete=False)
 
     stopping = pages._rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH, cfg(True))
-    assert stopping == {"at", "at_tf_kd_reg_official"}
+    assert stopping == {"at", "at_tf_kd_reg"}
     assert pages._rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH,
                                cfg(False)) == frozenset()

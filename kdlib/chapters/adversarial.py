@@ -14,8 +14,9 @@
   mixed target ``(1-α)·onehot(y) + α·softmax(t(x'))`` (up to a constant). The
   paper's "student with AT teacher". ARD (Goldblum et al., 2019) is the
   relative that feeds the teacher the clean image instead.
-- ``at_tf_kd_reg_official`` and ``at_tf_kd_reg``: adversarial training with the
-  Tf-KD-reg loss (the official form, and this build's) on the PGD examples.
+- ``at_tf_kd_reg`` and ``at_tf_kd_reg_ours``: adversarial training with the
+  Tf-KD-reg loss (the official form, the paper's row, and this build's) on the PGD
+  examples.
 - ``at_tf_kd_self``: adversarial training with Tf-KD-self's loss (Hinton's, at
   Table 4's ``tf_self_*`` settings) and the ``at`` network as teacher, fed the
   same PGD examples. It differs from ``akd`` only in ``T`` and ``α``.
@@ -163,11 +164,11 @@ STANDARD = Method("standard", "standard training (undefended)", images.cross_ent
                   versus=AT)
 AKD = Method("akd", "student with AT teacher (AKD)", akd, adversarial=True, teacher=AT,
              paper="student_at_teacher", versus=AT)
-AT_TF_KD_REG_OFFICIAL = Method("at_tf_kd_reg_official", "AT + Tf-KD-reg (official form)",
-                               images.tf_kd_reg_official, adversarial=True,
-                               paper="at_tf_kd_reg", versus=AT)
-AT_TF_KD_REG = Method("at_tf_kd_reg", "AT + Tf-KD-reg (this build's form)", images.tf_kd_reg,
-                      adversarial=True, versus=AT)
+AT_TF_KD_REG = Method("at_tf_kd_reg", "AT + Tf-KD-reg (official form)",
+                      images.tf_kd_reg_official, adversarial=True, paper="at_tf_kd_reg",
+                      versus=AT)
+AT_TF_KD_REG_OURS = Method("at_tf_kd_reg_ours", "AT + Tf-KD-reg (this build's form)",
+                           images.tf_kd_reg, adversarial=True, versus=AT)
 AT_TF_KD_SELF = Method("at_tf_kd_self", "AT + Tf-KD-self", images.tf_kd_self,
                        adversarial=True, teacher=AT, paper="at_tf_kd_self", versus=AT)
 AT_LABEL_SMOOTHING = Method("at_label_smoothing", "AT + label smoothing (control)",
@@ -175,7 +176,7 @@ AT_LABEL_SMOOTHING = Method("at_label_smoothing", "AT + label smoothing (control
 KD_FROM_AT = Method("kd_from_at", "clean-trained student of the AT teacher", akd, teacher=AT,
                     versus=AT)
 #: The rows, each after the row it learns from.
-METHODS = (STANDARD, AT, AKD, AT_TF_KD_REG_OFFICIAL, AT_TF_KD_REG, AT_TF_KD_SELF,
+METHODS = (STANDARD, AT, AKD, AT_TF_KD_REG, AT_TF_KD_REG_OURS, AT_TF_KD_SELF,
            AT_LABEL_SMOOTHING, KD_FROM_AT)
 
 
@@ -200,7 +201,7 @@ def evaluation(cfg: Params, method: Method, seed: int) -> Evaluation:
 def plan(cfg: Params) -> list[runs.Run]:
     """Every ``(row, seed)``, each after the run its teacher comes from. A run trains (or
     loads) its network and evaluates it (:func:`kdlib.evaluation.robust_metrics`)."""
-    device = str(training.resolve_device(cfg.device))
+    device = cfg.device  # resolved where the run executes: a plan is the same on any machine
     out = []
     for method in images.chosen(cfg, METHODS):
         for seed in cfg.seeds:

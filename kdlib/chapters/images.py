@@ -259,7 +259,7 @@ def resnet_plan(cfg: ResNetRuns, chapter: str, methods: Sequence[Method]) -> lis
     (:func:`kdlib.networks.accuracy_metrics`). A teacher trained otherwise than its own row
     (:meth:`ImageRuns.for_teacher`) is a run of its own, ``<method>_teacher``, so that its
     training is recorded too."""
-    device = str(training.resolve_device(cfg.device))
+    device = cfg.device  # resolved where the run executes: a plan is the same on any machine
 
     def run_of(name: str, fit: networks.Training) -> runs.Run:
         return networks.planned(cfg.profile, chapter, name, fit,

@@ -56,7 +56,7 @@ def student(cfg: Params, seed: int, kd: objectives.HintonKD | None) -> networks.
 def plan(cfg: Params) -> list[runs.Run]:
     """Teachers, both students per seed, and the sweep's KD students on the first seed; each
     run measured by :func:`kdlib.digits.class_metrics`."""
-    device = str(training.resolve_device(cfg.device))
+    device = cfg.device  # resolved where the run executes: a plan is the same on any machine
 
     def run(name: str, fit: networks.Training) -> runs.Run:
         return networks.planned(cfg.profile, NAME, name, fit,

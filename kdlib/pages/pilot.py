@@ -37,7 +37,7 @@ from kdlib.chapters.images import BASELINE
 #: The effect the pilot plans for: the paper's Tf-KD-reg gain over the baseline (points).
 EFFECT = 100 * (paper.TABLE4["tf_kd_reg"][0] - paper.TABLE4["baseline"][0])
 #: The row whose paired difference with the baseline sets the number of seeds.
-TREATED = teacher_free.TF_KD_REG_OFFICIAL
+TREATED = teacher_free.TF_KD_REG
 #: The profile whose records (made before the pilot, on an idle machine) set the cost rate.
 REFERENCE = "cpu"
 

@@ -12,7 +12,7 @@ from kdlib.chapters.adversarial import (
     AKD,
     AT,
     AT_LABEL_SMOOTHING,
-    AT_TF_KD_REG_OFFICIAL,
+    AT_TF_KD_REG,
     AT_TF_KD_SELF,
     METHODS,
     Params,
@@ -47,18 +47,18 @@ AKD_AT_LEAST_AT = claims.at_least(AKD, AT, "aa_acc",
 CLAIMS = (
     Claim("T5 (reg vs AT)", NAME, "AT + Tf-KD-reg is more robust under AutoAttack than AT alone.",
           _aa_change("at_student", "at_tf_kd_reg"),
-          f"AutoAttack gain of `{AT_TF_KD_REG_OFFICIAL.name}` (the official form) over "
+          f"AutoAttack gain of `{AT_TF_KD_REG.name}` (the official form) over "
           f"`{AT.name}` (paired)",
-          _aa_gain(AT_TF_KD_REG_OFFICIAL, AT, "at_tf_kd_reg", "at_student")),
+          _aa_gain(AT_TF_KD_REG, AT, "at_tf_kd_reg", "at_student")),
     Claim("T5 (self vs AT)", NAME, "AT + Tf-KD-self is more robust under AutoAttack than AT alone.",
           _aa_change("at_student", "at_tf_kd_self"), f"AutoAttack gain over `{AT.name}` (paired)",
           _aa_gain(AT_TF_KD_SELF, AT, "at_tf_kd_self", "at_student"),
           premises=(AT_TEACHER_FITS,)),
     Claim("T5 (reg vs AKD)", NAME, "AT + Tf-KD-reg is more robust than a student of an AT teacher.",
           _aa_change("student_at_teacher", "at_tf_kd_reg"),
-          f"AutoAttack gain of `{AT_TF_KD_REG_OFFICIAL.name}` (the official form) over "
+          f"AutoAttack gain of `{AT_TF_KD_REG.name}` (the official form) over "
           f"`{AKD.name}` (paired)",
-          _aa_gain(AT_TF_KD_REG_OFFICIAL, AKD, "at_tf_kd_reg", "student_at_teacher"),
+          _aa_gain(AT_TF_KD_REG, AKD, "at_tf_kd_reg", "student_at_teacher"),
           premises=(AKD_AT_LEAST_AT,)),
     Claim("T5 (self vs AKD)", NAME,
           "AT + Tf-KD-self is more robust than a student of an AT teacher.",
@@ -68,7 +68,7 @@ CLAIMS = (
           premises=(AT_TEACHER_FITS, AKD_AT_LEAST_AT)),
     Claim("T5, reading", NAME, "The robustness of AT + Tf-KD stems from label smoothing.", "—",
           "AT + label smoothing behaves like AT + Tf-KD-reg (official form) under AutoAttack",
-          claims.alike(AT_LABEL_SMOOTHING, AT_TF_KD_REG_OFFICIAL, AT,
+          claims.alike(AT_LABEL_SMOOTHING, AT_TF_KD_REG, AT,
                        100 * (T5["at_tf_kd_reg"][1] - T5["at_student"][1]), "aa_acc")),
 )
 

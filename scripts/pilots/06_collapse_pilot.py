@@ -26,7 +26,7 @@ import tempfile
 import time
 
 #: Rows trained for EPOCHS epochs; those with a teacher come last (AT teaches them).
-SHORT = ("standard", "at_tf_kd_reg_official", "at_tf_kd_reg", "at_label_smoothing", "akd",
+SHORT = ("standard", "at_tf_kd_reg", "at_tf_kd_reg_ours", "at_label_smoothing", "akd",
          "at_tf_kd_self")
 
 
