@@ -234,9 +234,9 @@ class ObjectiveSpec:
             raise ValueError(f"{type(self.loss).__name__} "
                              f"{'needs' if self.loss.needs_teacher else 'takes no'} teacher")
         if self.teacher_once and (self.teacher is None or self.threat is not None
-                                  or not hasattr(self.loss, "from_logits")):
-            raise ValueError("a teacher's logits are computed once only for a loss that takes "
-                             "them (from_logits), on clean images")
+                                  or not isinstance(self.loss, objectives.HintonKD)):
+            raise ValueError("a teacher's logits are computed once only for Hinton's loss "
+                             "(HintonKD.from_logits), on clean images")
 
     def spec(self) -> dict[str, Any]:
         out = {**self.loss.spec(),
@@ -252,7 +252,8 @@ class ObjectiveSpec:
     def build(self, teacher: nn.Module | None) -> training.Objective:
         """The objective that trains, given the trained teacher network (or None)."""
         if self.teacher_once:
-            return self.loss.from_logits()  # type: ignore[attr-defined]
+            assert isinstance(self.loss, objectives.HintonKD)
+            return self.loss.from_logits()
         base = self.loss.objective(teacher)
         return base if self.threat is None else self.threat.adversarial(base)
 

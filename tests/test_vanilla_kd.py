@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from kdlib import networks, objectives, results, runs, training
+from kdlib import attacks, networks, objectives, results, runs, training
 from kdlib.chapters import mnist
 from kdlib.chapters import vanilla_kd as chapter
 
@@ -58,3 +58,22 @@ def test_the_plan_declares_every_run_once_with_its_teacher(cfg):
     assert all(r.needs == (teacher[r.seed],) for r in plan if "kd" in r.name)
     sweep = [r.spec["objective"] for r in plan if r.name == "student_kd_sweep"]
     assert [(k["temperature"], k["alpha"]) for k in sweep] == [(2.0, 0.5), (8.0, 0.5)]
+
+
+def test_a_teacher_whose_logits_are_computed_once_is_priced_once_and_checked(cfg):
+    kd = chapter.student(cfg, 0, objectives.HintonKD(4.0, 0.9))
+    teacher = mnist.teacher(cfg, 0)
+    work = kd.work()
+    teacher_macs = networks.macs(teacher.network, (1, 28, 28))
+    assert teacher_macs == 2 * 784 * 1200 // 2 + 1200 * 1200 + 1200 * 10  # Table 1's 2,392,800
+    assert work.teacher_macs == 0 and work.extra_train_macs == teacher_macs * cfg.train_size
+    per_batch = dataclasses.replace(kd, objective=dataclasses.replace(kd.objective,
+                                                                      teacher_once=False))
+    assert per_batch.work().teacher_macs == teacher_macs and not per_batch.work().extra_train_macs
+    for bad in ({"teacher": None}, {"loss": objectives.CrossEntropy(), "teacher": None},
+                {"loss": objectives.LabelSmoothing(0.1)},
+                {"threat": attacks.Threat(0.1, 0.025, 3)}):
+        with pytest.raises(ValueError):
+            dataclasses.replace(kd.objective, **bad)
+    with pytest.raises(ValueError, match="un-augmented"):
+        dataclasses.replace(kd, recipe=dataclasses.replace(kd.recipe, jitter=1))
