@@ -90,3 +90,19 @@ def test_the_fit_table_measures_the_teacher_that_taught_on_the_committed_records
     assert row["seeds"] == 4 and row["premise holds"] == "yes"
     assert row["difference (points) [95% CI]"].startswith(f"{sum(losses) / 4:.3f} ")
     assert mine.loc["baseline of 8 epochs", "premise holds"] == "no"
+
+
+def test_the_claims_page_names_every_row_that_no_claim_decides(monkeypatch):
+    from kdlib import chapters
+    from kdlib.chapters import images, teacher_free
+    from kdlib.tooling import claims_page
+
+    listed = claims_page.unclaimed_rows()
+    assert "`tf_kd_reg_ours`" in listed and "`at_tf_kd_reg_ours`" in listed
+    assert "`tf_kd_reg`" not in listed and "`baseline`" not in listed  # claims decide them
+    extra = images.Method("brier", "ResNet18: a row added since", images.cross_entropy)
+    ch4 = dataclasses.replace(teacher_free.CHAPTER,
+                              methods=(*teacher_free.CHAPTER.methods, extra))
+    every = [ch4 if c.name == ch4.name else c for c in chapters.all_chapters()]
+    monkeypatch.setattr(chapters, "all_chapters", lambda: every)
+    assert "`brier`: ResNet18: a row added since" in claims_page.unclaimed_rows()

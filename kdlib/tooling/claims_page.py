@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from kdlib import config, pages, paths
+from kdlib import chapters, config, pages, paths
 from kdlib.pages import Finding, verdict_tables
 from kdlib.pages.verdict_tables import MARKS
 
@@ -243,6 +243,15 @@ verdict with its numbers.
 """
 
 
+def unclaimed_rows() -> str:
+    """Every row a chapter runs that no claim decides (this build's controls and variants,
+    and any row added since), one line each, so that this page names every row run."""
+    used = {row for c in pages.all_claims() for row in getattr(c.decide, "rows", ())}
+    lines = [f"- {_link(ch.name)} `{m.name}`: {m.label}" for ch in chapters.all_chapters()
+             if not ch.records_of for m in ch.methods if m.name not in used]
+    return "\n".join(lines) or "Every row a chapter runs is decided by a claim."
+
+
 def _replication_intro() -> str:
     """Which profile replicates which, in words."""
     parts = [f"`{rep}` re-makes rows of `{orig}` on the same recipe and decides the same claims"
@@ -293,6 +302,13 @@ In this build: {counts(found)}
 
 {figure}
 {table(found)}
+
+## Rows no claim decides
+
+These rows are run beside the paper's (the controls and this build's own variants); their
+numbers are on their chapter's page, and no claim's test compares them.
+
+{unclaimed_rows()}
 
 ## Under every reading of the paper's open settings
 
