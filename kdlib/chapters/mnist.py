@@ -8,10 +8,11 @@ trained once and loaded by the other chapter.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kdlib import networks, objectives, training
+from kdlib import digits, networks, objectives, runs, training
 from kdlib.config import Common, between, ge
 
 #: Test images: the whole test split of MNIST and of Fashion-MNIST.
@@ -77,3 +78,12 @@ def student(cfg: MnistTeacher, seed: int, recipe: training.Recipe, on: networks.
                                         teacher_once=not recipe.jitter))
     return networks.Training("student" if kd is None else "student_kd", STUDENT, on, recipe,
                              seed, objective)
+
+
+def measured(cfg: MnistTeacher, chapter: str, name: str, fit: networks.Training) -> runs.Run:
+    """The run `name` of `chapter` that trains `fit` and measures its accuracy per digit
+    (:func:`kdlib.digits.class_metrics`) on the device the profile names, resolved where the
+    run executes, so that a plan is the same on any machine."""
+    return networks.planned(cfg.profile, chapter, name, fit,
+                            functools.partial(digits.class_metrics, fit, cfg.device),
+                            digits.class_work(fit), cfg.device)

@@ -96,19 +96,13 @@ def plan(cfg: Params) -> list[runs.Run]:
     device = cfg.device  # resolved where the run executes: a plan is the same on any machine
     shift = digits.BiasShift(CRITERION)
 
-    def teacher_run(seed: int) -> runs.Run:
-        fit = mnist.teacher(cfg, seed)
-        return networks.planned(cfg.profile, NAME, "teacher", fit,
-                                functools.partial(digits.class_metrics, fit, device),
-                                digits.class_work(fit), device)
-
     def student_run(name: str, fit: networks.Training) -> runs.Run:
         return networks.planned(cfg.profile, NAME, name, fit,
                                 functools.partial(digits.omitted_metrics, fit, shift, device),
                                 digits.omitted_work(fit), device,
                                 spec=digits.record_spec(fit, shift))
 
-    plan = [teacher_run(s) for s in cfg.seeds]
+    plan = [mnist.measured(cfg, NAME, "teacher", mnist.teacher(cfg, s)) for s in cfg.seeds]
     plan += [student_run(run_name(d, kd), student(cfg, s, d, kd))
              for s in cfg.seeds for d in cfg.digits for kd in (False, True)]
     if cfg.trials:

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 
-from kdlib import digits, networks, objectives, runs, training
+from kdlib import networks, objectives, runs, training
 from kdlib.chapters import Chapter, mnist
 from kdlib.config import between, ge
 
@@ -56,13 +56,7 @@ def student(cfg: Params, seed: int, kd: objectives.HintonKD | None) -> networks.
 def plan(cfg: Params) -> list[runs.Run]:
     """Teachers, both students per seed, and the sweep's KD students on the first seed; each
     run measured by :func:`kdlib.digits.class_metrics`."""
-    device = cfg.device  # resolved where the run executes: a plan is the same on any machine
-
-    def run(name: str, fit: networks.Training) -> runs.Run:
-        return networks.planned(cfg.profile, NAME, name, fit,
-                                functools.partial(digits.class_metrics, fit, device),
-                                digits.class_work(fit), device)
-
+    run = functools.partial(mnist.measured, cfg, NAME)
     plan = [run("teacher", mnist.teacher(cfg, s)) for s in cfg.seeds]
     for s in cfg.seeds:
         plan += [run("student", student(cfg, s, None)),
