@@ -259,8 +259,8 @@ def start(chapter: str, namespace: dict[str, Any]) -> config.Common:
 def records(chapter: str, cfg: config.Common, progress: bool = True) -> runs.Records:
     """Every record of the chapter under `cfg`, computing the missing ones, with a line per
     run and an estimate of the time left (:class:`kdlib.runs.Progress`)."""
-    return runs.run_all(chapters.plan(chapter, cfg), progress,
-                        flops=lambda run: flops.run_flops(run.work))
+    plan = chapters.plan(chapter, cfg)
+    return runs.run_all(plan, progress, flops=flops.to_compute([r for r in plan if not r.done]))
 
 
 def show_claims(chapter: str, cfg: config.Common) -> None:
