@@ -32,10 +32,20 @@ from kdlib import chapters, claims, config, flops, paths, readings, report, runs
 from kdlib.claims import Claim
 from kdlib.verdicts import Decision
 
+#: What every page module declares: the chapter it shows, its claims, its scale and setting.
+DECLARES = ("NAME", "CLAIMS", "scale", "setting")
+
 
 def page(chapter: str) -> ModuleType:
-    """The page module of `chapter`."""
-    return importlib.import_module(chapters.get(chapter).page)
+    """The page module of `chapter`, checked: it shows that chapter and declares
+    :data:`DECLARES` (a :class:`TypeError` names what is wrong)."""
+    name = chapters.get(chapter).page
+    module = importlib.import_module(name)
+    missing = [a for a in DECLARES if not hasattr(module, a)]
+    if missing or chapter != module.NAME:
+        raise TypeError(f"{chapter}'s page {name} " + (f"lacks {missing}" if missing else
+                        f"shows chapter {module.NAME!r}"))
+    return module
 
 
 # --- claims decided at a profile ------------------------------------------------------------------
