@@ -6,7 +6,7 @@ found through its chapter's :attr:`kdlib.chapters.Chapter.page`. A page module d
 the claims its chapter decides (``CLAIMS``), says in words what scale a parameter set is
 (``scale(cfg)``) and what setting a page was built with (``setting(cfg)``), and draws the
 chapter's tables and figures from records. Nothing here computes or changes a record, so no
-edit here makes a record stale (:mod:`kdlib.verify`).
+edit here makes a record stale (:mod:`kdlib.staleness`).
 
 This module holds what every page does the same way, so that a notebook cell is one
 call: :func:`start` (validate the notebook's parameters, say the setting, list them),
@@ -28,7 +28,18 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import chapters, claims, config, flops, paths, readings, report, runs, verdicts, verify
+from kdlib import (
+    chapters,
+    claims,
+    config,
+    flops,
+    paths,
+    readings,
+    report,
+    runs,
+    staleness,
+    verdicts,
+)
 from kdlib.claims import Claim
 from kdlib.verdicts import Decision
 
@@ -152,7 +163,7 @@ def decide(claim: Claim, cfg: config.Common | None,
               if any(u.decision for u in under) and set(cfg.reading_seeds) != set(cfg.seeds)
               else None)
     return Finding(claim, cfg.profile, scale, claim.judge(readings.primary(records), cfg),
-                   verify.stale_records(records, claim.chapter, plan), under, subset)
+                   staleness.stale_records(records, claim.chapter, plan), under, subset)
 
 
 def family_of(profile: str) -> str:
@@ -322,10 +333,10 @@ def show_committed(chapter: str) -> None:
                   f"--chapters {chapters.get(chapter).record_chapter}` makes them.")
             continue
         print(f"Scale: {p.scale(cfg)}.")
-        for commit in verify.stale_records(recs, chapter):
+        for commit in staleness.stale_records(recs, chapter):
             print(f"Made at commit {commit[:7]}; this chapter's computation has changed since "
                   f"and the profile was not verified after it.")
-        for line in verify.other_environment(recs):
+        for line in staleness.other_environment(recs):
             print(f"Environment: {line}; its numbers may differ from this one's in their "
                   f"last bits.")
         for line in warnings(recs, getattr(p, "LABELS", {})):
@@ -346,7 +357,7 @@ def warnings(recs: runs.Records, labels: dict[str, str]) -> list[str]:
 def provenance_line(records: runs.Records, chapter: str) -> str:
     """Where a table's or a figure's numbers come from, in one line of plain text: the
     profile, the number of runs and seeds, the commits that made them and whether they are
-    current for today's code (:func:`kdlib.verify.stale_records`), and the command that
+    current for today's code (:func:`kdlib.staleness.stale_records`), and the command that
     re-makes them."""
     recs = [r for rs in records.values() for r in rs]
     if not recs:
@@ -356,11 +367,11 @@ def provenance_line(records: runs.Records, chapter: str) -> str:
                    key=lambda s: (s is None, s if isinstance(s, int) else 0, str(s)))
     commits = sorted({(r.commit or "?")[:7] for r in recs})
     record_chapter = chapters.get(chapter).record_chapter
-    stale = verify.stale_records(records, record_chapter)
+    stale = staleness.stale_records(records, record_chapter)
     state = ("stale for today's code (made at " + ", ".join(c[:7] for c in stale)
              + "; `python -m kdlib verify` checks by re-running a sample)" if stale
              else "current for today's code")
-    other = verify.other_environment(records)
+    other = staleness.other_environment(records)
     if other:
         state += "; " + "; ".join(other)
     profile = profiles[0]
