@@ -25,7 +25,7 @@ book: data
 	$(PY) -m kdlib book $(PROFILE)
 
 ## lint: ruff on every Python folder, and the import layers (import-linter's contracts in
-## pyproject.toml: kdlib never imports benchmarks/, tooling > pages > verify > chapters >
+## pyproject.toml: kdlib never imports benchmarks/, tooling > pages > staleness > chapters >
 ## library, no chapter imports another)
 lint: env
 	$(VENV)/bin/ruff check kdlib tests benchmarks scripts

@@ -164,12 +164,12 @@ def _drop(records: Records, seeds: set[int]) -> Records:
 
 def hours(records: Records, rows: Sequence[Row | str], seeds: int | None) -> float:
     """CPU hours (one core a run, as the records ran) of `seeds` seeds of `rows`, at their
-    records' mean wall time."""
+    records' mean time to make (:attr:`kdlib.results.Record.seconds_to_make`)."""
     if not seeds:
         return math.nan
     per_seed = 0.0
     for row in rows:
-        times = [r.wall_time_s for r in records.get(_name(row), []) if r.wall_time_s is not None]
+        times = [t for r in records.get(_name(row), []) if (t := r.seconds_to_make) is not None]
         per_seed += sum(times) / len(times) if times else 0.0
     return seeds * per_seed / 3600
 

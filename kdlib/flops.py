@@ -9,10 +9,11 @@ at measured rates; :func:`kdlib.runs.run_all` into an estimate of the time left.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from kdlib import paper
-from kdlib.runs import Work
+from kdlib import paper, paths
+from kdlib.runs import Run, Work
 
 
 def forward_flops(macs: float, images: float) -> float:
@@ -95,3 +96,21 @@ def eval_flops(work: Work) -> float:
 def run_flops(work: Work) -> float:
     """FLOPs of training and evaluating one run (a shared network counted in full)."""
     return train_flops(work) + eval_flops(work)
+
+
+def to_compute(plan: Sequence[Run], saved: Callable[[str], bool] | None = None
+               ) -> Callable[[Run], float]:
+    """The FLOPs each run of `plan` computes when the plan runs now: its evaluation, and its
+    training only where neither saved weights (`saved(checkpoint)`; default: a file in the
+    checkpoint folder) nor an earlier run of `plan` provide its network."""
+    if saved is None:
+        folder = paths.checkpoints_dir()
+        saved = lambda name: (folder / name).is_file()  # noqa: E731
+    provided: set[str] = set()
+    priced: dict[Path, float] = {}
+    for run in plan:
+        trains = run.trains is None or not (run.trains in provided or saved(run.trains))
+        if run.trains is not None:
+            provided.add(run.trains)
+        priced[run.path] = eval_flops(run.work) + (train_flops(run.work) if trains else 0.0)
+    return lambda run: priced[run.path]

@@ -245,6 +245,18 @@ class Record:
         return self.spec.get("seed")
 
     @property
+    def seconds_to_make(self) -> float | None:
+        """The seconds the run takes when nothing is saved: its wall time, or its training's
+        (the per-epoch seconds of its ``history``) where that is longer, as for a record that
+        loaded its network from the checkpoint of an equal training."""
+        history = self.metrics.get("history")
+        trained = (sum(row.get("seconds", 0.0) for row in history)
+                   if isinstance(history, list) else 0.0)
+        if self.wall_time_s is None:
+            return trained or None
+        return max(self.wall_time_s, trained)
+
+    @property
     def commit(self) -> str | None:
         """The git commit of the code that made the record."""
         return self.environment.get("git_commit")

@@ -154,7 +154,7 @@ def group(records: Iterable[results.Record]) -> Records:
 class Progress:
     """One line per run of a plan, for a person to read: its place (run k of n), its name,
     whether it was recorded already, how long it took, and the time left, estimated from
-    the FLOPs still to compute (`flops(run)`, :func:`kdlib.flops.run_flops`) at the rate
+    the FLOPs still to compute (`flops(run)`, :func:`kdlib.flops.to_compute`) at the rate
     the runs computed so far reached, kept apart per network family (``Work.family``): a
     small CNN under AutoAttack computes far fewer FLOPs a second than a ResNet's training,
     so a family none of whose runs has finished is priced at the rate of all runs so far."""

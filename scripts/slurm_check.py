@@ -7,7 +7,7 @@ one-node cluster of ``scripts/slurm_cluster.sh start``) with ``--executor slurm
 --gpus-per-node 0 --cpus-per-task T``, T the torch threads the local workers used, so
 that both compute with the same number of threads. It then compares the two sets of
 records: the same files, the same specs and thread counts, and every metric identical
-(:func:`kdlib.verify.compare`, timings excepted). Exit status 0 when all are equal, 1 on
+(:func:`kdlib.staleness.compare`, timings excepted). Exit status 0 when all are equal, 1 on
 any difference or failure; the reason is printed.
 
 Then a fault: one longer run (Table 1's teacher over several epochs, a profile written to
@@ -83,7 +83,7 @@ def records(root: Path, profile: str) -> dict[str, Any]:
 
 def differences(local: dict[str, Any], slurm: dict[str, Any]) -> list[str]:
     """Where the SLURM records differ from the local ones (timings excepted)."""
-    from kdlib import verify
+    from kdlib import staleness
 
     out = [f"{name}: only the local executor wrote it" for name in sorted(set(local) - set(slurm))]
     out += [f"{name}: only SLURM wrote it" for name in sorted(set(slurm) - set(local))]
@@ -96,9 +96,9 @@ def differences(local: dict[str, Any], slurm: dict[str, Any]) -> list[str]:
             out.append(f"{name}: {ta} torch threads locally, {tb} in SLURM")
         missing = "missing in the re-run"
         both = [d.replace(missing, "missing in the SLURM record")
-                for d in verify.compare(a.metrics, b.metrics)]
+                for d in staleness.compare(a.metrics, b.metrics)]
         both += [d.replace(missing, "only in the SLURM record")
-                 for d in verify.compare(b.metrics, a.metrics) if d.endswith(missing)]
+                 for d in staleness.compare(b.metrics, a.metrics) if d.endswith(missing)]
         out += [f"{name}: {d}" for d in both]
     return out
 

@@ -56,9 +56,25 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_the_import_contracts_hold():
     """`lint-imports` (import-linter, configured in pyproject.toml): kdlib never imports
-    benchmarks/, tooling > pages > verify > chapters > the library, chapters independent."""
+    benchmarks/, tooling > pages > staleness > chapters > the library, chapters independent."""
     exe = Path(sys.executable).with_name("lint-imports")
     done = subprocess.run([str(exe)], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stdout[-3000:]
     assert "3 kept, 0 broken" in done.stdout
+
+
+def test_every_module_of_kdlib_has_its_place_in_the_layers():
+    """A new module escapes no contract: every module of kdlib is a layer of the layers
+    contract, or inside a package that is one."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    named = {m.strip() for layer in layers for m in layer.split(":")}
+    modules = {f"kdlib.{p.stem}" for p in (root / "kdlib").glob("*.py")
+               if p.stem not in ("__init__", "__main__")}
+    modules |= {f"kdlib.{p.name}" for p in (root / "kdlib").iterdir()
+                if (p / "__init__.py").is_file()}
+    assert modules - named == set()

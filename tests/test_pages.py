@@ -5,6 +5,7 @@ import dataclasses
 import math
 
 import pandas as pd
+import pytest
 
 from kdlib import pages, results, verdicts
 from kdlib.claims import Claim
@@ -106,3 +107,20 @@ def test_the_claims_page_names_every_row_that_no_claim_decides(monkeypatch):
     every = [ch4 if c.name == ch4.name else c for c in chapters.all_chapters()]
     monkeypatch.setattr(chapters, "all_chapters", lambda: every)
     assert "`brier`: ResNet18: a row added since" in claims_page.unclaimed_rows()
+
+
+def test_every_chapter_has_a_page_that_shows_it_and_a_wrong_link_is_named(monkeypatch):
+    from kdlib import chapters
+
+    for ch in chapters.all_chapters():
+        assert ch.name == pages.page(ch.name).NAME
+    table4 = chapters.get("04_teacher_free")
+    wrong = dataclasses.replace(table4, page="kdlib.pages.table3")
+    monkeypatch.setattr(chapters, "get", lambda name: wrong)
+    with pytest.raises(TypeError, match="04_teacher_free's page kdlib.pages.table3 shows "
+                                        "chapter '03_reversed_kd'"):
+        pages.page("04_teacher_free")
+    monkeypatch.setattr(chapters, "get",
+                        lambda name: dataclasses.replace(table4, page="kdlib.paper"))
+    with pytest.raises(TypeError, match=r"lacks \['NAME', 'CLAIMS', 'scale', 'setting'\]"):
+        pages.page("04_teacher_free")

@@ -55,3 +55,18 @@ def test_collapsed_runs_are_named_and_healthy_ones_are_not():
     lines = report.collapsed(records, {"at": "AT"})
     assert lines == ["AT: training collapsed in 1 of 2 run(s) (seed 1; clean accuracy 10.5%, "
                      "chance is 10%)."]
+
+
+def test_a_record_that_loaded_its_network_is_priced_at_its_training():
+    """By hand: two epochs of 10 s and 12 s; made in 3 s from a saved network, or in 30 s."""
+    from kdlib import claims
+
+    history = [{"epoch": 1, "seconds": 10.0}, {"epoch": 2, "seconds": 12.0}]
+    loaded = results.Record({"seed": 0}, {"history": history}, wall_time_s=3.0)
+    trained = results.Record({"seed": 1}, {"history": history}, wall_time_s=30.0)
+    evaluated = results.Record({"seed": 2}, {"test_acc": 0.9}, wall_time_s=5.0)
+    assert (loaded.seconds_to_make, trained.seconds_to_make) == (22.0, 30.0)
+    assert evaluated.seconds_to_make == 5.0
+    assert results.Record({}, {}).seconds_to_make is None
+    # 4 more seeds of a row at the mean of 22 s and 30 s: 4 * 26 s
+    assert claims.hours({"row": [loaded, trained]}, ["row"], 4) == pytest.approx(4 * 26 / 3600)

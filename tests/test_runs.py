@@ -107,6 +107,25 @@ def test_the_time_left_is_priced_per_network_family():
     assert big.eta_after(big.todo[0], 60.0) == "; about 1 min left in this plan"
 
 
+def test_the_time_left_counts_no_training_that_saved_or_shared_weights_provide():
+    """A run whose network is saved already only evaluates, and so does a second run that
+    trains the weights an earlier run of the plan trains (a shared teacher): by hand, a
+    network of 10 MACs trained on 3 images is 180 FLOPs, one test forward 20."""
+    from kdlib import flops
+
+    work = runs.Work(10, trained_images=3, forwards=1)
+    plan = [runs.Run("unit", "ch", n, {"n": n}, None, trains=w, work=work)
+            for n, w in (("fresh", "a.pt"), ("shares", "a.pt"), ("saved", "b.pt"),
+                         ("evaluates", None))]
+    priced = flops.to_compute(plan, saved=lambda name: name == "b.pt")
+    assert [priced(r) for r in plan] == [200.0, 20.0, 20.0, 200.0]
+    assert flops.run_flops(work) == 200.0  # the network's whole price, for the cost table
+    # one saved run finished in 1 s must not make the training left look instantaneous
+    progress = runs.Progress(plan[1:3], priced)
+    progress.eta_after(plan[2], 1.0)
+    assert progress.seconds_left() == pytest.approx(1.0)
+
+
 def test_nothing_is_left_once_every_run_finished_whatever_the_rounding():
     """FLOPs that do not add up exactly in floating point (0.1 + 0.2 - 0.1 - 0.2 != 0) still
     leave no time once the last run is done."""

@@ -8,18 +8,18 @@ import subprocess
 import pytest
 import yaml
 
-from kdlib import chapters, paths, results, runs, verify
+from kdlib import chapters, paths, results, runs, staleness
 from kdlib.tooling import cli, verification
 
 
 def test_the_computation_of_a_chapter_is_the_library_and_its_compute_functions():
-    adversarial = verify.computation_files("06_adversarial_tfkd")
+    adversarial = staleness.computation_files("06_adversarial_tfkd")
     assert {"kdlib/losses.py", "kdlib/evaluation.py", "kdlib/networks.py",
             "kdlib/attacks.py"} <= set(adversarial)
     # the chapter's declaration (rows, labels, plan) and its page are not computation
     assert "kdlib/chapters/adversarial.py" not in adversarial
     assert not any(f.startswith("kdlib/pages/") for f in adversarial)
-    omitted = verify.computation_files("02_omitted_digit")
+    omitted = staleness.computation_files("02_omitted_digit")
     assert "kdlib/digits.py" in omitted
     assert not any(f.startswith("kdlib/chapters/") for f in omitted)
 
@@ -28,7 +28,7 @@ def test_a_run_that_computes_outside_the_computation_modules_is_refused():
     ch = chapters.get("01_vanilla_kd")
     plan = [dataclasses.replace(r, compute=json.dumps) for r in ch.plan(ch.params())[:1]]
     with pytest.raises(ValueError, match="json"):
-        verify.computation_files("01_vanilla_kd", plan)
+        staleness.computation_files("01_vanilla_kd", plan)
 
 
 def git(repo, *args):
@@ -61,28 +61,46 @@ def edit(repo, path, old, new):
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", f"edit {path}")
 
 
+def test_editing_the_checkers_in_pyproject_stales_nothing_and_editing_the_build_does(clone):
+    made = git(clone, "rev-parse", "HEAD")
+    records = {"at": [results.Record({}, {}, profile="cpu", environment={"git_commit": made})]}
+    edit(clone, "pyproject.toml", "line-length = 100", "line-length = 99")
+    edit(clone, "pyproject.toml", 'name = "no chapter imports another"',
+         'name = "chapters are independent"')
+    assert staleness.stale_records(records, "04_teacher_free") == ()
+    edit(clone, "pyproject.toml", 'dependencies = ["torch",', 'dependencies = ["torch>=2",')
+    changed = git(clone, "rev-parse", "HEAD")
+    assert staleness.last_change(staleness.computation_files("04_teacher_free")) == changed
+    assert staleness.stale_records(records, "04_teacher_free") == (made,)
+    # a later edit of a computation module is the last change again
+    edit(clone, "kdlib/losses.py", "    ce = F.cross_entropy(student_logits, labels)\n",
+         "    ce = F.cross_entropy(student_logits, labels)  # hard-label term\n")
+    assert staleness.last_change(staleness.computation_files("04_teacher_free")) == git(
+        clone, "rev-parse", "HEAD")
+
+
 def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
     made = git(clone, "rev-parse", "HEAD")
     records = {"at": [results.Record({}, {}, profile="cpu", environment={"git_commit": made})]}
-    assert verify.stale_records(records, "06_adversarial_tfkd") == ()
+    assert staleness.stale_records(records, "06_adversarial_tfkd") == ()
     edit(clone, "kdlib/pages/table5.py", 'ax.set_ylabel("test accuracy (%)")',
          'ax.set_ylabel("accuracy on test images (%)")')
     edit(clone, "kdlib/chapters/adversarial.py", '"AT student (PGD adversarial training)"',
          '"AT student (adversarially trained)"')
-    assert verify.stale_records(records, "06_adversarial_tfkd") == ()
+    assert staleness.stale_records(records, "06_adversarial_tfkd") == ()
     edit(clone, "kdlib/losses.py", "    ce = F.cross_entropy(student_logits, labels)\n",
          "    ce = F.cross_entropy(student_logits, labels)  # hard-label term\n")
-    assert verify.stale_records(records, "06_adversarial_tfkd") == (made,)
+    assert staleness.stale_records(records, "06_adversarial_tfkd") == (made,)
     # a verification after the change makes the profile's records current again
     stamp = {"profile": "cpu", "commit": git(clone, "rev-parse", "HEAD"), "verified": True}
     (paths.results_dir() / "cpu").mkdir(parents=True)
-    verify.stamp_path("cpu").write_text(json.dumps(stamp))
-    assert verify.stale_records(records, "06_adversarial_tfkd") == ()
+    staleness.stamp_path("cpu").write_text(json.dumps(stamp))
+    assert staleness.stale_records(records, "06_adversarial_tfkd") == ()
     # a failed verification does not
-    verify.stamp_path("cpu").write_text(json.dumps({**stamp, "verified": False}))
-    assert verify.stale_records(records, "06_adversarial_tfkd") == (made,)
+    staleness.stamp_path("cpu").write_text(json.dumps({**stamp, "verified": False}))
+    assert staleness.stale_records(records, "06_adversarial_tfkd") == (made,)
     unknown = {"at": [results.Record({}, {}, profile="cpu", environment={"git_commit": "0" * 40})]}
-    assert verify.stale_records(unknown, "06_adversarial_tfkd") == ("0" * 40,)
+    assert staleness.stale_records(unknown, "06_adversarial_tfkd") == ("0" * 40,)
 
 
 @pytest.mark.parametrize("path, old, new", [
@@ -94,23 +112,23 @@ def test_a_pinned_package_the_build_or_the_parser_changed_stales_every_chapter(c
                                                                                 old, new):
     made = git(clone, "rev-parse", "HEAD")
     records = {"row": [results.Record({}, {}, profile="cpu", environment={"git_commit": made})]}
-    assert verify.stale_records(records, "01_vanilla_kd") == ()
+    assert staleness.stale_records(records, "01_vanilla_kd") == ()
     edit(clone, path, old, new)
     for chapter in ("01_vanilla_kd", "04_teacher_free", "06_adversarial_tfkd"):
-        assert verify.stale_records(records, chapter) == (made,)
+        assert staleness.stale_records(records, chapter) == (made,)
 
 
 def test_compare_finds_every_difference_but_timings():
     old = {"acc": 0.5, "history": [{"loss": 1.0, "seconds": 3.0}], "nan": float("nan")}
-    assert verify.compare(old, {**old, "history": [{"loss": 1.0, "seconds": 9.0}]}) == []
+    assert staleness.compare(old, {**old, "history": [{"loss": 1.0, "seconds": 9.0}]}) == []
     # where the data came from names a cache's state, not a computed number
-    assert verify.compare({**old, "data_source": "mnist"},
+    assert staleness.compare({**old, "data_source": "mnist"},
                           {**old, "data_source": "mnist (via local cache)"}) == []
-    diff = verify.compare(old, {**old, "history": [{"loss": 1.5, "seconds": 3.0}], "new": 1})
+    diff = staleness.compare(old, {**old, "history": [{"loss": 1.5, "seconds": 3.0}], "new": 1})
     assert diff == ["history.0.loss: recorded 1.0, re-run 1.5"]
-    assert verify.compare(old, {"acc": 0.5, "history": [], "nan": float("nan")}) == [
+    assert staleness.compare(old, {"acc": 0.5, "history": [], "nan": float("nan")}) == [
         "history: 1 items recorded, 0 re-run"]
-    assert verify.compare(old, {"history": old["history"], "nan": 1.0}) == [
+    assert staleness.compare(old, {"history": old["history"], "nan": 1.0}) == [
         "acc: missing in the re-run", "nan: recorded nan, re-run 1.0"]
 
 
@@ -123,14 +141,14 @@ def test_a_record_made_under_another_torch_or_python_is_named_with_both_versions
     same = made_under(packages=dict(now["packages"]), python=now["python"])
     older = made_under(packages={**now["packages"], "torch": "2.0.0"}, python=now["python"])
     no_python = made_under(packages=dict(now["packages"]))
-    assert verify.other_environment({"a": [same, same]}) == []
-    assert verify.other_environment({"a": [same, older], "b": [older]}) == [
+    assert staleness.other_environment({"a": [same, same]}) == []
+    assert staleness.other_environment({"a": [same, older], "b": [older]}) == [
         f"2 records made under torch 2.0.0 (here {now['packages']['torch']})"]
-    assert verify.other_environment({"a": [no_python]}) == [
+    assert staleness.other_environment({"a": [no_python]}) == [
         f"1 record made under python not recorded (here {now['python']})"]
     # a package that only presents results (papermill) does not count
     shown = made_under(packages={**now["packages"], "papermill": "0.1"}, python=now["python"])
-    assert verify.other_environment({"a": [shown]}) == []
+    assert staleness.other_environment({"a": [shown]}) == []
 
 TINY = {"seeds": [0, 1], "device": "cpu", "engine": "fast", "trials": False, "dataset": "mnist",
         "train_size": 256, "batch_size": 128, "teacher_epochs": 1, "teacher_lr": 0.05,
@@ -147,16 +165,16 @@ def test_verify_re_makes_one_record_per_name_and_stamps_the_profile(tmp_path, mo
     cfg = chapters.load_profile(path)["01_vanilla_kd"]
     plan = chapters.plan("01_vanilla_kd", cfg)
     runs.run_all(plan, progress=False)
-    drawn = verify.sample(path)
+    drawn = staleness.sample(path)
     assert sorted(r.name for r in drawn) == ["student", "student_kd", "teacher"]
-    assert {r.seed for r in drawn} <= {0, 1} and [r.path for r in verify.sample(path)] == [
+    assert {r.seed for r in drawn} <= {0, 1} and [r.path for r in staleness.sample(path)] == [
         r.path for r in drawn]  # one a row, drawn at random across the seeds, seeded
-    assert {(r.name, r.seed) for r in verify.sample(path, per_row=2, seed=5)} == {
+    assert {(r.name, r.seed) for r in staleness.sample(path, per_row=2, seed=5)} == {
         (n, s) for n in ("teacher", "student", "student_kd") for s in (0, 1)}
-    seeds = {tuple(r.seed for r in verify.sample(path, seed=k)) for k in range(12)}
+    seeds = {tuple(r.seed for r in staleness.sample(path, seed=k)) for k in range(12)}
     assert len(seeds) > 1  # the seed of the draw matters
     assert cli.main(["verify", str(path), "--workers", "2"]) == 0
-    stamp = verify.stamp("verifytiny")
+    stamp = staleness.stamp("verifytiny")
     assert stamp["verified"] and stamp["identical_to_records"] and len(stamp["records"]) == 3
     assert len(stamp["reproduced"]) == 3 and stamp["code_neutral_only"] == []
     assert stamp["sample"] == {"per_row": 1, "seed": 0, "records": 6, "sealed": 6,
@@ -174,7 +192,7 @@ def test_verify_re_makes_one_record_per_name_and_stamps_the_profile(tmp_path, mo
     # re-sealed by whoever edited it, a re-make on this kind of CPU that samples it catches it
     results.write_record(student.path, results.sealed(record))
     assert cli.main(["verify", str(path), "--per-row", "2"]) == 1
-    stamp = verify.stamp("verifytiny")
+    stamp = staleness.stamp("verifytiny")
     assert not stamp["verified"] and not stamp["identical_to_records"]
 
 
@@ -239,7 +257,7 @@ def test_no_stamp_when_the_tree_changes_during_the_verification(tmp_path, monkey
     monkeypatch.setattr(verification, "_tree", lambda: next(trees))
     with pytest.raises(verification.TreeChangedError, match="aaaaaaa -> bbbbbbb"):
         verification.verify(path)
-    assert verify.stamp("verifytiny") is None
+    assert staleness.stamp("verifytiny") is None
     trees = iter([("a" * 40, None), ("a" * 40, "d1ff")])  # an edit left uncommitted
     with pytest.raises(verification.TreeChangedError, match="with uncommitted changes"):
         verification.verify(path)
@@ -317,17 +335,17 @@ def test_records_made_twice_on_one_kind_of_cpu_are_compared_metric_by_metric():
     put("p3", {"test_acc": 0.51, "seconds": 1.0}, git_commit="c")
     put("p4", {"test_acc": 0.9}, cpu_threads=2)
     put("p5", {"test_acc": 0.9}, cpu_isa=None)
-    found = verify.twins(["p1", "p2", "p3", "p4", "p5"])
+    found = staleness.twins(["p1", "p2", "p3", "p4", "p5"])
     assert [(t["profiles"], t["commits"], t["differences"]) for t in found] == [
         (("p1", "p2"), ("a", "b"), []),
         (("p1", "p3"), ("a", "c"), ["test_acc: recorded 0.5, re-run 0.51"])]
-    table = verify.twins_table(found).splitlines()
+    table = staleness.twins_table(found).splitlines()
     name = f"baseline-{results.spec_hash(spec)}.json"
     assert table[2:] == [
         "| `p1` | `p2` | 04_teacher_free | 1 | 1 | — |",
         f"| `p1` | `p3` | 04_teacher_free | 1 | 0 | `{name}`: test_acc: recorded 0.5, re-run "
         "0.51 |"]
-    assert verify.twins([]) == [] and "No committed record" in verify.twins_table([])
+    assert staleness.twins([]) == [] and "No committed record" in staleness.twins_table([])
 
 
 def test_every_committed_record_made_twice_on_one_kind_of_cpu_is_identical(monkeypatch):
@@ -336,7 +354,7 @@ def test_every_committed_record_made_twice_on_one_kind_of_cpu_is_identical(monke
     from kdlib import pages
 
     monkeypatch.delenv("KDLIB_RESULTS")
-    found = verify.twins(pages.committed_profiles() + pages.committed_profiles(pilots=True))
+    found = staleness.twins(pages.committed_profiles() + pages.committed_profiles(pilots=True))
     assert len(found) >= 24
     assert {t["profiles"] for t in found} >= {("cpu", "cpu-amd")}
     assert [t for t in found if t["differences"]] == []

@@ -39,7 +39,8 @@ class Chapter:
     `name` is its notebook, its record folder and its page; `params` the dataclass of
     its parameters; `methods` its table rows (for the chapters that have
     :class:`kdlib.chapters.images.Method` rows); `plan(cfg)` every run its records come
-    from. `page` names the module of its page (:mod:`kdlib.pages`). `tiny` are the
+    from. `page` names the module of its page, checked where it is loaded
+    (:func:`kdlib.pages.page`: it must show this chapter and declare its claims). `tiny` are the
     settings that shrink only the amount of work, for the paper-shape run
     (:mod:`kdlib.tooling.shape`). `records_of` names the chapter whose records it
     shows, when it has none of its own (Figure 2 reads Table 4's runs).

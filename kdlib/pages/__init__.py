@@ -6,7 +6,7 @@ found through its chapter's :attr:`kdlib.chapters.Chapter.page`. A page module d
 the claims its chapter decides (``CLAIMS``), says in words what scale a parameter set is
 (``scale(cfg)``) and what setting a page was built with (``setting(cfg)``), and draws the
 chapter's tables and figures from records. Nothing here computes or changes a record, so no
-edit here makes a record stale (:mod:`kdlib.verify`).
+edit here makes a record stale (:mod:`kdlib.staleness`).
 
 This module holds what every page does the same way, so that a notebook cell is one
 call: :func:`start` (validate the notebook's parameters, say the setting, list them),
@@ -28,14 +28,35 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import chapters, claims, config, flops, paths, readings, report, runs, verdicts, verify
+from kdlib import (
+    chapters,
+    claims,
+    config,
+    flops,
+    paths,
+    readings,
+    report,
+    runs,
+    staleness,
+    verdicts,
+)
 from kdlib.claims import Claim
 from kdlib.verdicts import Decision
 
+#: What every page module declares: the chapter it shows, its claims, its scale and setting.
+DECLARES = ("NAME", "CLAIMS", "scale", "setting")
+
 
 def page(chapter: str) -> ModuleType:
-    """The page module of `chapter`."""
-    return importlib.import_module(chapters.get(chapter).page)
+    """The page module of `chapter`, checked: it shows that chapter and declares
+    :data:`DECLARES` (a :class:`TypeError` names what is wrong)."""
+    name = chapters.get(chapter).page
+    module = importlib.import_module(name)
+    missing = [a for a in DECLARES if not hasattr(module, a)]
+    if missing or chapter != module.NAME:
+        raise TypeError(f"{chapter}'s page {name} " + (f"lacks {missing}" if missing else
+                        f"shows chapter {module.NAME!r}"))
+    return module
 
 
 # --- claims decided at a profile ------------------------------------------------------------------
@@ -142,7 +163,7 @@ def decide(claim: Claim, cfg: config.Common | None,
               if any(u.decision for u in under) and set(cfg.reading_seeds) != set(cfg.seeds)
               else None)
     return Finding(claim, cfg.profile, scale, claim.judge(readings.primary(records), cfg),
-                   verify.stale_records(records, claim.chapter, plan), under, subset)
+                   staleness.stale_records(records, claim.chapter, plan), under, subset)
 
 
 def family_of(profile: str) -> str:
@@ -259,8 +280,8 @@ def start(chapter: str, namespace: dict[str, Any]) -> config.Common:
 def records(chapter: str, cfg: config.Common, progress: bool = True) -> runs.Records:
     """Every record of the chapter under `cfg`, computing the missing ones, with a line per
     run and an estimate of the time left (:class:`kdlib.runs.Progress`)."""
-    return runs.run_all(chapters.plan(chapter, cfg), progress,
-                        flops=lambda run: flops.run_flops(run.work))
+    plan = chapters.plan(chapter, cfg)
+    return runs.run_all(plan, progress, flops=flops.to_compute([r for r in plan if not r.done]))
 
 
 def show_claims(chapter: str, cfg: config.Common) -> None:
@@ -312,10 +333,10 @@ def show_committed(chapter: str) -> None:
                   f"--chapters {chapters.get(chapter).record_chapter}` makes them.")
             continue
         print(f"Scale: {p.scale(cfg)}.")
-        for commit in verify.stale_records(recs, chapter):
+        for commit in staleness.stale_records(recs, chapter):
             print(f"Made at commit {commit[:7]}; this chapter's computation has changed since "
                   f"and the profile was not verified after it.")
-        for line in verify.other_environment(recs):
+        for line in staleness.other_environment(recs):
             print(f"Environment: {line}; its numbers may differ from this one's in their "
                   f"last bits.")
         for line in warnings(recs, getattr(p, "LABELS", {})):
@@ -336,7 +357,7 @@ def warnings(recs: runs.Records, labels: dict[str, str]) -> list[str]:
 def provenance_line(records: runs.Records, chapter: str) -> str:
     """Where a table's or a figure's numbers come from, in one line of plain text: the
     profile, the number of runs and seeds, the commits that made them and whether they are
-    current for today's code (:func:`kdlib.verify.stale_records`), and the command that
+    current for today's code (:func:`kdlib.staleness.stale_records`), and the command that
     re-makes them."""
     recs = [r for rs in records.values() for r in rs]
     if not recs:
@@ -346,11 +367,11 @@ def provenance_line(records: runs.Records, chapter: str) -> str:
                    key=lambda s: (s is None, s if isinstance(s, int) else 0, str(s)))
     commits = sorted({(r.commit or "?")[:7] for r in recs})
     record_chapter = chapters.get(chapter).record_chapter
-    stale = verify.stale_records(records, record_chapter)
+    stale = staleness.stale_records(records, record_chapter)
     state = ("stale for today's code (made at " + ", ".join(c[:7] for c in stale)
              + "; `python -m kdlib verify` checks by re-running a sample)" if stale
              else "current for today's code")
-    other = verify.other_environment(records)
+    other = staleness.other_environment(records)
     if other:
         state += "; " + "; ".join(other)
     profile = profiles[0]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from kdlib import chapters as registry
-from kdlib import config, paths, results, verify
+from kdlib import config, paths, results, staleness
 from kdlib.tooling import claims_page
 
 
@@ -122,7 +122,7 @@ def write_pilot(site: Path) -> None:
     ``book/pilot.md`` (the variance pilot's table and the recipe it chose),
     ``book/premise_pilots.md`` (how far each premise pilot got; :mod:`kdlib.pages.pilot`) and
     ``book/readings.md`` (every declared reading and who runs it) and ``book/twins.md``
-    (committed records made twice on one kind of CPU, compared: :func:`kdlib.verify.twins`)."""
+    (committed records made twice on one kind of CPU, compared: :func:`kdlib.staleness.twins`)."""
     from kdlib import pages
     from kdlib.pages import pilot, verdict_tables
 
@@ -132,7 +132,8 @@ def write_pilot(site: Path) -> None:
     committed = pages.committed_profiles() + pages.committed_profiles(pilots=True)
     (site / "book" / "readings.md").write_text(verdict_tables.declared_readings(committed)
                                                + "\n")
-    (site / "book" / "twins.md").write_text(verify.twins_table(verify.twins(committed)) + "\n")
+    twins = staleness.twins_table(staleness.twins(committed))
+    (site / "book" / "twins.md").write_text(twins + "\n")
 
 
 def write_benchmarks_page(site: Path) -> None:

@@ -18,7 +18,7 @@
   that ``book PROFILE`` afterwards finds them cached.
 - ``verify PROFILE [--workers N]``: re-make a sample of PROFILE's committed records (one
   per chapter and record name) with today's code, compare every metric, and stamp the
-  profile as verified when all are identical (:mod:`kdlib.verify`).
+  profile as verified when all are identical (:mod:`kdlib.staleness`).
 - ``sync-notebooks``: write each notebook's ``parameters`` cell from its chapter's
   parameter defaults (the one place a default is set).
 
@@ -31,7 +31,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kdlib import config, data, paths, results, verify
+from kdlib import config, data, paths, results, staleness
 from kdlib.tooling import book, browser, costs, jobs, shape, verification
 
 
@@ -183,7 +183,7 @@ def run_verify(args: argparse.Namespace) -> int:
           f"on another or an unknown kind of CPU shown code-neutral only (their numbers not "
           f"checked); sample of {sample['per_row']} a row drawn with seed {sample['seed']}; "
           f"{sample['sealed']} of {sample['records']} committed records sealed and intact; "
-          f"stamp written to {verify.stamp_path(report.profile)}")
+          f"stamp written to {staleness.stamp_path(report.profile)}")
     return 0 if report.verified else 1
 
 

@@ -154,7 +154,7 @@ def run_local(jobs: Sequence[Run], workers: int, *, gpus: list[str] | None = Non
         slots.put(i)
     where = f"GPUs {gpus}" if gpus else f"CPU, {threads} threads each"
     log(f"[jobs] {len(todo)} runs on {workers} workers ({where}); {len(out.cached)} cached")
-    progress = runs.Progress(todo, lambda run: flops.run_flops(run.work), log=log)
+    progress = runs.Progress(todo, flops.to_compute(todo), log=log)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(slots, gpus, threads)) as pool:
         futures = {pool.submit(_execute, job): job for job in todo}

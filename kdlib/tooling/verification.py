@@ -1,9 +1,9 @@
 """``kdlib verify``: re-make a sample of a profile's committed records and compare every metric.
 
-:func:`verify` re-makes :func:`kdlib.verify.sample` (one record per chapter and record
+:func:`verify` re-makes :func:`kdlib.staleness.sample` (one record per chapter and record
 name, its lowest seed) with today's code, in scratch folders, with as many threads per
 worker as the records were made with, and compares every metric with the committed
-record (:func:`kdlib.verify.compare`; timings excepted).
+record (:func:`kdlib.staleness.compare`; timings excepted).
 
 Bit-identity with a committed record holds on the kind of CPU that made it. On another
 kind (other vector or matrix units) the last bits of a float differ, and a training's
@@ -18,7 +18,7 @@ CPU; ``verified`` is true when either did. The second comparison is only for rec
 on another kind of CPU (their ``cpu_isa`` differs from this machine's, or was not recorded):
 a record made on this kind must re-run identically, since nothing else explains a
 difference (a hand-edited metric, say). Only a verified stamp makes the profile's records
-current again (:func:`kdlib.verify.stale_records`).
+current again (:func:`kdlib.staleness.stale_records`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kdlib import config, paths, results, runs
-from kdlib import verify as verify_
+from kdlib import config, paths, results, runs, staleness
 from kdlib.tooling import jobs
 
 
@@ -165,8 +164,8 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
     name = config.profile_path(profile).stem
     results.check_clean(name)
     start = _tree()
-    every = verify_.committed_records(profile)
-    sample = verify_.sample(profile, per_row, seed)
+    every = staleness.committed_records(profile)
+    sample = staleness.sample(profile, per_row, seed)
     if not sample:
         raise config.ProfileError(f"profile {name!r} has no committed records to verify")
     committed = {r.label: r.load() for r in sample}
@@ -180,7 +179,7 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
             report.checked.append(Checked(label, ("the re-run failed",), (), 0.0))
             continue
         report.checked.append(Checked(
-            label, tuple(verify_.compare(old.metrics, new.metrics)),
+            label, tuple(staleness.compare(old.metrics, new.metrics)),
             tuple(sorted(set(new.metrics) - set(old.metrics))), new.wall_time_s))
     if against_code and not all(c.identical for c in report.checked):
         report.checked = _against_code(sample, committed, remade, report.checked, threads,
@@ -197,7 +196,7 @@ def verify(profile: str | Path, *, workers: int = 1, against_code: bool = True,
                           sample={"per_row": per_row, "seed": seed, "records": len(every),
                                   "sealed": sealed, "made_on": _kinds(committed)})
     report.stamp["replicated"] = replicated(name)
-    results.write_record(verify_.stamp_path(name), report.stamp)
+    results.write_record(staleness.stamp_path(name), report.stamp)
     return report
 
 
@@ -259,7 +258,7 @@ def _against_code(sample: Sequence[runs.Run], committed: dict[str, results.Recor
         if theirs is None:
             out.append(c)
             continue
-        diff = tuple(verify_.compare(theirs.metrics, remade[run.label].metrics))
+        diff = tuple(staleness.compare(theirs.metrics, remade[run.label].metrics))
         out.append(Checked(c.record, c.differences, c.added, c.seconds, commit, diff))
     return out
 

@@ -13,7 +13,8 @@ result-neutral by evidence, not assumed.
 The code that computes a chapter's records (:func:`computation_files`) is the
 library's computation (:data:`COMPUTATION`), the environment and configuration that every
 run depends on (:data:`INPUTS`: the pinned package versions, the package's build and
-the profile parser); every function a run calls (``Run.compute``) lives in those
+the profile parser; an edit of pyproject.toml's checker tables, :data:`CHECKERS`, is none of
+these); every function a run calls (``Run.compute``) lives in those
 modules, or :func:`computation_files` refuses the chapter. A
 chapter's declaration (its rows, labels, plan) is not among them: what it changes
 shows in the specs, whose hashes name the records. Nor is a page
@@ -28,7 +29,9 @@ changed: the stamp records the CPU it ran on.
 
 from __future__ import annotations
 
+import functools
 import json
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,9 @@ COMPUTATION = ("data", "models", "losses", "objectives", "training", "attacks", 
 #: Files outside the computation modules that can change every result: the pinned packages
 #: (torch's version changes the last bits of a float), the build, and the profiles' parser.
 INPUTS = ("requirements.txt", "pyproject.toml", "kdlib/config.py")
+#: The tables of pyproject.toml that configure the checkers (lint, tests, mutation testing,
+#: import contracts): an edit of them changes no computed number, so it makes nothing stale.
+CHECKERS = ("ruff", "pytest", "mutmut", "importlinter")
 #: Metric keys not compared: timings, which differ between runs, and where the data came
 #: from, which names the state of a cache ("(via local cache)"), not a computed number.
 NOT_COMPARED = {"seconds", "data_source"}
@@ -63,8 +69,38 @@ def computation_files(chapter: str, plan: Sequence[runs.Run] | None = None) -> l
 
 
 def last_change(files: Iterable[str]) -> str | None:
-    """The last commit that changed any of `files` (None outside git)."""
-    return results.git("log", "-1", "--format=%H", "--", *files) or None
+    """The last commit that changed any of `files` (None outside git); an edit of
+    pyproject.toml counts only where it changes more than the checkers' tables."""
+    files = list(files)
+    others = [f for f in files if f != "pyproject.toml"]
+    found = [c for c in (results.git("log", "-1", "--format=%H", "--", *others) if others
+                         else None,
+                         _build_change(results.git("rev-parse", "HEAD"))
+                         if "pyproject.toml" in files else None) if c]
+    if len(found) == 2 and at_or_after(found[0], found[1]):
+        return found[0]
+    return found[-1] if found else None
+
+
+def without_checkers(pyproject: str | None) -> dict[str, Any] | None:
+    """pyproject.toml's text parsed, without the checkers' tables (:data:`CHECKERS`)."""
+    if pyproject is None:
+        return None
+    data = tomllib.loads(pyproject)
+    tool = {k: v for k, v in data.get("tool", {}).items() if k not in CHECKERS}
+    return {**data, "tool": tool}
+
+
+@functools.lru_cache(maxsize=4)
+def _build_change(head: str | None) -> str | None:
+    """The last commit before `head` that changed pyproject.toml beyond its checkers'
+    tables."""
+    for commit in (results.git("log", "--format=%H", head or "HEAD", "--", "pyproject.toml")
+                   or "").split():
+        if (without_checkers(results.git("show", f"{commit}:pyproject.toml"))
+                != without_checkers(results.git("show", f"{commit}^:pyproject.toml"))):
+            return commit
+    return None
 
 
 def at_or_after(commit: str | None, change: str | None) -> bool:
