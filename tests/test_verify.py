@@ -105,7 +105,7 @@ def test_editing_a_label_stales_nothing_and_editing_a_loss_does(clone):
 
 @pytest.mark.parametrize("path, old, new", [
     ("requirements.txt", "torch==2.14.1", "torch==2.14.0"),
-    ("pyproject.toml", "[project]", "[project]  # edited"),
+    ("pyproject.toml", 'requires-python = ">=3.11"', 'requires-python = ">=3.12"'),
     ("kdlib/config.py", '"""', '"""Edited. '),
 ])
 def test_a_pinned_package_the_build_or_the_parser_changed_stales_every_chapter(clone, path,
