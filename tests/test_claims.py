@@ -236,6 +236,14 @@ def test_the_tables_show_premise_size_family_and_readings():
     assert "9.3× the paper's effect" in numbers and "| 0.0009 |" in numbers
     curve = verdict_tables.readings_table([f])
     assert curve.count("**T9**") == 3 and "not run at this scale" in curve
+    # beside each reading's verdict: its size against the paper's and the power it had for it
+    assert "**reproduced**; 9.3× the paper's effect (95% CI 7.2× to 11.4×" in curve
+    within = dataclasses.replace(big, verdict="not reproduced", difference=0.30, ci=(-0.01, 0.61),
+                                 claimed=0.44, p=0.053, power=0.846)
+    curve = verdict_tables.readings_table([Finding(claim, "cpu", "stand-in", failed,
+                                                   readings=(UnderReading(r, True, within),))])
+    assert ("not reproduced**; consistent with the paper's size (0.7× the paper's effect); "
+            "power for the paper's effect 85% (at the observed spread)") in curve
     plain = Finding(claim, "cpu", "stand-in", big)
     assert "**reproduced in direction, 9.3× the paper's effect**" in \
         verdict_tables.claims_table([plain])

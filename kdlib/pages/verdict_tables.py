@@ -97,8 +97,9 @@ def numbers_table(found: Sequence[Finding]) -> str:
 
 def readings_table(found: Sequence[Finding]) -> str:
     """Each claim under its primary reading and every other declared one that changes one of
-    its rows: the effect [95% CI], paired p and verdict (the other readings on their
-    pre-registered seeds, not adjusted for the family: a sensitivity analysis)."""
+    its rows: the effect [95% CI], paired p and verdict, with the effect's size against the
+    paper's and the power the verdict's test had for the paper's effect (the other readings
+    on their pre-registered seeds, not adjusted for the family: a sensitivity analysis)."""
     lines = ["| claim | scale | reading | setting | effect [95% CI] | paired p | n | verdict | "
              "note |", "|---|---|---|---|---|---|---|---|---|"]
     for f in found:
@@ -118,6 +119,9 @@ def readings_table(found: Sequence[Finding]) -> str:
                 continue
             ci = ("" if math.isnan(d.ci[0]) else f" [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]")
             verdict = MARKS[d.verdict] + (f" (the test alone: {d.tested})" if d.tested else "")
+            verdict += "".join(f"; {x}" for x in (
+                d.size(), "" if math.isnan(d.power) else
+                f"power for the paper's effect {d.power:.0%} (at the observed spread)") if x)
             lines.append("| " + " | ".join(cell(x) for x in (
                 f"**{f.claim.id}**", f.profile, f"**{name}**" if name == "primary" else name,
                 setting, f"{num(d.difference, '+.2f')}{ci}",
