@@ -73,10 +73,12 @@ def last_change(files: Iterable[str]) -> str | None:
     pyproject.toml counts only where it changes more than the checkers' tables."""
     files = list(files)
     others = [f for f in files if f != "pyproject.toml"]
-    found = [c for c in (results.git("log", "-1", "--format=%H", "--", *others) if others
-                         else None,
-                         _build_change(results.git("rev-parse", "HEAD"))
-                         if "pyproject.toml" in files else None) if c]
+    found = []
+    if others:
+        found.append(results.git("log", "-1", "--format=%H", "--", *others))
+    if "pyproject.toml" in files:
+        found.append(_build_change(results.git("rev-parse", "HEAD")))
+    found = [c for c in found if c]
     if len(found) == 2 and at_or_after(found[0], found[1]):
         return found[0]
     return found[-1] if found else None

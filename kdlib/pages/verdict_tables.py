@@ -119,9 +119,11 @@ def readings_table(found: Sequence[Finding]) -> str:
                 continue
             ci = ("" if math.isnan(d.ci[0]) else f" [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]")
             verdict = MARKS[d.verdict] + (f" (the test alone: {d.tested})" if d.tested else "")
-            verdict += "".join(f"; {x}" for x in (
-                d.size(), "" if math.isnan(d.power) else
-                f"power for the paper's effect {d.power:.0%} (at the observed spread)") if x)
+            beside = [d.size()]
+            if not math.isnan(d.power):
+                beside.append(f"power for the paper's effect {d.power:.0%} (at the observed "
+                              f"spread)")
+            verdict += "".join(f"; {x}" for x in beside if x)
             lines.append("| " + " | ".join(cell(x) for x in (
                 f"**{f.claim.id}**", f.profile, f"**{name}**" if name == "primary" else name,
                 setting, f"{num(d.difference, '+.2f')}{ci}",

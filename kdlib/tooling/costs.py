@@ -26,6 +26,7 @@ from kdlib.flops import (  # noqa: F401  (the cost model's conventions, priced h
     autoattack_forwards,
     eval_flops,
     forward_flops,
+    to_compute,
     train_flops,
 )
 from kdlib.tooling import measured
@@ -54,22 +55,21 @@ def achieved_flops(images_per_s: float | None = None) -> float:
 
 def rows(profile: str | Path = "paper") -> list[Row]:
     """One row per chapter and run name of `profile`, networks shared between runs counted
-    once."""
-    trained: dict[str, str] = {}  # checkpoint -> the chapter that trains it first
+    once (:func:`kdlib.flops.to_compute`, as if nothing were saved)."""
+    cfgs = chapters.load_profile(profile)
+    plan = list(runs.unique(r for c, cfg in cfgs.items() for r in chapters.plan(c, cfg)))
+    priced = to_compute(plan, saved=lambda checkpoint: False)
+    first: dict[str, str] = {}  # checkpoint -> the chapter that trains it first
     grouped: dict[tuple[str, str], list[float]] = {}
     notes: dict[tuple[str, str], set[str]] = {}
     family: dict[tuple[str, str], str] = {}
-    cfgs = chapters.load_profile(profile)
-    for run in runs.unique(r for c, cfg in cfgs.items() for r in chapters.plan(c, cfg)):
+    for run in plan:
         key = (run.chapter, run.name)
-        flops = eval_flops(run.work)
-        if run.trains is None or run.trains not in trained:
-            flops += train_flops(run.work)
-            if run.trains is not None:
-                trained[run.trains] = run.chapter
-        else:
-            notes.setdefault(key, set()).add(f"network trained by {trained[run.trains]}")
-        grouped.setdefault(key, []).append(flops)
+        if run.trains in first:
+            notes.setdefault(key, set()).add(f"network trained by {first[run.trains]}")
+        elif run.trains is not None:
+            first[run.trains] = run.chapter
+        grouped.setdefault(key, []).append(priced(run))
         family[key] = run.work.family
     return [Row(chapter, name, len(f), sum(f), "; ".join(sorted(notes.get((chapter, name), ()))),
                 family[(chapter, name)])
