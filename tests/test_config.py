@@ -172,3 +172,19 @@ def test_cli_refuses_a_bad_profile_before_any_compute(tmp_path):
     assert done.returncode == 2
     assert "teacher_epochs: must be >= 1" in done.stderr
     assert not (paths.REPO / "_build" / "custom").exists()  # nothing staged, nothing run
+
+
+def test_a_profile_of_some_chapters_is_checked_and_run_but_is_not_a_book(capsys):
+    """A disclosed profile that declares one chapter (``cpu-amd-fit``) is valid for ``check``
+    and ``run``; a book of it, or a chapter it lacks, is refused before any compute, naming
+    what it declares and the command that makes its records."""
+    from kdlib.tooling import cli
+
+    assert set(book.check_profile("cpu-amd-fit", whole_book=False)) == {"04_teacher_free"}
+    assert cli.main(["check", "cpu-amd-fit"]) == 0
+    assert "04_teacher_free (not a whole book)" in capsys.readouterr().out
+    assert cli.main(["run", "cpu-amd-fit", "03_reversed_kd", "--compute-only"]) == 2
+    assert "declares ['04_teacher_free']" in capsys.readouterr().err
+    with pytest.raises(config.ProfileError, match="a book needs every chapter .* "
+                                                  "`python -m kdlib jobs cpu-amd-fit`"):
+        book.check_profile("cpu-amd-fit")

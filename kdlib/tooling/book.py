@@ -29,18 +29,23 @@ def notebook_path(chapter: str) -> Path:
     return paths.notebooks_dir() / f"{chapter}.ipynb"
 
 
-def check_profile(profile: str | Path) -> dict[str, config.Common]:
+def check_profile(profile: str | Path, *, whole_book: bool = True) -> dict[str, config.Common]:
     """Validate a profile and match its keys with each notebook's ``parameters`` cell.
 
     papermill only warns about a parameter the notebook does not have, so a
-    typo would silently run the defaults; this refuses it before any compute.
+    typo would silently run the defaults; this refuses it before any compute. A book needs
+    every chapter (`whole_book`); a disclosed profile that declares some of them (such as
+    ``cpu-amd-fit``) is checked, and run by ``kdlib run``, for those it declares.
     """
     import papermill
 
     chapters = registry.load_profile(profile)
     missing = [c for c in registry.names() if c not in chapters]
-    if missing:
-        raise config.ProfileError(f"profile {profile!r} has no parameters for {missing}")
+    if missing and whole_book:
+        raise config.ProfileError(
+            f"profile {profile!r} declares only {sorted(chapters)}, and a book needs every "
+            f"chapter (it lacks {missing}); make its records with `python -m kdlib run "
+            f"{profile}` or `python -m kdlib jobs {profile}`")
     for chapter, cfg in chapters.items():
         nb = notebook_path(chapter)
         if not nb.is_file():

@@ -31,6 +31,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kdlib import chapters as registry
 from kdlib import config, data, paths, results, staleness
 from kdlib.tooling import book, browser, costs, jobs, shape, verification
 
@@ -100,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                                    workers=args.workers)
             print(f"\nThe book is at {index}")
         elif args.cmd == "run":
-            chapters = book.check_profile(args.profile)
+            chapters = book.check_profile(args.profile, whole_book=False)
             unknown = [c for c in args.chapters if c not in chapters]
             if unknown:
-                raise config.ProfileError(f"unknown chapter(s) {unknown}; "
-                                          f"known: {sorted(chapters)}")
+                raise config.ProfileError(f"profile {args.profile!r} has no chapter(s) "
+                                          f"{unknown}; it declares {sorted(chapters)}")
             chosen = {c: chapters[c] for c in (args.chapters or chapters)}
             name = next(iter(chosen.values())).profile
             book.compute(args.profile, list(chosen), args.workers)
@@ -112,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                 book.execute(chosen, paths.REPO / "_build" / name / "runs",
                              log_output=args.log_output)
         elif args.cmd == "check":
-            chapters = book.check_profile(args.profile)
-            print(f"profile {args.profile!r} is valid: {', '.join(chapters)}")
+            chapters = book.check_profile(args.profile, whole_book=False)
+            whole = "" if set(chapters) == set(registry.names()) else " (not a whole book)"
+            print(f"profile {args.profile!r} is valid: {', '.join(chapters)}{whole}")
         elif args.cmd == "data":
             data.load_images("mnist")
         elif args.cmd == "machine":
