@@ -188,3 +188,19 @@ def test_a_profile_of_some_chapters_is_checked_and_run_but_is_not_a_book(capsys)
     with pytest.raises(config.ProfileError, match="a book needs every chapter .* "
                                                   "`python -m kdlib jobs cpu-amd-fit`"):
         book.check_profile("cpu-amd-fit")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``kdlib jobs cpu --dry-run | head``: the output's reader leaves before it ends; the
+    command stops quietly with a shell's SIGPIPE status, not a traceback."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "kdlib", "check", "smoke"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
