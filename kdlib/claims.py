@@ -18,7 +18,7 @@ They are measured from the same records, and a claim whose premise fails gets th
 verdict *premise not met at this scale* (:func:`kdlib.verdicts.premise_not_met`).
 
 Which claims a chapter decides is declared on its page (:mod:`kdlib.pages`), where
-:func:`kdlib.pages.findings` decides them at a profile.
+:func:`kdlib.pages.findings.at` decides them at a profile.
 """
 
 from __future__ import annotations

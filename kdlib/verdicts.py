@@ -120,15 +120,20 @@ class Decision:
 
     def size(self) -> str:
         """The size beside the direction: ``consistent with the paper's size`` when the
-        paper's effect lies in the 95% interval, else how many times the paper's it is."""
+        paper's effect lies in the 95% interval and no effect does not; ``too wide to tell the
+        size`` when both lie in it; else how many times the paper's it is."""
         ratio, lo, hi = self.size_ratio
         if math.isnan(ratio):
             return ""
         if self.ci[1] < 0 < self.claimed or self.ci[0] > 0 > self.claimed:
             return (f"opposite to the paper's effect ({ratio:.1f}× it, 95% CI {lo:.1f}× to "
                     f"{hi:.1f}×)")
+        if self.size_consistent and self.ci[0] <= 0 <= self.ci[1]:
+            return (f"too wide to tell the size: the 95% interval ({lo:.1f}× to {hi:.1f}× the "
+                    f"paper's effect) holds both the paper's effect and none")
         if self.size_consistent:
-            return f"consistent with the paper's size ({ratio:.1f}× the paper's effect)"
+            return (f"consistent with the paper's size ({ratio:.1f}× the paper's effect, 95% CI "
+                    f"{lo:.1f}× to {hi:.1f}×)")
         where = "larger" if self.ci[0] > self.claimed else "smaller"
         return (f"{ratio:.1f}× the paper's effect (95% CI {lo:.1f}× to {hi:.1f}×; the paper's "
                 f"{self.claimed:+.2f} lies outside it: {where})")

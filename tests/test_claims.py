@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 import yaml
 
-from kdlib import chapters, claims, pages, paths, results, verdicts
+from kdlib import chapters, claims, paths, results, verdicts
+from kdlib.pages import findings
 from kdlib.tooling import claims_page
 from kdlib.verdicts import Decision
 
@@ -37,7 +38,7 @@ def write_records(profile, chapter, accuracy, key="test_acc", histories=None):
 
 
 def t1(profile):
-    (found,) = [f for f in pages.findings(str(profile)) if f.claim.id == "T1"]
+    (found,) = [f for f in findings.at(str(profile)) if f.claim.id == "T1"]
     return found
 
 
@@ -60,8 +61,8 @@ def test_a_verdict_follows_the_records(profile):
 
 
 def test_claims_without_records_are_not_run_at_this_scale(profile):
-    found = pages.findings(str(profile))
-    assert {f.claim.id for f in found} == {c.id for c in pages.all_claims()}
+    found = findings.at(str(profile))
+    assert {f.claim.id for f in found} == {c.id for c in findings.all_claims()}
     for f in found:
         if f.claim.fixed_scale is None:
             assert f.decision.verdict == "not run at this scale", f.claim.id
@@ -74,7 +75,7 @@ def test_the_paper_setting_always_has_a_row(tmp_path, profile, monkeypatch):
     monkeypatch.setattr(claims_page, "scales", lambda build: ["paper", str(profile)])
     found = claims_page.all_findings(str(profile))
     assert all(any(f.claim.id == c.id and f.profile == "paper" for f in found)
-               for c in pages.all_claims() if c.fixed_scale is None)
+               for c in findings.all_claims() if c.fixed_scale is None)
     (site := tmp_path / "site" / "book").mkdir(parents=True)
     claims_page.write(tmp_path / "site", str(profile))
     page = (site / "claims.md").read_text()
@@ -89,7 +90,7 @@ def test_an_unstable_run_is_named_with_the_verdict_without_it(profile):
     write_records(profile, "06_adversarial_tfkd",
                   {"at": [0.80, 0.81, 0.82], "at_tf_kd_self": [0.66, 0.815, 0.826]},
                   key="aa_acc", histories={("at_tf_kd_self", 0): spike})
-    (found,) = [f for f in pages.findings(str(profile)) if f.claim.id == "T5 (self vs AT)"]
+    (found,) = [f for f in findings.at(str(profile)) if f.claim.id == "T5 (self vs AT)"]
     d = found.decision
     assert d.paired and d.n == 3 and d.verdict == "inconclusive at this power"
     assert d.seeds_needed > 3
@@ -97,8 +98,8 @@ def test_an_unstable_run_is_named_with_the_verdict_without_it(profile):
     (note,) = d.notes
     assert note.startswith("unstable training: `at_tf_kd_self` seed 0: loss rose")
     assert "without it: +0.55 (82.05 ± 0.78 (n = 2) vs 81.50 ± 0.71 (n = 2))" in note
-    assert "Sensitivity: unstable training" in pages.sentence(found)
-    assert "Deciding it would take" in pages.sentence(found)
+    assert "Sensitivity: unstable training" in findings.sentence(found)
+    assert "Deciding it would take" in findings.sentence(found)
 
 
 def test_a_row_whose_every_run_is_unstable_keeps_its_verdict_and_says_so(profile):
@@ -108,7 +109,7 @@ def test_a_row_whose_every_run_is_unstable_keeps_its_verdict_and_says_so(profile
     write_records(profile, "06_adversarial_tfkd",
                   {"at": [0.80, 0.81, 0.82], "at_tf_kd_self": [0.66, 0.70, 0.68]}, key="aa_acc",
                   histories={("at_tf_kd_self", s): spike for s in range(3)})
-    (found,) = [f for f in pages.findings(str(profile)) if f.claim.id == "T5 (self vs AT)"]
+    (found,) = [f for f in findings.at(str(profile)) if f.claim.id == "T5 (self vs AT)"]
     (note,) = found.decision.notes
     assert note.startswith("unstable training: `at_tf_kd_self` seed 0: loss rose")
     assert note.endswith("; without it no run of a row is left")
@@ -174,7 +175,7 @@ def test_a_rule_knows_its_rows_and_shows_the_verdict_without_the_pilots_seeds():
 
 
 def test_the_verdict_across_readings_says_robust_or_what_it_depends_on():
-    from kdlib.pages import Finding, UnderReading
+    from kdlib.pages.findings import Finding, UnderReading
     from kdlib.readings import Reading
 
     claim = claims.Claim("X", "ch", "s", "p", "t", claims.gain("kd", "base", 1.0))
@@ -218,7 +219,8 @@ def test_a_claim_says_when_its_pairs_cross_kinds_of_cpu():
 
 
 def test_the_tables_show_premise_size_family_and_readings():
-    from kdlib.pages import Finding, UnderReading, verdict_tables
+    from kdlib.pages import verdict_tables
+    from kdlib.pages.findings import Finding, UnderReading
     from kdlib.readings import Reading
 
     claim = claims.Claim("T9", "ch", "kd beats base", "1 → 2", "gain", claims.gain("kd", "base",
@@ -242,8 +244,9 @@ def test_the_tables_show_premise_size_family_and_readings():
                                  claimed=0.44, p=0.053, power=0.846)
     curve = verdict_tables.readings_table([Finding(claim, "cpu", "stand-in", failed,
                                                    readings=(UnderReading(r, True, within),))])
-    assert ("not reproduced**; consistent with the paper's size (0.7× the paper's effect); "
-            "power for the paper's effect 85% (at the observed spread)") in curve
+    assert ("not reproduced**; too wide to tell the size: the 95% interval (-0.0× to 1.4× the "
+            "paper's effect) holds both the paper's effect and none; power for the paper's "
+            "effect 85% (at the observed spread)") in curve
     plain = Finding(claim, "cpu", "stand-in", big)
     assert "**reproduced in direction, 9.3× the paper's effect**" in \
         verdict_tables.claims_table([plain])
@@ -251,7 +254,8 @@ def test_the_tables_show_premise_size_family_and_readings():
 
 
 def test_the_replication_table_compares_each_claim_with_its_original():
-    from kdlib.pages import Finding, verdict_tables
+    from kdlib.pages import verdict_tables
+    from kdlib.pages.findings import Finding
 
     claim = claims.Claim("T9", "ch", "kd beats base", "1 → 2", "gain", claims.gain("kd", "base",
                                                                                  0.17))

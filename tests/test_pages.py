@@ -9,14 +9,14 @@ import pytest
 
 from kdlib import pages, results, verdicts
 from kdlib.claims import Claim
-from kdlib.pages import forest
+from kdlib.pages import findings, forest
 from kdlib.pages import table1 as page
 
 
 def finding(claim_id, decision, profile="cpu", paper="98.06 → 98.73 (+0.67)", test="paired",
             fixed=None):
     claim = Claim(claim_id, "01_vanilla_kd", "s", paper, test, lambda r, c: decision, fixed)
-    return pages.Finding(claim, profile, "scale", decision)
+    return findings.Finding(claim, profile, "scale", decision)
 
 
 def test_the_forest_plot_draws_each_decided_claim_with_its_interval_and_the_paper():
@@ -113,14 +113,14 @@ def test_every_chapter_has_a_page_that_shows_it_and_a_wrong_link_is_named(monkey
     from kdlib import chapters
 
     for ch in chapters.all_chapters():
-        assert ch.name == pages.page(ch.name).NAME
+        assert ch.name == findings.page(ch.name).NAME
     table4 = chapters.get("04_teacher_free")
     wrong = dataclasses.replace(table4, page="kdlib.pages.table3")
     monkeypatch.setattr(chapters, "get", lambda name: wrong)
     with pytest.raises(TypeError, match="04_teacher_free's page kdlib.pages.table3 shows "
                                         "chapter '03_reversed_kd'"):
-        pages.page("04_teacher_free")
+        findings.page("04_teacher_free")
     monkeypatch.setattr(chapters, "get",
                         lambda name: dataclasses.replace(table4, page="kdlib.paper"))
     with pytest.raises(TypeError, match=r"lacks \['NAME', 'CLAIMS', 'scale', 'setting'\]"):
-        pages.page("04_teacher_free")
+        findings.page("04_teacher_free")

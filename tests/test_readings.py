@@ -87,15 +87,15 @@ def test_substitute_swaps_a_row_for_its_reading_on_the_reading_seeds():
 def test_the_rows_a_reading_changes_depend_on_the_profile():
     # the final-epoch reading changes the adversarially trained rows of a profile that stops
     # early (the `cpu` recipe) and nothing where every row already ends at its final epoch
-    from kdlib import pages
     from kdlib.chapters import adversarial
+    from kdlib.pages import findings
 
     def cfg(early_stop):
         return chapters.validate("06_adversarial_tfkd", {
             "profile": "smoke", "seeds": [0], "early_stop": early_stop, "val_size": 8,
             "methods": ["standard", "at", "at_tf_kd_reg"]}, complete=False)
 
-    stopping = pages._rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH, cfg(True))
+    stopping = findings.rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH, cfg(True))
     assert stopping == {"at", "at_tf_kd_reg"}
-    assert pages._rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH,
+    assert findings.rows_changed("06_adversarial_tfkd", adversarial.FINAL_EPOCH,
                                cfg(False)) == frozenset()

@@ -505,6 +505,20 @@ def test_size_beside_direction():
     assert "lies outside it: larger" in big.size()
     fits = Decision("reproduced", "o", "t", difference=0.5, ci=(0.2, 0.8), claimed=0.41)
     assert fits.size_consistent and fits.label == "reproduced, consistent with the paper's size"
+    # by hand: 0.5 / 0.41 = 1.22, 0.2 / 0.41 = 0.49, 0.8 / 0.41 = 1.95
+    assert fits.size() == ("consistent with the paper's size (1.2× the paper's effect, 95% CI "
+                           "0.5× to 2.0×)")
+    # an interval holding the paper's effect and zero tells nothing of the size
+    wide = Decision("not reproduced", "o", "t", difference=0.30, ci=(-0.01, 0.61), claimed=0.44)
+    assert wide.size_consistent
+    # by hand: -0.01 / 0.44 = -0.02, 0.61 / 0.44 = 1.39
+    assert wide.size() == ("too wide to tell the size: the 95% interval (-0.0× to 1.4× the "
+                           "paper's effect) holds both the paper's effect and none")
+    for ends in ((0.0, 0.61), (-0.5, 0.0)):  # an end at zero counts as holding it
+        touching = Decision("x", "o", "t", difference=0.2, ci=ends, claimed=ends[0] or ends[1])
+        assert touching.size().startswith("too wide")
+    negative = Decision("x", "o", "t", difference=-1.0, ci=(-1.5, -0.5), claimed=-0.8)
+    assert negative.size().startswith("consistent with the paper's size (1.2×")
     opposite = Decision("not reproduced", "o", "t", difference=-1.2, ci=(-1.6, -0.5),
                         claimed=1.29)
     assert opposite.size().startswith("opposite to the paper's effect")

@@ -289,8 +289,9 @@ def test_an_edited_metric_of_a_committed_record_is_refused_by_name(tmp_path, mon
 
 
 def test_the_stamp_lists_the_claims_a_replication_decided_again(tmp_path, monkeypatch):
-    from kdlib import claims, pages
-    from kdlib.pages import Finding
+    from kdlib import claims
+    from kdlib.pages import findings
+    from kdlib.pages.findings import Finding
     from kdlib.tooling import claims_page
     from kdlib.verdicts import Decision
 
@@ -303,8 +304,7 @@ def test_the_stamp_lists_the_claims_a_replication_decided_again(tmp_path, monkey
     decided = {"orig": Decision("reproduced", "", "", difference=0.69, ci=(0.31, 1.08), n=12),
                "rep": Decision("inconclusive at this power", "", "", difference=0.2,
                                ci=(-0.2, 0.6), n=8)}
-    monkeypatch.setattr(pages, "findings",
-                        lambda p: [Finding(claim, p, "s", decided[p])])
+    monkeypatch.setattr(findings, "at", lambda p: [Finding(claim, p, "s", decided[p])])
     rows = verification.replicated("orig")
     assert rows == [{"claim": "T9", "original_profile": "orig", "original_verdict": "reproduced",
                      "original_effect": 0.69, "original_ci": [0.31, 1.08], "original_n": 12,

@@ -40,8 +40,8 @@ class Chapter:
     its parameters; `methods` its table rows (for the chapters that have
     :class:`kdlib.chapters.images.Method` rows); `plan(cfg)` every run its records come
     from. `page` names the module of its page, checked where it is loaded
-    (:func:`kdlib.pages.page`: it must show this chapter and declare its claims). `tiny` are the
-    settings that shrink only the amount of work, for the paper-shape run
+    (:func:`kdlib.pages.findings.page`: it must show this chapter and declare its claims).
+    `tiny` are the settings that shrink only the amount of work, for the paper-shape run
     (:mod:`kdlib.tooling.shape`). `records_of` names the chapter whose records it
     shows, when it has none of its own (Figure 2 reads Table 4's runs).
     """

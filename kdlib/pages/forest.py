@@ -1,7 +1,7 @@
 """A forest plot of the verdicts: each claim's effect with its 95% interval, the paper's value
 and zero marked, the verdict in the colour.
 
-One line per claim and scale (:class:`kdlib.pages.Finding`). The effect is what the rule
+One line per claim and scale (:class:`kdlib.pages.findings.Finding`). The effect is what the rule
 measured: the paired mean difference over seeds where the design pairs (else the difference
 of the means), in accuracy points; for a reading, the control's difference from the
 distilled row (whose paper value is 0: "works like"); for a claim about a value, ours minus

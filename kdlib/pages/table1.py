@@ -8,6 +8,7 @@ from kdlib import claims, models, pages, paper, report, runs, training
 from kdlib.chapters import mnist
 from kdlib.chapters import vanilla_kd as chapter
 from kdlib.claims import Claim
+from kdlib.pages import findings
 
 GLUE = "t1"
 NAME = chapter.NAME
@@ -79,8 +80,8 @@ def glue_results(records: runs.Records, cfg) -> None:
         report.glue_value(f"t1_{key}_ci", table.loc[label, "95% CI"] or "—")
     report.glue_value("t1_runs", int(table["runs"].iloc[0]))
     report.glue_value("t1_verdict", verdict(records))
-    for f in pages.for_chapter(NAME, cfg):
-        report.glue_value("t1_claim", pages.sentence(f))
+    for f in findings.for_chapter(NAME, cfg):
+        report.glue_value("t1_claim", findings.sentence(f))
     print(table[["paper", "this build", "runs"]].to_string())
 
 

@@ -8,8 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-#: A decided claim (:class:`kdlib.pages.Finding`; not imported: the package imports this module).
-Finding = Any
+from kdlib.pages.findings import Finding
 
 #: How a verdict shows in a table.
 MARKS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",

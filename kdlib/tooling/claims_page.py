@@ -1,11 +1,11 @@
 """The "Claims at a glance" page and the intro's status table, generated from the records.
 
-Each claim the chapters' pages declare (:func:`kdlib.pages.all_claims`) is decided
+Each claim the chapters' pages declare (:func:`kdlib.pages.findings.all_claims`) is decided
 at every scale that has records: the committed ``paper`` profile (the paper's
 setting), the committed CPU stand-in (``cpu``, when the repository has that
 profile) and the profile the book is built with. The paper's setting always has a
 row, "not run at this scale" where it has no records. Nothing here is written by
-hand: every verdict and number comes from :func:`kdlib.pages.findings`.
+hand: every verdict and number comes from :func:`kdlib.pages.findings.at`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kdlib import chapters, config, pages, paths
-from kdlib.pages import Finding, verdict_tables
+from kdlib.pages import findings, verdict_tables
+from kdlib.pages.findings import Finding
 from kdlib.pages.verdict_tables import MARKS
 
 #: The committed profiles whose records decide claims, widest scale first: the paper's
@@ -38,12 +39,12 @@ def all_findings(build_profile: str) -> list[Finding]:
     out = []
     for profile in scales(build_profile):
         try:
-            found = pages.findings(profile)
+            found = findings.at(profile)
         except config.ProfileError:  # a profile without some chapter: nothing to decide
             continue
         out += [f for f in found if profile == "paper" or (
             f.claim.fixed_scale is None and f.decision.verdict != "not run at this scale")]
-    order = {c.id: i for i, c in enumerate(pages.all_claims())}
+    order = {c.id: i for i, c in enumerate(findings.all_claims())}
     return sorted(out, key=lambda f: order[f.claim.id])  # stable: scales in order
 
 
@@ -140,7 +141,7 @@ def _profile_line(profile: str) -> str:
     for name, cfg in cfgs.items():
         if chapters.get(name).records_of:
             continue
-        parts.append(f"{name.split('_')[0]}: {pages.page(name).scale(cfg)}")
+        parts.append(f"{name.split('_')[0]}: {findings.page(name).scale(cfg)}")
     return "; ".join(parts)
 
 
@@ -159,7 +160,7 @@ def _disclosed() -> list[str]:
             recs = runs.saved(chapters.plan(name, cfg))
             if recs is None:
                 continue
-            labels = getattr(pages.page(name), "LABELS", {})
+            labels = getattr(findings.page(name), "LABELS", {})
             for line in pages.warnings(recs, labels):
                 out.append(f"`{profile}`, {_link(name)}: {line}")
             flagged = claims.unstable(recs, list(recs))
@@ -190,7 +191,7 @@ def summary(found: Sequence[Finding], build_profile: str, figure: str) -> str:
     scope, methodology, results, what was easy, what was difficult. Every count and every
     problem listed is computed from the records."""
     claims_list = "\n".join(f"- **{c.id}**: {c.statement} (paper: {c.paper})"
-                             for c in pages.all_claims())
+                             for c in findings.all_claims())
     at = "\n".join(f"- `{p}`: {_profile_line(p)}" for p in scales(build_profile)
                    if _profile_line(p))
     decided = [f for f in found if f.decision.verdict in ("reproduced", "not reproduced")]
@@ -198,7 +199,7 @@ def summary(found: Sequence[Finding], build_profile: str, figure: str) -> str:
     problems = "\n".join(f"- {line}" for line in _disclosed()) or "- none in the records"
     return f"""## Reproducibility summary
 
-**Scope.** The paper makes {len(pages.all_claims())} claims this book tests, one or more per
+**Scope.** The paper makes {len(findings.all_claims())} claims this book tests, one or more per
 table and figure:
 
 {claims_list}
@@ -246,7 +247,7 @@ verdict with its numbers.
 def unclaimed_rows() -> str:
     """Every row a chapter runs that no claim decides (this build's controls and variants,
     and any row added since), one line each, so that this page names every row run."""
-    used = {row for c in pages.all_claims() for row in getattr(c.decide, "rows", ())}
+    used = {row for c in findings.all_claims() for row in getattr(c.decide, "rows", ())}
     lines = [f"- {_link(ch.name)} `{m.name}`: {m.label}" for ch in chapters.all_chapters()
              if not ch.records_of for m in ch.methods if m.name not in used]
     return "\n".join(lines) or "Every row a chapter runs is decided by a claim."

@@ -204,14 +204,13 @@ def replicated(profile: str) -> list[dict[str, Any]]:
     """The claims of `profile` that a replication profile decided again on another kind of
     CPU, or that `profile` replicates (:data:`kdlib.tooling.claims_page.REPLICATIONS`): a
     check of the claims where the records themselves cannot be re-made bit for bit here."""
-    from kdlib import pages
-    from kdlib.pages import verdict_tables
+    from kdlib.pages import findings, verdict_tables
     from kdlib.tooling import claims_page
 
     pairs = {rep: orig for rep, orig in claims_page.REPLICATIONS.items()
              if profile in (rep, orig) and all((paths.profiles_dir() / f"{n}.yaml").is_file()
                                                for n in (rep, orig))}
-    found = [f for p in sorted({*pairs, *pairs.values()}) for f in pages.findings(p)]
+    found = [f for p in sorted({*pairs, *pairs.values()}) for f in findings.at(p)]
     return verdict_tables.replications(found, pairs)
 
 
